@@ -1,0 +1,182 @@
+"""The one config loader: conf/base/*.yml, an --env overlay from conf/<env>/, then --set overrides.
+
+Every top-level key of the merged YAML is a section; the result is built into typed dataclasses,
+and an unknown key or a value of the wrong type is refused with a message naming it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import yaml
+
+from pipelines import CONF_DIR
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    devices: int = 200
+    days: int = 30
+    start: str = "2026-01-01"
+    models: list[str] = field(default_factory=lambda: ["XS-100", "XS-200", "HD-9"])
+    failing_fraction: float = 0.2
+    min_degradation_days: float = 2.0
+    max_degradation_days: float = 21.0
+    missing_rate: float = 0.01
+    gaps_per_device_month: float = 2.0
+    max_gap_hours: float = 12.0
+    gzip: bool = False
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    interval_minutes: int = 15
+    temperature_min_c: float = -20.0
+    temperature_max_c: float = 120.0
+    fan_rpm_max: float = 30000.0
+    max_fill_gap_readings: int = 4
+
+
+@dataclass(frozen=True)
+class WindowsConfig:
+    length: int = 96
+    stride: int = 16
+    horizon_days: float = 7.0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+    split_seed: int = 13
+    negatives_per_positive: float = 3.0
+    features: list[str] = field(
+        default_factory=lambda: [
+            "inlet_temp_c", "cpu_temp_c", "disk_temp_c", "fan1_rpm", "fan2_rpm", "power_on_hours",
+            "reallocated_sectors", "read_errors", "write_errors", "fault_code",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    hidden_size: int = 32
+    num_layers: int = 1
+    dropout: float = 0.0
+    optimizer: str = "adam"
+    learning_rate: float = 0.005
+    momentum: float = 0.9
+    batch_size: int = 256
+    epochs: int = 5
+    class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    threshold: float = 0.5
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    windows: WindowsConfig = field(default_factory=WindowsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+def load_config(
+    schema: type[T] = PipelineConfig,  # type: ignore[assignment]
+    *,
+    env: str | None = None,
+    overrides: Sequence[str] = (),
+    conf_dir: Path | str = CONF_DIR,
+) -> T:
+    """Merge base, env overlay and `key.path=value` overrides, and build `schema` from the result."""
+    conf_dir = Path(conf_dir)
+    tree: dict[str, Any] = {}
+    for path in sorted((conf_dir / "base").glob("*.yml")):
+        _merge(tree, _read_yaml(path), str(path))
+    if env:
+        env_dir = conf_dir / env
+        if not env_dir.is_dir():
+            raise ConfigError(f"unknown environment {env!r}: no folder {env_dir}")
+        for path in sorted(env_dir.glob("*.yml")):
+            _merge(tree, _read_yaml(path), str(path))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key.path=value")
+        _set_path(tree, key.strip().split("."), yaml.safe_load(raw) if raw.strip() else "")
+    return _build(schema, tree, "")
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    """Plain-dict view of a built config (for logs, --dry-run and run directories)."""
+    return dataclasses.asdict(config)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any], source: str) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value, source)
+        else:
+            into[key] = value
+
+
+def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {'.'.join(keys)}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def _build(schema: Any, value: Any, where: str) -> Any:
+    name = where or "<root>"
+    if dataclasses.is_dataclass(schema):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a section, got {value!r}")
+        hints = typing.get_type_hints(schema)
+        known = {f.name for f in dataclasses.fields(schema)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            key = f"{where}.{unknown[0]}" if where else unknown[0]
+            raise ConfigError(f"unknown config key {key!r} (known in {name}: {', '.join(sorted(known))})")
+        kwargs = {k: _build(hints[k], v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        return schema(**kwargs)
+    origin = typing.get_origin(schema)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(schema)
+        if value is None and type(None) in args:
+            return None
+        return _build(next(a for a in args if a is not type(None)), value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        (item,) = typing.get_args(schema)
+        return [_build(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if schema is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if schema is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, schema) or (schema is int and isinstance(value, bool)):
+        raise ConfigError(f"{name}: expected {schema.__name__}, got {type(value).__name__} {value!r}")
+    return value

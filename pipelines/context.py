@@ -1,0 +1,113 @@
+"""The one factory for a SparkSession with BigDL's engine initialised.
+
+Serves `local[N]`, standalone (`spark://...`), YARN, and sessions that already exist
+(`spark-submit`, the `pyspark` shell). Nothing here starts a JVM at import time.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from typing import Mapping
+
+from pyspark import SparkConf, SparkContext
+from pyspark.sql import SparkSession
+
+from pipelines import CONF_DIR
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCAL_MASTER = "local[2]"
+LOCAL_DRIVER_MEMORY = "4g"
+
+# BigDL's recommended settings (its spark-bigdl.conf), applied when nobody set them.
+BIGDL_DEFAULTS = {
+    "spark.shuffle.reduceLocality.enabled": "false",
+    "spark.shuffle.blockTransferService": "nio",
+    "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+    "spark.scheduler.maxRegisteredResourcesWaitingTime": "3600s",
+    "spark.speculation": "false",
+}
+
+# Read by the JVM only when it is launched, so meaningless for a session that already runs.
+LAUNCH_ONLY = ("spark.driver.memory", "spark.driver.extraClassPath", "spark.driver.extraJavaOptions", "spark.jars")
+
+
+def bigdl_jars() -> list[str]:
+    """Paths of the BigDL jars shipped in the installed Python packages."""
+    import bigdl.dllib  # noqa: F401  (sets BIGDL_JARS)
+    from bigdl.dllib.utils.engine import get_bigdl_classpath
+
+    share = os.path.join(os.path.dirname(os.path.dirname(bigdl.dllib.__file__)), "share")
+    jars = sorted(glob.glob(os.path.join(share, "*", "lib", "*.jar")))
+    return jars or [get_bigdl_classpath()]
+
+
+def _jvm_is_running() -> bool:
+    return SparkContext._active_spark_context is not None or "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _launch_conf(master: str | None, app_name: str) -> SparkConf:
+    """Conf for a JVM this process launches itself (python -m jobs.x, pytest)."""
+    master = master or os.environ.get("PIPELINES_MASTER") or DEFAULT_LOCAL_MASTER
+    jars = bigdl_jars()
+    log4j = CONF_DIR / "log4j2.properties"
+    java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dbigdl.utils.LoggerFilter.disable=true"
+    conf = SparkConf(loadDefaults=False).setMaster(master).setAppName(app_name)
+    conf.set("spark.jars", ",".join(jars))
+    conf.set("spark.driver.extraClassPath", ":".join(jars))
+    conf.set("spark.executor.extraClassPath", ":".join(jars))
+    conf.set("spark.driver.extraJavaOptions", java_opts)
+    conf.set("spark.executor.extraJavaOptions", java_opts)
+    if master.startswith("local"):
+        conf.set("spark.driver.memory", LOCAL_DRIVER_MEMORY)
+    conf.set("spark.sql.session.timeZone", "UTC")
+    return conf
+
+
+def get_or_create(
+    master: str | None = None, app_name: str = "pipelines", conf: Mapping[str, str] | None = None
+) -> SparkSession:
+    """Return the SparkSession, creating it if needed, with BigDL's engine initialised.
+
+    `master` defaults to `$PIPELINES_MASTER`, then to the one `spark-submit` was given, then `local[2]`.
+    `conf` entries win over the defaults here; in an existing JVM, launch-only settings are ignored.
+    """
+    extra = dict(conf or {})
+    if _jvm_is_running():
+        # spark-submit or the pyspark shell launched the JVM: keep what it was given.
+        sc_conf = SparkConf()
+        for key in LAUNCH_ONLY:
+            if key in extra:
+                log.warning("%s is fixed when the JVM starts; ignored for the running session", key)
+                extra.pop(key)
+        if master and SparkContext._active_spark_context is None:
+            sc_conf.setMaster(master)
+        if not sc_conf.contains("spark.app.name"):
+            sc_conf.setAppName(app_name)
+    else:
+        sc_conf = _launch_conf(master, app_name)
+    for key, value in BIGDL_DEFAULTS.items():
+        if not sc_conf.contains(key):
+            sc_conf.set(key, value)
+    for key, value in extra.items():
+        sc_conf.set(key, str(value))
+
+    spark = SparkSession.builder.config(conf=sc_conf).getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("PIPELINES_SPARK_LOG_LEVEL", "WARN"))
+    _init_bigdl()
+    return spark
+
+
+def _init_bigdl() -> None:
+    from bigdl.dllib.utils.common import init_engine
+
+    init_engine()
+
+
+def total_cores(spark: SparkSession) -> int:
+    """Cores BigDL trains on (executors x cores per executor)."""
+    from bigdl.dllib.utils.common import get_node_and_core_number
+
+    nodes, cores = get_node_and_core_number()
+    return int(nodes) * int(cores)

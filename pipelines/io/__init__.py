@@ -1,0 +1,1 @@
+"""Reads and writes on any Hadoop URI, atomic outputs and quarantine."""

@@ -1,0 +1,108 @@
+"""Small files and atomic directory commits on any Hadoop URI, through Spark's Hadoop FileSystem."""
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from pyspark.sql import SparkSession
+
+
+def _fs_and_path(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def exists(spark: SparkSession, uri: str) -> bool:
+    fs, path = _fs_and_path(spark, uri)
+    return bool(fs.exists(path))
+
+
+def delete(spark: SparkSession, uri: str) -> None:
+    fs, path = _fs_and_path(spark, uri)
+    if fs.exists(path):
+        fs.delete(path, True)
+
+
+def list_dir(spark: SparkSession, uri: str) -> list[str]:
+    """Names directly under `uri` (empty when it does not exist)."""
+    fs, path = _fs_and_path(spark, uri)
+    if not fs.exists(path):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(path))
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Write `text` to `uri` via a temporary file and a rename, so readers never see half of it."""
+    fs, path = _fs_and_path(spark, uri)
+    jvm = spark.sparkContext._jvm
+    tmp = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.{uuid.uuid4().hex}.tmp")
+    out = fs.create(tmp, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+    if fs.exists(path):
+        fs.delete(path, False)
+    if not fs.rename(tmp, path):
+        fs.delete(tmp, False)
+        raise OSError(f"could not rename into {uri}")
+
+
+def read_text(spark: SparkSession, uri: str) -> str:
+    fs, path = _fs_and_path(spark, uri)
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(path)
+    try:
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        lines = []
+        line = reader.readLine()
+        while line is not None:
+            lines.append(line)
+            line = reader.readLine()
+        return "\n".join(lines)
+    finally:
+        stream.close()
+
+
+def write_json(spark: SparkSession, uri: str, data: Any) -> None:
+    write_text(spark, uri, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(spark: SparkSession, uri: str) -> Any:
+    return json.loads(read_text(spark, uri))
+
+
+@contextmanager
+def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool = True) -> Iterator[str]:
+    """Yield a temporary sibling of `uri` to write into; on success it replaces `uri`, on failure it is removed.
+
+    A job that dies half-way leaves the previous output of `uri` untouched.
+    """
+    uri = uri.rstrip("/")
+    if exists(spark, uri) and not overwrite:
+        raise FileExistsError(f"output {uri} exists; remove it or allow overwriting")
+    tmp = f"{uri}._tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        yield tmp
+    except BaseException:
+        delete(spark, tmp)
+        raise
+    fs, final = _fs_and_path(spark, uri)
+    _, tmp_path = _fs_and_path(spark, tmp)
+    if not fs.exists(tmp_path):
+        fs.mkdirs(tmp_path)
+    fs.mkdirs(final.getParent())
+    old = None
+    if fs.exists(final):
+        old = f"{uri}._old-{uuid.uuid4().hex[:12]}"
+        fs.rename(final, _fs_and_path(spark, old)[1])
+    if not fs.rename(tmp_path, final):
+        raise OSError(f"could not commit {tmp} to {uri}")
+    if old:
+        delete(spark, old)
+    success = _fs_and_path(spark, f"{uri}/_SUCCESS")[1]
+    if not fs.exists(success):
+        fs.create(success, True).close()

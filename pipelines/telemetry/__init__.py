@@ -1,0 +1,1 @@
+"""Telemetry failure prediction: generator, ingest, resampling, labels, windows, splits."""
