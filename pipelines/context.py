@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 from typing import Mapping
 
 from pyspark import SparkConf, SparkContext
@@ -61,6 +62,9 @@ def _launch_conf(master: str | None, app_name: str) -> SparkConf:
     conf.set("spark.executor.extraJavaOptions", java_opts)
     if master.startswith("local"):
         conf.set("spark.driver.memory", LOCAL_DRIVER_MEMORY)
+    # Workers run the same interpreter (and so the same venv) as this process unless told otherwise;
+    # pyspark reads the worker's interpreter from the environment, not from the conf.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf.set("spark.sql.session.timeZone", "UTC")
     return conf
 
@@ -111,3 +115,24 @@ def total_cores(spark: SparkSession) -> int:
 
     nodes, cores = get_node_and_core_number()
     return int(nodes) * int(cores)
+
+
+def driver_peak_memory_mb(spark: SparkSession) -> dict[str, float]:
+    """Peak memory of the driver so far: the JVM's heap pools and the Python process's resident set."""
+    import resource
+
+    jvm = spark.sparkContext._jvm
+    heap_peak = 0
+    for pool in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans():
+        if str(pool.getType().toString()) == "Heap memory":
+            heap_peak += pool.getPeakUsage().getUsed()
+    python_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"jvm_heap_peak_mb": round(heap_peak / 2**20, 1), "python_peak_rss_mb": round(python_rss_kb / 1024, 1)}
+
+
+if __name__ == "__main__":
+    # `python -m pipelines.context --jars`: the BigDL jars for spark-submit's --jars.
+    if sys.argv[1:] == ["--jars"]:
+        print(",".join(bigdl_jars()))
+    else:
+        sys.exit("usage: python -m pipelines.context --jars")

@@ -1,0 +1,98 @@
+"""The whole telemetry chain on a generated default fleet: generate, ingest, window, train, evaluate.
+
+    make demo                # runs/<timestamp>/
+    make demo OUT=/tmp/run   # or python -m jobs.demo --out /tmp/run
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+
+from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
+from jobs.train_lstm import train_from_windows
+from pipelines.cli import job_parser, run
+from pipelines.config import as_dict
+from pipelines.context import driver_peak_memory_mb, get_or_create
+from pipelines.io import fs
+from pipelines.telemetry import sources
+from pipelines.telemetry.generate import generate_fleet
+from pipelines.telemetry.ingest import ingest
+from pipelines.telemetry.windows import build_window_dataset
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+
+parser = job_parser(__doc__.splitlines()[0])
+parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
+
+
+def run_demo(spark, out: str, config) -> dict:
+    """Every step into `out`; returns the metrics written to `out/metrics.json`."""
+    timings: dict[str, float] = {}
+
+    def step(name, fn, *a, **kw):
+        log.info("step %s ...", name)
+        started = time.perf_counter()
+        result = fn(*a, **kw)
+        timings[name] = round(time.perf_counter() - started, 1)
+        log.info("step %s done in %.1f s", name, timings[name])
+        return result
+
+    fs.write_json(spark, f"{out}/config.json", as_dict(config))
+    fleet = step("generate", generate_fleet, spark, config.generate, f"{out}/fleet")
+    ingest_counts = step("ingest", ingest, spark, f"{out}/fleet", f"{out}/ingest", config.ingest)
+
+    def windows_step():
+        readings = sources.read_parquet(spark, f"{out}/ingest/clean", "clean readings")
+        failures = sources.read_failures(spark, f"{out}/fleet/failures.csv")
+        windows, stats = build_window_dataset(
+            readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes
+        )
+        return sources.write_windows(spark, windows, stats, f"{out}/windows")
+
+    window_counts = step("windows", windows_step)
+    training = step("train", train_from_windows, spark, f"{out}/windows", out, config)
+    metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, config)
+
+    metrics.update(
+        counts={"fleet": fleet, "ingest": ingest_counts, "windows": window_counts,
+                "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")}},
+        timings_s={**timings, "total": round(sum(timings.values()), 1)},
+        driver_memory=driver_peak_memory_mb(spark),
+    )
+    fs.write_json(spark, f"{out}/{METRICS_FILE}", metrics)
+    return metrics
+
+
+def summary_table(metrics: dict) -> str:
+    lines = [f"{'model':<22}" + "".join(f"{k:>11}" for k in SUMMARY_KEYS)]
+    for name, label in (("test", "BigDL LSTM"), ("baseline", "last-reading LogReg")):
+        row = metrics[name]
+        lines.append(f"{label:<22}" + "".join(f"{_fmt(row[k]):>11}" for k in SUMMARY_KEYS))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def main(args, config) -> None:
+    started = time.perf_counter()
+    out = args.out or f"runs/{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    spark = get_or_create(master=args.master, app_name="demo")
+    metrics = run_demo(spark, out, config)
+    wall = time.perf_counter() - started
+    memory = metrics["driver_memory"]
+    print(summary_table(metrics))
+    print(
+        f"\nrun folder: {out}\nwall time: {wall:.0f} s "
+        f"(steps: {', '.join(f'{k} {v:.0f} s' for k, v in metrics['timings_s'].items())})\n"
+        f"driver peak memory: JVM heap {memory['jvm_heap_peak_mb']:.0f} MB, Python {memory['python_peak_rss_mb']:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, parser))

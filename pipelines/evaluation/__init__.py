@@ -1,0 +1,1 @@
+"""Evaluation on the cluster: binary-classification metrics, baselines, lead time, alert policy, reports."""

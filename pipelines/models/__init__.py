@@ -1,0 +1,1 @@
+"""BigDL model builders, training and persistence."""

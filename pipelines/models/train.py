@@ -1,0 +1,195 @@
+"""Training with BigDL's DistriOptimizer on Samples built on the executors, checkpoints and resume."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.rdd import RDD
+from pyspark.sql import DataFrame, SparkSession
+
+from pipelines.config import TrainConfig
+from pipelines.context import total_cores
+from pipelines.models.lstm import build_lstm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model: object
+    epochs: int
+    iterations: int
+    batch_size: int
+    train_loss: list[tuple[int, float]]
+    validation: dict[str, list[tuple[int, float]]]
+
+
+def _sample_builder(length: int, n_features: int):
+    def build(rows):
+        from bigdl.dllib.utils.common import Sample
+
+        for row in rows:
+            x = np.asarray(row["features"], dtype=np.float32).reshape(length, n_features)
+            yield Sample.from_ndarray(x, np.array([row["label"] + 1.0], dtype=np.float32))
+
+    return build
+
+
+def to_samples(windows: DataFrame, *, length: int, n_features: int) -> RDD:
+    """RDD of BigDL `Sample`s (features length x n_features, label 1 or 2), built on the executors."""
+    return windows.select("features", "label").rdd.mapPartitions(_sample_builder(length, n_features))
+
+
+def round_batch_size(requested: int, cores: int) -> int:
+    """BigDL needs the batch size to be a multiple of the total cores; round to the nearest one."""
+    rounded = max(cores, int(round(requested / cores)) * cores)
+    if rounded != requested:
+        log.warning("batch size %d is not a multiple of the %d cores; using %d", requested, cores, rounded)
+    return rounded
+
+
+def make_optim_method(config: TrainConfig):
+    from bigdl.dllib.optim.optimizer import SGD, Adam
+
+    if config.optimizer == "adam":
+        return Adam(learningrate=config.learning_rate)
+    if config.optimizer == "sgd":
+        return SGD(learningrate=config.learning_rate, momentum=config.momentum, dampening=0.0)
+    raise ValueError(f"train.optimizer must be 'adam' or 'sgd', not {config.optimizer!r}")
+
+
+def latest_checkpoint(checkpoint_dir: str) -> tuple[str, str] | None:
+    """(model path, optim-method path) of the newest snapshot under `checkpoint_dir`, if any."""
+    if not os.path.isdir(checkpoint_dir):
+        return None
+    newest: tuple[int, str, str] | None = None
+    for root, _, files in os.walk(checkpoint_dir):
+        for name in files:
+            match = re.fullmatch(r"model\.(\d+)", name)
+            if not match:
+                continue
+            step = int(match.group(1))
+            optim = [f for f in files if re.fullmatch(rf"optimMethod-.*\.{step}", f)]
+            if optim and (newest is None or step > newest[0]):
+                newest = (step, os.path.join(root, name), os.path.join(root, optim[0]))
+    return (newest[1], newest[2]) if newest else None
+
+
+def train_lstm(
+    spark: SparkSession,
+    train: DataFrame,
+    validation: DataFrame,
+    *,
+    config: TrainConfig,
+    length: int,
+    n_features: int,
+    run_dir: str,
+    resume: bool = False,
+) -> TrainResult:
+    """Train the LSTM with DistriOptimizer, validating, summarising and checkpointing every epoch.
+
+    With `resume`, training continues from the newest checkpoint in `run_dir/checkpoints`, and
+    `config.epochs` counts the epochs already done.
+    """
+    from bigdl.dllib.nn.criterion import ClassNLLCriterion
+    from bigdl.dllib.optim.optimizer import (
+        EveryEpoch, Loss, MaxEpoch, OptimMethod, Optimizer, Top1Accuracy, TrainSummary, ValidationSummary,
+    )
+
+    batch_size = round_batch_size(config.batch_size, total_cores(spark))
+    checkpoint_dir = os.path.join(run_dir, "checkpoints")
+    snapshot = latest_checkpoint(checkpoint_dir) if resume else None
+    if resume and snapshot is None:
+        raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
+    if snapshot:
+        log.info("resuming from %s", snapshot[0])
+        model = load_checkpoint_model(snapshot[0])
+        optim_method = OptimMethod(OptimMethod.load(snapshot[1]), "float")
+    else:
+        model = build_lstm(n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout)
+        optim_method = make_optim_method(config)
+
+    criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
+    train_rdd = to_samples(train, length=length, n_features=n_features).cache()
+    val_rdd = to_samples(validation, length=length, n_features=n_features).cache()
+    optimizer = Optimizer.create(
+        model=model,
+        training_set=train_rdd,
+        criterion=criterion,
+        optim_method=optim_method,
+        end_trigger=MaxEpoch(config.epochs),
+        batch_size=batch_size,
+    )
+    optimizer.set_validation(
+        batch_size=batch_size, val_rdd=val_rdd, trigger=EveryEpoch(),
+        val_method=[Top1Accuracy(), Loss(ClassNLLCriterion())],
+    )
+    summary_dir = os.path.join(run_dir, "summaries")
+    train_summary = TrainSummary(log_dir=summary_dir, app_name="lstm")
+    val_summary = ValidationSummary(log_dir=summary_dir, app_name="lstm")
+    optimizer.set_train_summary(train_summary)
+    optimizer.set_val_summary(val_summary)
+    optimizer.set_checkpoint(EveryEpoch(), checkpoint_dir, isOverWrite=False)
+
+    trained = optimizer.optimize()
+    train_rdd.unpersist()
+    val_rdd.unpersist()
+
+    loss = [(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")]
+    validation_curves = {
+        name: [(int(step), float(value)) for step, value, _ in val_summary.read_scalar(name)]
+        for name in ("Top1Accuracy", "Loss")
+    }
+    state = optim_method_state(trained, optim_method)
+    return TrainResult(
+        model=trained,
+        epochs=state.get("epoch", config.epochs + 1) - 1,
+        iterations=state.get("neval", len(loss) + 1) - 1,
+        batch_size=batch_size,
+        train_loss=loss,
+        validation=validation_curves,
+    )
+
+
+def optim_method_state(model, optim_method) -> dict[str, int]:
+    """The optimiser's epoch and iteration counters (BigDL counts from 1: the next ones to run)."""
+    state = optim_method.value.state()
+    out = {}
+    for key in ("epoch", "neval"):
+        value = state.get(key)
+        if value is not None:
+            out[key] = int(value.get() if hasattr(value, "get") else value)
+    return out
+
+
+def load_checkpoint_model(path: str):
+    """A model snapshot written by `set_checkpoint` (Java-serialised: load only from trusted paths)."""
+    from bigdl.dllib.nn.layer import Layer
+    from bigdl.dllib.utils.common import callBigDlFunc
+
+    return Layer.of(callBigDlFunc("float", "loadBigDL", path))
+
+
+def save_model(model, uri: str) -> None:
+    """Save in BigDL's format (definition + weights); any Hadoop URI."""
+    model.saveModel(uri, over_write=True)
+
+
+def load_model(uri: str):
+    from bigdl.dllib.nn.layer import Model
+
+    return Model.loadModel(uri)
+
+
+def predict_scores(model, windows: DataFrame, *, length: int, n_features: int, batch_size: int) -> DataFrame:
+    """`device_id, window_end, label, score`, the score being the predicted probability of failure."""
+    rows = windows.select("device_id", "window_end", "label", "features").rdd.cache()
+    log_probs = model.predict(rows.mapPartitions(_sample_builder(length, n_features)), batch_size=batch_size)
+    # BigDL predicts partition by partition in order, so the rows and their outputs zip one to one.
+    scored = rows.zip(log_probs).map(
+        lambda pair: (pair[0]["device_id"], pair[0]["window_end"], pair[0]["label"], float(np.exp(pair[1][1])))
+    )
+    return windows.sparkSession.createDataFrame(scored, "device_id string, window_end timestamp, label int, score double")

@@ -1,0 +1,184 @@
+"""Labels, device splits, normalisation, sliding windows and balancing, all on the executors.
+
+A window is `length` consecutive grid readings of one device segment, flattened row-major into
+`features` (length x n_features float32). It ends at `window_end`; its label is 1 when the device
+fails within `horizon_days` after that instant (boundary included). Window ends are aligned to the
+grid so that they fall every `stride` readings from midnight UTC, whatever a segment's start.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType, FloatType, IntegerType, StringType, StructField, StructType, TimestampType,
+)
+
+SPLITS = ("train", "val", "test")
+
+WINDOW_SCHEMA = StructType(
+    [
+        StructField("device_id", StringType(), False),
+        StructField("window_end", TimestampType(), False),
+        StructField("features", ArrayType(FloatType(), False), False),
+        StructField("label", IntegerType(), False),
+    ]
+)
+
+
+def assign_splits(
+    devices: DataFrame, failures: DataFrame, *, val_fraction: float, test_fraction: float, seed: int
+) -> DataFrame:
+    """One split per device (train/val/test), stratified by whether the device fails.
+
+    Deterministic for a seed: devices are ordered by a hash of (seed, device_id) within each stratum.
+    Returns `device_id, failing, split`.
+    """
+    if not (val_fraction >= 0 and test_fraction >= 0 and val_fraction + test_fraction < 1):
+        raise ValueError("val_fraction + test_fraction must be in [0, 1)")
+    failing = failures.select("device_id").distinct().withColumn("failing", F.lit(True))
+    per_device = (
+        devices.select("device_id").distinct()
+        .join(failing, "device_id", "left")
+        .withColumn("failing", F.coalesce("failing", F.lit(False)))
+        .withColumn("_h", F.xxhash64(F.lit(seed), "device_id"))
+    )
+    # The per-device frame is one row per device: small enough for a window per stratum.
+    by_stratum = Window.partitionBy("failing").orderBy("_h", "device_id")
+    n = F.count(F.lit(1)).over(by_stratum.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing))
+    position = (F.row_number().over(by_stratum) - 0.5) / n
+    return (
+        per_device.withColumn("_u", position)
+        .withColumn(
+            "split",
+            F.when(F.col("_u") < test_fraction, "test")
+            .when(F.col("_u") < test_fraction + val_fraction, "val")
+            .otherwise("train"),
+        )
+        .select("device_id", "failing", "split")
+    )
+
+
+def fit_normalizer(readings: DataFrame, *, features: Sequence[str]) -> dict[str, list[float]]:
+    """Per-feature mean and standard deviation of `readings` (pass the training split only)."""
+    aggs = [F.mean(c).alias(f"m_{i}") for i, c in enumerate(features)]
+    aggs += [F.stddev_pop(c).alias(f"s_{i}") for i, c in enumerate(features)]
+    row = readings.agg(*aggs).first()
+    if row is None or row["m_0"] is None:
+        raise ValueError("cannot fit normalisation on an empty training split")
+    mean = [float(row[f"m_{i}"]) for i in range(len(features))]
+    std = [float(row[f"s_{i}"]) if row[f"s_{i}"] and row[f"s_{i}"] > 1e-12 else 1.0 for i in range(len(features))]
+    return {"features": list(features), "mean": mean, "std": std}
+
+
+def normalize(readings: DataFrame, stats: dict[str, list[float]]) -> DataFrame:
+    """Standardise each feature column with statistics from `fit_normalizer`."""
+    for name, mean, std in zip(stats["features"], stats["mean"], stats["std"]):
+        readings = readings.withColumn(name, (F.col(name) - F.lit(mean)) / F.lit(std))
+    return readings
+
+
+def make_windows(
+    readings: DataFrame,
+    failures: DataFrame,
+    *,
+    features: Sequence[str],
+    length: int,
+    stride: int,
+    horizon_days: float,
+    interval_minutes: int,
+    observed_until=None,
+) -> DataFrame:
+    """Sliding windows per device segment, labelled "fails within the horizon".
+
+    `readings` has `device_id, timestamp, segment` and the feature columns, on the grid.
+    Windows of devices not known to fail whose horizon reaches past `observed_until` are dropped:
+    whether those devices failed is not known (right-censoring).
+    """
+    features = list(features)
+    horizon = pd.Timedelta(days=horizon_days)
+    step_ns = pd.Timedelta(minutes=interval_minutes * stride).value
+    until = pd.Timestamp(observed_until) if observed_until is not None else None
+
+    def windows_of(pdf: pd.DataFrame) -> pd.DataFrame:
+        pdf = pdf.sort_values("timestamp")
+        values = pdf[features].to_numpy(dtype=np.float32)
+        times = pd.DatetimeIndex(pdf["timestamp"]).as_unit("ns")  # Arrow hands over microseconds
+        n = len(pdf)
+        if n < length:
+            return pd.DataFrame(columns=WINDOW_SCHEMA.fieldNames())
+        ends = np.arange(length - 1, n)
+        ends = ends[(times.asi8[ends] % step_ns) == 0]
+        failure = pdf["failure_time"].iloc[0]
+        rows = []
+        for end in ends:
+            block = values[end - length + 1 : end + 1]
+            if not np.isfinite(block).all():
+                continue
+            end_time = times[end]
+            if pd.notna(failure):
+                label = int(end_time < failure <= end_time + horizon)
+            else:
+                if until is not None and end_time + horizon > until:
+                    continue
+                label = 0
+            rows.append((pdf["device_id"].iloc[0], end_time, block.reshape(-1), label))
+        return pd.DataFrame(rows, columns=WINDOW_SCHEMA.fieldNames())
+
+    first_failure = failures.groupBy("device_id").agg(F.min("failure_time").alias("failure_time"))
+    return (
+        readings.select("device_id", "timestamp", "segment", *features)
+        .join(first_failure, "device_id", "left")
+        .groupBy("device_id", "segment")
+        .applyInPandas(windows_of, schema=WINDOW_SCHEMA)
+    )
+
+
+def downsample_negatives(windows: DataFrame, *, negatives_per_positive: float, seed: int) -> DataFrame:
+    """Keep every positive and about `negatives_per_positive` negatives for each (0 keeps all)."""
+    if negatives_per_positive <= 0:
+        return windows
+    counts = {r["label"]: r["count"] for r in windows.groupBy("label").count().collect()}
+    positives, negatives = counts.get(1, 0), counts.get(0, 0)
+    if positives == 0 or negatives == 0:
+        return windows
+    fraction = min(1.0, negatives_per_positive * positives / negatives)
+    return windows.sampleBy("label", {0: fraction, 1: 1.0}, seed=seed)
+
+
+def build_window_dataset(
+    readings: DataFrame, failures: DataFrame, *, config, interval_minutes: int
+) -> tuple[DataFrame, dict[str, list[float]]]:
+    """Split devices, normalise with training statistics, window, label and balance the training split.
+
+    `config` is a `WindowsConfig`. Returns the windows with a `split` column, and the normalisation.
+    """
+    splits = assign_splits(
+        readings.select("device_id").distinct(),
+        failures,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.split_seed,
+    ).select("device_id", "split")
+    with_split = readings.join(F.broadcast(splits), "device_id")
+    stats = fit_normalizer(with_split.where(F.col("split") == "train"), features=config.features)
+    observed_until = readings.agg(F.max("timestamp")).first()[0]
+    windows = make_windows(
+        normalize(readings, stats),
+        failures,
+        features=config.features,
+        length=config.length,
+        stride=config.stride,
+        horizon_days=config.horizon_days,
+        interval_minutes=interval_minutes,
+        observed_until=observed_until,
+    ).join(F.broadcast(splits), "device_id")
+    train = downsample_negatives(
+        windows.where(F.col("split") == "train"),
+        negatives_per_positive=config.negatives_per_positive,
+        seed=config.split_seed,
+    )
+    return train.unionByName(windows.where(F.col("split") != "train")), stats
