@@ -14,7 +14,7 @@ from pipelines.telemetry.windows import build_window_dataset
 
 log = logging.getLogger(__name__)
 
-parser = job_parser(__doc__.splitlines()[0])
+parser = job_parser(__doc__.splitlines()[0], sections=("ingest", "windows"))
 parser.add_argument("--clean", required=True, help="clean readings (Parquet) written by ingest_telemetry")
 parser.add_argument("--failures", required=True, help="failure events CSV: device_id,failure_time")
 parser.add_argument("--out", required=True, help="output folder (windows/, normalization.json, window_counts.json)")

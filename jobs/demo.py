@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
 from jobs.train_lstm import train_from_windows
-from pipelines.cli import job_parser, run
+from pipelines.cli import job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
 from pipelines.io import fs
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
-parser = job_parser(__doc__.splitlines()[0])
+parser = job_parser(__doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate"))
 parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
 
 
@@ -86,8 +86,8 @@ def main(args, config) -> None:
     metrics = run_demo(spark, out, config)
     wall = time.perf_counter() - started
     memory = metrics["driver_memory"]
-    print(summary_table(metrics))
-    print(
+    report(summary_table(metrics))
+    report(
         f"\nrun folder: {out}\nwall time: {wall:.0f} s "
         f"(steps: {', '.join(f'{k} {v:.0f} s' for k, v in metrics['timings_s'].items())})\n"
         f"driver peak memory: JVM heap {memory['jvm_heap_peak_mb']:.0f} MB, Python {memory['python_peak_rss_mb']:.0f} MB"

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
 PREDICTIONS_DIR = "predictions"
 
-parser = job_parser(__doc__.splitlines()[0])
+parser = job_parser(__doc__.splitlines()[0], sections=("windows", "train", "evaluate"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
 parser.add_argument("--run-dir", required=True, help="run folder holding model/ (from train_lstm)")
 

@@ -6,27 +6,24 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
 from pipelines import context
 from pipelines.cli import job_parser, run
-from pipelines.config import GenerateConfig, PipelineConfig
+from pipelines.config import PipelineConfig
 from pipelines.telemetry.generate import generate_fleet
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(__doc__.strip().splitlines()[0])
+    parser = job_parser(__doc__.strip().splitlines()[0], sections=("generate",))
     parser.add_argument("--out", required=True, help="output URI (hdfs://, file://, s3a:// or a path); replaced atomically")
     parser.add_argument(
         "--partitions", type=int, default=None,
         help="device slices, hence files per day; none: Spark's default parallelism",
     )
-    defaults = ", ".join(f"{f.name}={getattr(GenerateConfig(), f.name)}" for f in dataclasses.fields(GenerateConfig))
-    parser.epilog = f"config section 'generate' (conf/base/telemetry.yml; change with --set generate.KEY=VALUE): {defaults}"
     return parser
 
 

@@ -8,12 +8,11 @@ Writes <out>/clean/ (Parquet, schema.CLEAN_SCHEMA), <out>/quarantine/ (Parquet) 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
 from pipelines.cli import job_parser, run
-from pipelines.config import IngestConfig, PipelineConfig
+from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
 from pipelines.telemetry.ingest import ingest
 
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(__doc__.splitlines()[0])
+    parser = job_parser(__doc__.splitlines()[0], sections=("ingest",))
     parser.add_argument(
         "--input", required=True,
         help="telemetry root (readings/ and devices.csv) or the readings themselves: a folder or glob of CSV files",
@@ -31,10 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--devices", default=None,
         help="CSV of the known fleet (device_id,model); default: <input>/devices.csv when --input is a root; "
         "without one the unknown-device check is skipped",
-    )
-    defaults = ", ".join(f"{f.name}={getattr(IngestConfig(), f.name)}" for f in dataclasses.fields(IngestConfig))
-    parser.epilog = (
-        f"config section 'ingest' (conf/base/telemetry.yml; change with --set ingest.KEY=VALUE): {defaults}"
     )
     return parser
 

@@ -19,7 +19,7 @@ MODEL_DIR = "model"
 MODEL_FILE = "lstm.bigdl"
 TRAINING_FILE = "training.json"
 
-parser = job_parser(__doc__.splitlines()[0])
+parser = job_parser(__doc__.splitlines()[0], sections=("windows", "train"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
 parser.add_argument("--run-dir", required=True, help="run folder: checkpoints/, summaries/, model/, training.json")
 parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")

@@ -85,12 +85,72 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class EegGenerateConfig:
+    patients: int = 120
+    seed: int = 11
+    start: str = "2005-01-01"
+    years: float = 8.0
+    multi_session_fraction: float = 0.2
+    ltm_fraction: float = 0.25
+    edf_seconds: int = 2
+    sample_rates: list[int] = field(default_factory=lambda: [200, 250, 256])
+    reports_without_files: float = 0.04
+    files_without_reports: float = 0.04
+    anonymized_header_fraction: float = 0.15
+    missing_field_rate: float = 0.12
+    typo_rate: float = 0.03
+    broken_edf_files: int = 4
+    broken_reports: int = 2
+
+
+@dataclass(frozen=True)
+class EegDeidConfig:
+    key_env: str = "EEG_DEID_KEY"
+    key_file: str = ""
+    min_key_bytes: int = 16
+    max_shift_days: int = 365
+
+
+@dataclass(frozen=True)
+class EegPairingConfig:
+    date_window_days: int = 2
+    threshold: float = 0.5
+    hidden_size: int = 16
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 0.02
+    model: str = "bigdl"
+
+
+@dataclass(frozen=True)
+class EegClassifierConfig:
+    max_tokens: int = 160
+    vocab_size: int = 2000
+    embedding_size: int = 24
+    filters: int = 48
+    kernel_width: int = 3
+    epochs: int = 12
+    batch_size: int = 32
+    learning_rate: float = 0.005
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class EegConfig:
+    generate: EegGenerateConfig = field(default_factory=EegGenerateConfig)
+    deid: EegDeidConfig = field(default_factory=EegDeidConfig)
+    pairing: EegPairingConfig = field(default_factory=EegPairingConfig)
+    classifier: EegClassifierConfig = field(default_factory=EegClassifierConfig)
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    eeg: EegConfig = field(default_factory=EegConfig)
 
 
 def load_config(

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_MASTER = "local[2]"
 LOCAL_DRIVER_MEMORY = "4g"
+# Spark's default of 200 makes hundreds of tiny tasks on a workstation.
+LOCAL_SHUFFLE_PARTITIONS = 8
 
 # BigDL's recommended settings (its spark-bigdl.conf), applied when nobody set them.
 BIGDL_DEFAULTS = {
@@ -62,6 +64,8 @@ def _launch_conf(master: str | None, app_name: str) -> SparkConf:
     conf.set("spark.executor.extraJavaOptions", java_opts)
     if master.startswith("local"):
         conf.set("spark.driver.memory", LOCAL_DRIVER_MEMORY)
+        conf.set("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
+    conf.set("spark.ui.showConsoleProgress", "false")
     # Workers run the same interpreter (and so the same venv) as this process unless told otherwise;
     # pyspark reads the worker's interpreter from the environment, not from the conf.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

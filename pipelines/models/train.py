@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,13 +92,16 @@ def train_lstm(
 ) -> TrainResult:
     """Train the LSTM with DistriOptimizer, validating, summarising and checkpointing every epoch.
 
-    With `resume`, training continues from the newest checkpoint in `run_dir/checkpoints`, and
-    `config.epochs` counts the epochs already done.
+    Validation after each epoch: BigDL's Top1Accuracy and Loss, and ROC-AUC and PR-AUC of the
+    validation predictions. With `resume`, training continues from the newest checkpoint in
+    `run_dir/checkpoints`, and `config.epochs` counts the epochs already done.
     """
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
         EveryEpoch, Loss, MaxEpoch, OptimMethod, Optimizer, Top1Accuracy, TrainSummary, ValidationSummary,
     )
+
+    from pipelines.evaluation.metrics import binary_metrics
 
     batch_size = round_batch_size(config.batch_size, total_cores(spark))
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
@@ -105,22 +109,25 @@ def train_lstm(
     if resume and snapshot is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
     if snapshot:
-        log.info("resuming from %s", snapshot[0])
         model = load_checkpoint_model(snapshot[0])
         optim_method = OptimMethod(OptimMethod.load(snapshot[1]), "float")
     else:
         model = build_lstm(n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout)
         optim_method = make_optim_method(config)
+    done = optim_method_state(optim_method).get("epoch", 1) - 1
+    if snapshot:
+        log.info("resuming from %s after epoch %d", snapshot[0], done)
 
     criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
     train_rdd = to_samples(train, length=length, n_features=n_features).cache()
     val_rdd = to_samples(validation, length=length, n_features=n_features).cache()
+    n_train = train_rdd.count()
     optimizer = Optimizer.create(
         model=model,
         training_set=train_rdd,
         criterion=criterion,
         optim_method=optim_method,
-        end_trigger=MaxEpoch(config.epochs),
+        end_trigger=MaxEpoch(done + 1),
         batch_size=batch_size,
     )
     optimizer.set_validation(
@@ -134,34 +141,61 @@ def train_lstm(
     optimizer.set_val_summary(val_summary)
     optimizer.set_checkpoint(EveryEpoch(), checkpoint_dir, isOverWrite=False)
 
-    trained = optimizer.optimize()
+    curves: dict[str, list[tuple[int, float]]] = {"roc_auc": [], "pr_auc": []}
+    trained = model
+    started = time.perf_counter()
+    for epoch in range(done + 1, config.epochs + 1):
+        epoch_started = time.perf_counter()
+        optimizer.set_end_when(MaxEpoch(epoch))
+        trained = optimizer.optimize()
+        seconds = time.perf_counter() - epoch_started
+        scores = binary_metrics(predict_scores(trained, validation, length=length, n_features=n_features, batch_size=batch_size))
+        for name in curves:
+            if scores[name] is not None:
+                curves[name].append((epoch, scores[name]))
+        left = (time.perf_counter() - started) / (epoch - done) * (config.epochs - epoch)
+        log.info(
+            "epoch %d/%d: train loss %.4f, val accuracy %.3f, val loss %.4f, val ROC-AUC %s, PR-AUC %s; "
+            "%.0f samples/s, %.0f s left",
+            epoch, config.epochs, _last(train_summary, "Loss"), _last(val_summary, "Top1Accuracy"),
+            _last(val_summary, "Loss"), _fmt(scores["roc_auc"]), _fmt(scores["pr_auc"]),
+            n_train / seconds, left,
+        )
     train_rdd.unpersist()
     val_rdd.unpersist()
 
-    loss = [(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")]
+    state = optim_method_state(optim_method)
     validation_curves = {
         name: [(int(step), float(value)) for step, value, _ in val_summary.read_scalar(name)]
         for name in ("Top1Accuracy", "Loss")
     }
-    state = optim_method_state(trained, optim_method)
     return TrainResult(
         model=trained,
-        epochs=state.get("epoch", config.epochs + 1) - 1,
-        iterations=state.get("neval", len(loss) + 1) - 1,
+        epochs=state["epoch"] - 1,
+        iterations=state["neval"] - 1,
         batch_size=batch_size,
-        train_loss=loss,
-        validation=validation_curves,
+        train_loss=[(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")],
+        validation={**validation_curves, **curves},
     )
 
 
-def optim_method_state(model, optim_method) -> dict[str, int]:
+def _last(summary, name: str) -> float:
+    values = summary.read_scalar(name)
+    return float(values[-1][1]) if len(values) else float("nan")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def optim_method_state(optim_method) -> dict[str, int]:
     """The optimiser's epoch and iteration counters (BigDL counts from 1: the next ones to run)."""
     state = optim_method.value.state()
     out = {}
     for key in ("epoch", "neval"):
         value = state.get(key)
-        if value is not None:
-            out[key] = int(value.get() if hasattr(value, "get") else value)
+        if value.isDefined():
+            out[key] = int(value.get())
     return out
 
 

@@ -53,6 +53,8 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path):
     losses = [v for _, v in first.train_loss]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert len(first.validation["Top1Accuracy"]) == 2
+    assert [epoch for epoch, _ in first.validation["roc_auc"]] == [1, 2]
+    assert first.validation["roc_auc"][-1][1] > 0.7
     assert training.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is not None
 
     resumed = training.train_lstm(
@@ -60,6 +62,7 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path):
         length=LENGTH, n_features=N_FEATURES, run_dir=run_dir, resume=True,
     )
     assert resumed.epochs == 4
+    assert [epoch for epoch, _ in resumed.validation["roc_auc"]] == [3, 4]
     iterations_per_epoch = first.iterations // 2
     assert resumed.iterations == 4 * iterations_per_epoch  # two more epochs, not four
 

@@ -135,3 +135,7 @@ def test_build_window_dataset_keeps_devices_in_one_split(spark):
     latest_negative = windows.where("device_id not in ('d1', 'd7')").agg(F.max("window_end")).first()[0]
     assert latest_negative <= START + (119 - 24) * STEP
     assert stats["features"] == ["f1", "f2"]
+    # normalisation statistics come from the training devices alone (f2 is the device number)
+    train_devices = [int(r.device_id[1:]) for r in windows.where("split = 'train'").select("device_id").distinct().collect()]
+    assert 0 < len(train_devices) < 12
+    assert stats["mean"][1] == pytest.approx(np.mean(train_devices))
