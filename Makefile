@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean hdfs-up hdfs-down cluster-up cluster-down package
 
 venv: $(STAMP)
 
@@ -23,5 +23,27 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
+# A development HDFS (NameNode + DataNode, Hadoop 3.3.4 jars from Maven Central) on loopback.
+hdfs-up: $(STAMP)
+	infra/hdfs.sh up
+
+hdfs-down:
+	infra/hdfs.sh down
+
+# A standalone Spark cluster on loopback: a master and two one-core workers.
+cluster-up: $(STAMP)
+	infra/cluster.sh up
+
+cluster-down:
+	infra/cluster.sh down
+
+# What a cluster needs: the wheel, the --py-files archive and a packed venv for --archives (YARN, Kubernetes).
+package: $(STAMP)
+	rm -rf dist && mkdir -p dist
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	cd $(CURDIR) && $(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
+	$(BIN)/pip install --quiet venv-pack==0.2.0
+	$(BIN)/venv-pack -p $(VENV) -o dist/pipelines-venv.tar.gz --force
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache dist

@@ -55,8 +55,10 @@ def main() -> None:
     for devices in args.devices:
         done = subprocess.run(
             [sys.executable, "-m", "bench.driver_memory", "--one", str(devices), "--days", str(args.days)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True,
         )
+        if done.returncode != 0:
+            raise SystemExit(f"run with {devices} devices failed:\n{done.stderr[-3000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"{'devices':>8} {'rows':>10} {'seconds':>8} {'python peak MB':>15} {'JVM live heap MB':>17}")
     for r in results:

@@ -1,4 +1,4 @@
-"""The whole telemetry chain on a generated default fleet: generate, ingest, window, train, evaluate.
+"""The whole telemetry chain on a generated default fleet: generate, ingest, window, train, evaluate, TF import.
 
     make demo                # runs/<timestamp>/
     make demo OUT=/tmp/run   # or python -m jobs.demo --out /tmp/run
@@ -20,12 +20,13 @@ from pipelines.telemetry import sources
 from pipelines.telemetry.generate import generate_fleet
 from pipelines.telemetry.ingest import ingest
 from pipelines.telemetry.windows import build_window_dataset
+from pipelines.tfimport.demo_step import train_export_import_evaluate
 
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
-parser = job_parser(__doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate"))
+parser = job_parser(__doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "tfimport"))
 parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
 
 
@@ -56,6 +57,12 @@ def run_demo(spark, out: str, config) -> dict:
     window_counts = step("windows", windows_step)
     training = step("train", train_from_windows, spark, f"{out}/windows", out, config)
     metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, config)
+    metrics["tf_imported"] = step(
+        "tf_import", train_export_import_evaluate, spark, f"{out}/windows", out,
+        length=config.windows.length, n_features=len(config.windows.features), threshold=config.evaluate.threshold,
+        epochs=config.tfimport.demo_epochs, batch_size=config.tfimport.demo_batch_size,
+        hidden=config.tfimport.demo_hidden, max_train_windows=config.tfimport.demo_max_train_windows,
+    )
 
     metrics.update(
         counts={"fleet": fleet, "ingest": ingest_counts, "windows": window_counts,
@@ -69,7 +76,7 @@ def run_demo(spark, out: str, config) -> dict:
 
 def summary_table(metrics: dict) -> str:
     lines = [f"{'model':<22}" + "".join(f"{k:>11}" for k in SUMMARY_KEYS)]
-    for name, label in (("test", "BigDL LSTM"), ("baseline", "last-reading LogReg")):
+    for name, label in (("test", "BigDL LSTM"), ("tf_imported", "TF LSTM in BigDL"), ("baseline", "last-reading LogReg")):
         row = metrics[name]
         lines.append(f"{label:<22}" + "".join(f"{_fmt(row[k]):>11}" for k in SUMMARY_KEYS))
     return "\n".join(lines)

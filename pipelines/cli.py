@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
+from pipelines.io import fs
 from pipelines.config import ConfigError, PipelineConfig, as_dict, load_config
 
 log = logging.getLogger("pipelines.job")
@@ -68,9 +69,9 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
         return EXIT_BAD_CONFIG
     try:
         # BigDL's Python prints "creating: ..." for every object; keep stdout for the jobs' own results.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), fs.if_exists_policy(config.output.if_exists):
             main(args, config)
-    except (ConfigError, InputError) as e:
+    except (ConfigError, InputError, FileExistsError) as e:
         log.error("failed: %s", e)
         return EXIT_BAD_CONFIG if isinstance(e, ConfigError) else EXIT_FAILED
     except Exception as e:  # noqa: BLE001 - a job reports any failure as one line

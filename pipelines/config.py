@@ -115,10 +115,12 @@ class EegDeidConfig:
 class EegPairingConfig:
     date_window_days: int = 2
     threshold: float = 0.5
+    ambiguity_margin: float = 0.2
+    max_session_gap_hours: float = 36.0
     hidden_size: int = 16
-    epochs: int = 40
-    batch_size: int = 128
-    learning_rate: float = 0.02
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 0.03
     model: str = "bigdl"
 
 
@@ -144,13 +146,59 @@ class EegConfig:
 
 
 @dataclass(frozen=True)
+class AlertingConfig:
+    calibration: str = "platt"
+    policy: str = "false_alarm_rate"
+    target_false_alarm_rate: float = 0.01
+    review_false_alarm_rate: float = 0.05
+    cost_ratio: float = 50.0
+    reliability_bins: int = 10
+
+
+@dataclass(frozen=True)
+class BackblazeConfig:
+    attributes: list[int] = field(default_factory=lambda: [5, 9, 187, 188, 194, 197, 198])
+    log_attributes: list[int] = field(default_factory=lambda: [5, 9, 187, 188, 197, 198])
+    max_fill_gap_days: int = 2
+    disappeared: str = "censor"
+    window_days: int = 5
+    stride_days: int = 1
+    horizon_days: float = 3.0
+    val_fraction: float = 0.2
+    test_fraction: float = 0.3
+    split_seed: int = 13
+    negatives_per_positive: float = 20.0
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(hidden_size=16, epochs=8, batch_size=128, learning_rate=0.01)
+    )
+
+
+@dataclass(frozen=True)
+class TFImportConfig:
+    """The demo's TensorFlow LSTM, trained on the driver, exported and imported into BigDL."""
+    demo_epochs: int = 3
+    demo_batch_size: int = 128
+    demo_hidden: int = 32
+    demo_max_train_windows: int = 4000  # TensorFlow trains on a driver-side sample of this size at most
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    if_exists: str = "replace"  # replace (atomically) | refuse
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
+    output: OutputConfig = field(default_factory=OutputConfig)
+    tfimport: TFImportConfig = field(default_factory=TFImportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     eeg: EegConfig = field(default_factory=EegConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    backblaze: BackblazeConfig = field(default_factory=BackblazeConfig)
 
 
 def load_config(

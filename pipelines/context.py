@@ -19,14 +19,10 @@ from pipelines import CONF_DIR
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCAL_MASTER = "local[2]"
-LOCAL_DRIVER_MEMORY = "4g"
-# Spark's default of 200 makes hundreds of tiny tasks on a workstation.
-LOCAL_SHUFFLE_PARTITIONS = 8
 
-# BigDL's recommended settings (its spark-bigdl.conf), applied when nobody set them.
+# BigDL's recommended settings (its spark-bigdl.conf, less what Spark 3 no longer has), applied when unset.
 BIGDL_DEFAULTS = {
     "spark.shuffle.reduceLocality.enabled": "false",
-    "spark.shuffle.blockTransferService": "nio",
     "spark.scheduler.minRegisteredResourcesRatio": "1.0",
     "spark.scheduler.maxRegisteredResourcesWaitingTime": "3600s",
     "spark.speculation": "false",
@@ -50,26 +46,55 @@ def _jvm_is_running() -> bool:
     return SparkContext._active_spark_context is not None or "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+# BigDL copies models to the executors with Java serialisation, which recurses through the graph:
+# an imported TensorFlow LSTM unrolled over 96 steps (about 1,500 nodes) overflows the default 1 MB stack.
+JAVA_STACK = "-Xss16m"
+
+# Resolved by the factory itself (absolute paths, the running interpreter), not taken from conf/spark/*.conf.
+FACTORY_KEYS = ("spark.master", "spark.pyspark.python", "spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+
+
+def properties_file(kind: str) -> dict[str, str]:
+    """Settings of conf/spark/<kind>.conf (the file spark-submit's --properties-file takes)."""
+    path = CONF_DIR / "spark" / f"{kind}.conf"
+    if not path.exists():
+        return {}
+    settings = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            settings[key] = value.strip()
+    return settings
+
+
+def _cluster_kind(master: str) -> str:
+    if master.startswith("spark://"):
+        return "standalone"
+    if master.startswith("yarn"):
+        return "yarn"
+    return "local"
+
+
 def _launch_conf(master: str | None, app_name: str) -> SparkConf:
     """Conf for a JVM this process launches itself (python -m jobs.x, pytest)."""
     master = master or os.environ.get("PIPELINES_MASTER") or DEFAULT_LOCAL_MASTER
     jars = bigdl_jars()
     log4j = CONF_DIR / "log4j2.properties"
-    java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dbigdl.utils.LoggerFilter.disable=true"
-    conf = SparkConf(loadDefaults=False).setMaster(master).setAppName(app_name)
+    java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dbigdl.utils.LoggerFilter.disable=true {JAVA_STACK}"
+    conf = SparkConf(loadDefaults=False)
+    for key, value in properties_file(_cluster_kind(master)).items():
+        if key not in FACTORY_KEYS:
+            conf.set(key, value)
+    conf.setMaster(master).setAppName(app_name)
     conf.set("spark.jars", ",".join(jars))
     conf.set("spark.driver.extraClassPath", ":".join(jars))
     conf.set("spark.executor.extraClassPath", ":".join(jars))
     conf.set("spark.driver.extraJavaOptions", java_opts)
     conf.set("spark.executor.extraJavaOptions", java_opts)
-    if master.startswith("local"):
-        conf.set("spark.driver.memory", LOCAL_DRIVER_MEMORY)
-        conf.set("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
-    conf.set("spark.ui.showConsoleProgress", "false")
     # Workers run the same interpreter (and so the same venv) as this process unless told otherwise;
     # pyspark reads the worker's interpreter from the environment, not from the conf.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    conf.set("spark.sql.session.timeZone", "UTC")
     return conf
 
 

@@ -6,6 +6,8 @@ import pytest
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains a model or runs a whole job")
+    config.addinivalue_line("markers", "hdfs: needs the development HDFS (started by the hdfs fixture)")
+    config.addinivalue_line("markers", "cluster: needs the standalone cluster (started by the standalone_master fixture)")
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +27,32 @@ def spark(tmp_path_factory):
     )
     yield session
     session.stop()
+
+
+def _service(script: str, result: str):
+    """Start an infra/ service for the test run unless it runs already; stop it afterwards if we started it."""
+    import subprocess
+
+    from pipelines import PROJECT_ROOT
+
+    path = str(PROJECT_ROOT / "infra" / script)
+    was_running = subprocess.run([path, "status"]).returncode == 0
+    if not was_running:
+        subprocess.run([path, "up"], check=True, timeout=600)
+    try:
+        yield result
+    finally:
+        if not was_running:
+            subprocess.run([path, "down"], timeout=120)
+
+
+@pytest.fixture(scope="session")
+def hdfs():
+    """The root URI of the development HDFS (infra/hdfs.sh, `make hdfs-up`)."""
+    yield from _service("hdfs.sh", "hdfs://127.0.0.1:19000")
+
+
+@pytest.fixture(scope="session")
+def standalone_master():
+    """The master URL of the loopback standalone cluster (infra/cluster.sh, `make cluster-up`)."""
+    yield from _service("cluster.sh", "spark://127.0.0.1:17077")

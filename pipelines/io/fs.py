@@ -4,9 +4,26 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Iterator
 
 from pyspark.sql import SparkSession
+
+
+IF_EXISTS_CHOICES = ("replace", "refuse")
+_if_exists: ContextVar[str] = ContextVar("if_exists", default="replace")
+
+
+@contextmanager
+def if_exists_policy(policy: str) -> Iterator[None]:
+    """Inside this block, `atomic_output` over an existing output replaces it or refuses to run."""
+    if policy not in IF_EXISTS_CHOICES:
+        raise ValueError(f"output.if_exists must be one of {IF_EXISTS_CHOICES}, not {policy!r}")
+    token = _if_exists.set(policy)
+    try:
+        yield
+    finally:
+        _if_exists.reset(token)
 
 
 def _fs_and_path(spark: SparkSession, uri: str):
@@ -26,12 +43,28 @@ def delete(spark: SparkSession, uri: str) -> None:
         fs.delete(path, True)
 
 
+def mkdirs(spark: SparkSession, uri: str) -> None:
+    fs, path = _fs_and_path(spark, uri)
+    fs.mkdirs(path)
+
+
 def list_dir(spark: SparkSession, uri: str) -> list[str]:
     """Names directly under `uri` (empty when it does not exist)."""
     fs, path = _fs_and_path(spark, uri)
     if not fs.exists(path):
         return []
     return sorted(status.getPath().getName() for status in fs.listStatus(path))
+
+
+def list_files(spark: SparkSession, uri: str) -> list[str]:
+    """Full paths of all files under `uri`, at any depth (empty when it does not exist)."""
+    fs, path = _fs_and_path(spark, uri)
+    if not fs.exists(path):
+        return []
+    found, files = [], fs.listFiles(path, True)
+    while files.hasNext():
+        found.append(files.next().getPath().toString())
+    return sorted(found)
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
@@ -76,14 +109,17 @@ def read_json(spark: SparkSession, uri: str) -> Any:
 
 
 @contextmanager
-def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool = True) -> Iterator[str]:
+def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool | None = None) -> Iterator[str]:
     """Yield a temporary sibling of `uri` to write into; on success it replaces `uri`, on failure it is removed.
 
-    A job that dies half-way leaves the previous output of `uri` untouched.
+    A job that dies half-way leaves the previous output of `uri` untouched. An existing output is
+    replaced unless `overwrite` is False or, when it is None, the `if_exists_policy` is "refuse".
     """
     uri = uri.rstrip("/")
+    if overwrite is None:
+        overwrite = _if_exists.get() == "replace"
     if exists(spark, uri) and not overwrite:
-        raise FileExistsError(f"output {uri} exists; remove it or allow overwriting")
+        raise FileExistsError(f"output {uri} exists; remove it or run with --set output.if_exists=replace")
     tmp = f"{uri}._tmp-{uuid.uuid4().hex[:12]}"
     try:
         yield tmp

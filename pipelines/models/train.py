@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.config import TrainConfig
 from pipelines.context import total_cores
+from pipelines.io import fs
 from pipelines.models.lstm import build_lstm
 
 log = logging.getLogger(__name__)
@@ -62,21 +62,19 @@ def make_optim_method(config: TrainConfig):
     raise ValueError(f"train.optimizer must be 'adam' or 'sgd', not {config.optimizer!r}")
 
 
-def latest_checkpoint(checkpoint_dir: str) -> tuple[str, str] | None:
-    """(model path, optim-method path) of the newest snapshot under `checkpoint_dir`, if any."""
-    if not os.path.isdir(checkpoint_dir):
+def latest_checkpoint(spark: SparkSession, checkpoint_dir: str) -> tuple[str, str] | None:
+    """(model path, optim-method path) of the newest snapshot under `checkpoint_dir` (any Hadoop URI)."""
+    snapshots: dict[int, dict[str, str]] = {}
+    for path in fs.list_files(spark, checkpoint_dir):
+        match = re.fullmatch(r"(model|optimMethod-.*)\.(\d+)", path.rsplit("/", 1)[-1])
+        if match:
+            kind = "model" if match.group(1) == "model" else "optim"
+            snapshots.setdefault(int(match.group(2)), {})[kind] = path
+    complete = [step for step, files in snapshots.items() if len(files) == 2]
+    if not complete:
         return None
-    newest: tuple[int, str, str] | None = None
-    for root, _, files in os.walk(checkpoint_dir):
-        for name in files:
-            match = re.fullmatch(r"model\.(\d+)", name)
-            if not match:
-                continue
-            step = int(match.group(1))
-            optim = [f for f in files if re.fullmatch(rf"optimMethod-.*\.{step}", f)]
-            if optim and (newest is None or step > newest[0]):
-                newest = (step, os.path.join(root, name), os.path.join(root, optim[0]))
-    return (newest[1], newest[2]) if newest else None
+    newest = snapshots[max(complete)]
+    return newest["model"], newest["optim"]
 
 
 def train_lstm(
@@ -101,11 +99,13 @@ def train_lstm(
         EveryEpoch, Loss, MaxEpoch, OptimMethod, Optimizer, Top1Accuracy, TrainSummary, ValidationSummary,
     )
 
+    from bigdl.dllib.utils.common import callBigDlFunc
+
     from pipelines.evaluation.metrics import binary_metrics
 
     batch_size = round_batch_size(config.batch_size, total_cores(spark))
-    checkpoint_dir = os.path.join(run_dir, "checkpoints")
-    snapshot = latest_checkpoint(checkpoint_dir) if resume else None
+    checkpoint_dir = f"{run_dir}/checkpoints"
+    snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
     if resume and snapshot is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
     if snapshot:
@@ -134,12 +134,15 @@ def train_lstm(
         batch_size=batch_size, val_rdd=val_rdd, trigger=EveryEpoch(),
         val_method=[Top1Accuracy(), Loss(ClassNLLCriterion())],
     )
-    summary_dir = os.path.join(run_dir, "summaries")
+    summary_dir = f"{run_dir}/summaries"
     train_summary = TrainSummary(log_dir=summary_dir, app_name="lstm")
     val_summary = ValidationSummary(log_dir=summary_dir, app_name="lstm")
     optimizer.set_train_summary(train_summary)
     optimizer.set_val_summary(val_summary)
-    optimizer.set_checkpoint(EveryEpoch(), checkpoint_dir, isOverWrite=False)
+    # BigDL's Python set_checkpoint creates the folder with os.makedirs; the JVM handles any Hadoop URI.
+    # Each optimize() call nests a timestamped folder; latest_checkpoint searches every depth.
+    fs.mkdirs(spark, checkpoint_dir)
+    callBigDlFunc("float", "setCheckPoint", optimizer.value, EveryEpoch(), checkpoint_dir, False)
 
     curves: dict[str, list[tuple[int, float]]] = {"roc_auc": [], "pr_auc": []}
     trained = model

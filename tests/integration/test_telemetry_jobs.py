@@ -1,7 +1,9 @@
 """The telemetry jobs end to end as a user runs them: python -m jobs.<name> in a fresh process."""
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -10,31 +12,38 @@ pytestmark = pytest.mark.slow
 SMALL = ["--env", "ci", "--set", "generate.devices=16", "--set", "generate.days=8", "--set", "train.hidden_size=8"]
 
 
+def _command(name: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", f"jobs.{name}", *args]
+
+
 def _job(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", f"jobs.{name}", *args], capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run(_command(name, *args), capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"jobs.{name} exited {result.returncode}:\n{result.stderr[-3000:]}")
     return result
 
 
-def test_chain_with_resume_and_one_line_errors(tmp_path):
-    fleet, ingested, windows, run_dir = (str(tmp_path / d) for d in ("fleet", "ingest", "windows", "run"))
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A generated, ingested and windowed fleet, each step run as its job."""
+    root = tmp_path_factory.mktemp("jobs")
+    fleet, ingested, windows = (str(root / d) for d in ("fleet", "ingest", "windows"))
     _job("generate_telemetry", "--out", fleet, *SMALL)
     _job("ingest_telemetry", "--input", fleet, "--out", ingested, *SMALL)
-    counts = json.loads((tmp_path / "ingest" / "counts.json").read_text())
-    assert counts["read"] == counts["clean"] + counts["quarantined"] > 0
-
     _job("build_windows", "--clean", f"{ingested}/clean", "--failures", f"{fleet}/failures.csv", "--out", windows, *SMALL)
-    window_counts = json.loads((tmp_path / "windows" / "window_counts.json").read_text())
-    assert set(window_counts) == {"train", "val", "test"}
+    return root
 
+
+def test_chain_with_resume_and_one_line_errors(data, tmp_path):
+    counts = json.loads((data / "ingest" / "counts.json").read_text())
+    assert counts["read"] == counts["clean"] + counts["quarantined"] > 0
+    assert set(json.loads((data / "windows" / "window_counts.json").read_text())) == {"train", "val", "test"}
+
+    windows, run_dir = str(data / "windows"), str(tmp_path / "run")
     _job("train_lstm", "--windows", windows, "--run-dir", run_dir, *SMALL, "--set", "train.epochs=1")
     assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 1
     resumed = _job("train_lstm", "--windows", windows, "--run-dir", run_dir, "--resume", *SMALL, "--set", "train.epochs=2")
-    training = json.loads((tmp_path / "run" / "training.json").read_text())
-    assert training["epochs"] == 2
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 2
     assert "after epoch 1" in resumed.stderr and "epoch 2/2" in resumed.stderr
 
     _job("evaluate_telemetry", "--windows", windows, "--run-dir", run_dir, *SMALL)
@@ -48,8 +57,59 @@ def test_chain_with_resume_and_one_line_errors(tmp_path):
     assert len(errors) == 1 and "no trained model" in errors[0]
 
 
+def test_a_killed_driver_resumes_from_its_checkpoint(data, tmp_path):
+    windows, run_dir = str(data / "windows"), str(tmp_path / "run")
+    job = subprocess.Popen(
+        _command("train_lstm", "--windows", windows, "--run-dir", run_dir, *SMALL, "--set", "train.epochs=3"),
+        stderr=subprocess.PIPE, text=True,
+    )
+    for line in job.stderr:
+        if "epoch 1/3" in line:
+            break
+    job.send_signal(signal.SIGKILL)
+    job.wait(timeout=60)
+    assert not (tmp_path / "run" / "training.json").exists()
+
+    resumed = _job("train_lstm", "--windows", windows, "--run-dir", run_dir, "--resume", *SMALL, "--set", "train.epochs=3")
+    assert "resuming from" in resumed.stderr
+    assert "epoch 1/3" not in resumed.stderr and "epoch 3/3" in resumed.stderr
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 3
+
+
+def test_existing_output_is_refused_or_kept_whole_when_a_job_dies(data, tmp_path):
+    out = tmp_path / "ingest"
+    _job("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL)
+    before = (out / "counts.json").read_text()
+
+    refused = _job("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL,
+                   "--set", "output.if_exists=refuse", check=False)
+    assert refused.returncode == 1 and "exists" in refused.stderr
+
+    job = subprocess.Popen(_command("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL),
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not any(p.name.startswith("ingest._tmp-") for p in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.2)
+    job.send_signal(signal.SIGKILL)  # half-way: the temporary output exists, the commit has not happened
+    job.wait(timeout=60)
+    assert (out / "counts.json").read_text() == before
+    assert (out / "_SUCCESS").exists()
+
+
 def test_help_shows_defaults_and_bad_config_exits_2():
     result = _job("train_lstm", "--help")
-    assert "--resume" in result.stdout and "default" in result.stdout
+    assert "--resume" in result.stdout and "train: hidden_size=32" in result.stdout
     bad = _job("train_lstm", "--windows", "x", "--run-dir", "y", "--set", "train.epochz=3", check=False)
     assert bad.returncode == 2 and "train.epochz" in bad.stderr
+
+
+def test_demo_on_a_tiny_fleet(tmp_path):
+    out = tmp_path / "demo"
+    result = _job("demo", "--out", str(out), *SMALL, "--set", "train.epochs=1")
+    metrics = json.loads((out / "metrics.json").read_text())
+    keys = {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"}
+    for name in ("test", "baseline", "tf_imported"):
+        assert keys <= set(metrics[name]), name
+    assert metrics["counts"]["ingest"]["read"] == metrics["counts"]["ingest"]["clean"] + metrics["counts"]["ingest"]["quarantined"]
+    assert {"generate", "ingest", "windows", "train", "evaluate", "tf_import", "total"} <= set(metrics["timings_s"])
+    assert "BigDL LSTM" in result.stdout and "TF LSTM in BigDL" in result.stdout and "wall time" in result.stdout

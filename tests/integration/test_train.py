@@ -55,7 +55,7 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path):
     assert len(first.validation["Top1Accuracy"]) == 2
     assert [epoch for epoch, _ in first.validation["roc_auc"]] == [1, 2]
     assert first.validation["roc_auc"][-1][1] > 0.7
-    assert training.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is not None
+    assert training.latest_checkpoint(spark, f"{run_dir}/checkpoints") is not None
 
     resumed = training.train_lstm(
         spark, train, val, config=TrainConfig(hidden_size=8, epochs=4, batch_size=64, learning_rate=0.02),

@@ -1,0 +1,114 @@
+"""Evaluate an imported TensorFlow model on the windows, on the cluster, beside the run's BigDL LSTM.
+
+    python -m jobs.evaluate_tf --windows OUT/windows --run-dir OUT/run --model M.pb [--bin M.bin]
+
+Writes `RUN/predictions_tf/<name>/` (Parquet) and merges into `RUN/metrics.json`: `<name>` (the same keys
+as the BigDL LSTM's `test`) and `<name>_info` (BigDL's Top1Accuracy, the parity check against TensorFlow,
+output kind, rewrites). When the run has a trained BigDL LSTM and no `test` metrics yet, it is evaluated too.
+The `.bin` is read by Java deserialisation: pass only files from trusted locations.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from jobs.evaluate_telemetry import METRICS_FILE
+from jobs.train_lstm import MODEL_DIR, MODEL_FILE
+from pipelines.cli import InputError, job_parser, report, run
+from pipelines.context import get_or_create
+from pipelines.evaluation.metrics import binary_metrics
+from pipelines.io import fs
+from pipelines.models.train import load_model, predict_scores
+from pipelines.telemetry import sources
+from pipelines.tfimport import files
+from pipelines.tfimport.evaluate import bigdl_top1_accuracy, evaluate_imported
+from pipelines.tfimport.load import OUTPUT_KINDS, import_tensorflow_model
+from pipelines.tfimport.parity import parity_check, sample_batch
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_DIR = "predictions_tf"
+COMPARE_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+
+parser = job_parser(__doc__.splitlines()[0])
+parser.add_argument("--windows", required=True, help="folder written by build_windows")
+parser.add_argument("--run-dir", required=True, help="run folder; metrics.json is merged, predictions_tf/ written")
+parser.add_argument("--model", required=True, help="frozen TensorFlow graph (.pb), any Hadoop URI")
+parser.add_argument("--bin", default=None, help="BigDL .bin with the graph's variables (trusted locations only)")
+parser.add_argument("--inputs", default=None, help="comma-separated input node names (default: the one placeholder)")
+parser.add_argument("--outputs", default=None, help="comma-separated output node names (default: the one candidate)")
+parser.add_argument("--output-kind", choices=OUTPUT_KINDS, default=None,
+                    help="what the output holds (default: read from its op: Softmax, LogSoftmax, Sigmoid)")
+parser.add_argument("--name", default="tf_imported", help="key of the metrics in metrics.json")
+parser.add_argument("--split", default="test", help="windows split to evaluate")
+parser.add_argument("--parity-samples", type=int, default=256,
+                    help="windows on which TensorFlow's own outputs are compared with BigDL's (0: no check)")
+parser.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: evaluate.batch_size)")
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [x.strip() for x in value.split(",") if x.strip()] if value else None
+
+
+def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: str, bin_path: str | None = None,
+                    inputs: list[str] | None = None, outputs: list[str] | None = None, output_kind: str | None = None,
+                    name: str = "tf_imported", split: str = "test", parity_samples: int = 256,
+                    batch_size: int | None = None) -> dict:
+    """Evaluate, write predictions, merge `name` and `name_info` into the run's metrics.json; returns the merge."""
+    length, n_features = config.windows.length, len(config.windows.features)
+    batch_size = batch_size or config.evaluate.batch_size
+    threshold = config.evaluate.threshold
+    for uri, what in ((model, "model"), (bin_path, "variable file")):
+        if uri and not files.exists(uri, spark):
+            raise InputError(f"{what} not found: {uri}")
+    windows = sources.read_windows(spark, windows_root, split).select("device_id", "window_end", "features", "label")
+    imported = import_tensorflow_model(model, inputs, outputs, bin_path, spark=spark, output_kind=output_kind)
+    metrics, predictions = evaluate_imported(imported, windows, length=length, n_features=n_features,
+                                             batch_size=batch_size, threshold=threshold)
+    top1 = bigdl_top1_accuracy(imported, windows, length=length, n_features=n_features, batch_size=batch_size)
+    parity = parity_check(imported, model, sample_batch(windows, length=length, n_features=n_features, size=parity_samples),
+                          bin_uri=bin_path, spark=spark)
+    with fs.atomic_output(spark, f"{run_dir}/{PREDICTIONS_DIR}/{name}") as tmp:
+        predictions.write.parquet(tmp)
+    predictions.unpersist()
+
+    metrics_uri = f"{run_dir}/{METRICS_FILE}"
+    merged = fs.read_json(spark, metrics_uri) if fs.exists(spark, metrics_uri) else {}
+    lstm_uri = f"{run_dir}/{MODEL_DIR}/{MODEL_FILE}"
+    if "test" not in merged and split == "test" and fs.exists(spark, lstm_uri):
+        log.info("evaluating the run's BigDL LSTM too (%s)", lstm_uri)
+        lstm = predict_scores(load_model(lstm_uri), windows, length=length, n_features=n_features, batch_size=batch_size)
+        merged["test"] = binary_metrics(lstm, threshold=threshold)
+    merged[name] = metrics
+    merged[f"{name}_info"] = {
+        "model": model, "bin": bin_path, "split": split, "inputs": imported.inputs, "outputs": imported.outputs,
+        "output_op": imported.output_op, "output_kind": imported.output_kind, "rewrites": imported.rewrites,
+        "bigdl_top1_accuracy": top1, "parity": parity,
+    }
+    fs.write_json(spark, metrics_uri, merged)
+    return merged
+
+
+def comparison(merged: dict, name: str) -> str:
+    rows = [(label, merged[key]) for key, label in (("test", "BigDL LSTM"), (name, f"imported ({name})")) if key in merged]
+    lines = [f"{'model':<26}" + "".join(f"{k:>10}" for k in COMPARE_KEYS)]
+    for label, m in rows:
+        lines.append(f"{label:<26}" + "".join(f"{'n/a' if m.get(k) is None else format(m[k], '.3f'):>10}" for k in COMPARE_KEYS))
+    return "\n".join(lines)
+
+
+def main(args, config) -> None:
+    spark = get_or_create(master=args.master, app_name="evaluate_tf")
+    merged = evaluate_tf_run(
+        spark, args.windows, args.run_dir, config, model=args.model, bin_path=args.bin, inputs=_names(args.inputs),
+        outputs=_names(args.outputs), output_kind=args.output_kind, name=args.name, split=args.split,
+        parity_samples=args.parity_samples, batch_size=args.batch_size,
+    )
+    info = merged[f"{args.name}_info"]
+    report(comparison(merged, args.name))
+    report(f"BigDL Top1Accuracy {info['bigdl_top1_accuracy']}; parity: largest |TF - BigDL| = "
+          f"{info['parity']['max_abs_diff']} on {info['parity']['samples']} windows")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, parser))

@@ -1,0 +1,90 @@
+"""Fine-tune an imported TensorFlow model on the windows with DistriOptimizer, save it, evaluate it.
+
+    python -m jobs.finetune_tf --windows OUT/windows --run-dir OUT/run --model M.pb [--bin M.bin] \
+        [--head replace|append] [--freeze PREFIX ...] [--epochs N]
+
+Trains on the train split (validating on val every epoch), saves `RUN/model/tf_finetuned.bigdl` (BigDL's
+format), writes `RUN/finetune.json` and merges `<name>` (same keys as `test`) into `RUN/metrics.json`.
+A frozen `.pb` has no variables: only the new head learns. `--freeze` prefixes turn the matching variables
+of a `.pb` + `.bin` into constants. The `.bin` is read by Java deserialisation: trusted locations only.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from jobs.evaluate_telemetry import METRICS_FILE
+from jobs.train_lstm import MODEL_DIR
+from pipelines.cli import InputError, job_parser, run
+from pipelines.context import get_or_create
+from pipelines.io import fs
+from pipelines.telemetry import sources
+from pipelines.tfimport import files
+from pipelines.tfimport.evaluate import evaluate_imported
+from pipelines.tfimport.transfer import TransferSpec, fine_tune, save
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "tf_finetuned.bigdl"
+RECORD_FILE = "finetune.json"
+
+parser = job_parser(__doc__.splitlines()[0])
+parser.add_argument("--windows", required=True, help="folder written by build_windows")
+parser.add_argument("--run-dir", required=True, help="run folder")
+parser.add_argument("--model", required=True, help="TensorFlow graph (.pb), any Hadoop URI")
+parser.add_argument("--bin", default=None, help="BigDL .bin with the graph's variables (trusted locations only)")
+parser.add_argument("--inputs", default=None, help="comma-separated input node names")
+parser.add_argument("--outputs", default=None, help="comma-separated output node names")
+parser.add_argument("--head", choices=("replace", "append"), default="replace",
+                    help="replace: cut before the last dense layer; append: add a layer after the output")
+parser.add_argument("--feature-node", default=None, help="node to cut at with --head replace (default: found)")
+parser.add_argument("--freeze", nargs="*", default=[], help="variable-name prefixes to freeze ('*': all)")
+parser.add_argument("--epochs", type=int, default=None, help="default: train.epochs")
+parser.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: train.learning_rate)")
+parser.add_argument("--batch-size", type=int, default=None, help="default: train.batch_size")
+parser.add_argument("--name", default="tf_finetuned", help="key of the test metrics in metrics.json")
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    return tuple(x.strip() for x in value.split(",") if x.strip()) if value else None
+
+
+def finetune_run(spark, windows_root: str, run_dir: str, config, spec: TransferSpec, *, epochs: int | None = None,
+                 learning_rate: float | None = None, batch_size: int | None = None, name: str = "tf_finetuned") -> dict:
+    length, n_features = config.windows.length, len(config.windows.features)
+    for uri, what in ((spec.pb_uri, "model"), (spec.bin_uri, "variable file")):
+        if uri and not files.exists(uri, spark):
+            raise InputError(f"{what} not found: {uri}")
+    result = fine_tune(
+        spark, spec, sources.read_windows(spark, windows_root, "train"), sources.read_windows(spark, windows_root, "val"),
+        length=length, n_features=n_features, epochs=epochs or config.train.epochs,
+        batch_size=batch_size or config.train.batch_size, learning_rate=learning_rate or config.train.learning_rate,
+        class_weights=config.train.class_weights, summary_dir=f"{run_dir}/summaries",
+    )
+    save(result.model, f"{run_dir}/{MODEL_DIR}/{MODEL_FILE}")
+    test = sources.read_windows(spark, windows_root, "test")
+    metrics, predictions = evaluate_imported(result.imported, test, length=length, n_features=n_features,
+                                             batch_size=config.evaluate.batch_size, threshold=config.evaluate.threshold)
+    predictions.unpersist()
+    record = {"model": spec.pb_uri, "bin": spec.bin_uri, "head": spec.head, "feature_node": result.feature_node,
+              "frozen": result.frozen, "trainable": result.trainable, "batch_size": result.batch_size,
+              "train_loss": result.train_loss, "validation": result.validation}
+    fs.write_json(spark, f"{run_dir}/{RECORD_FILE}", record)
+    metrics_uri = f"{run_dir}/{METRICS_FILE}"
+    merged = fs.read_json(spark, metrics_uri) if fs.exists(spark, metrics_uri) else {}
+    merged[name] = metrics
+    fs.write_json(spark, metrics_uri, merged)
+    return {"metrics": metrics, **record}
+
+
+def main(args, config) -> None:
+    spark = get_or_create(master=args.master, app_name="finetune_tf")
+    spec = TransferSpec(pb_uri=args.model, bin_uri=args.bin, inputs=_names(args.inputs), outputs=_names(args.outputs),
+                        head=args.head, feature_node=args.feature_node, freeze=tuple(args.freeze))
+    out = finetune_run(spark, args.windows, args.run_dir, config, spec, epochs=args.epochs,
+                       learning_rate=args.learning_rate, batch_size=args.batch_size, name=args.name)
+    log.info("fine-tuned model: %s/%s/%s; test PR-AUC %s", args.run_dir, MODEL_DIR, MODEL_FILE, out["metrics"]["pr_auc"])
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, parser))

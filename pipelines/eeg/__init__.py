@@ -1,0 +1,1 @@
+"""EEG report curation: lenient EDF reading, archive generation, report extraction, de-identification, pairing."""

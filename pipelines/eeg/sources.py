@@ -1,0 +1,352 @@
+"""Reading EEG archives from any Hadoop URI: EDF headers (without the signals), signals on demand, report files.
+
+Files are listed by the JVM's Hadoop FileSystem (recursively; names starting with `.` or `_` skipped), because
+Spark's file sources silently drop empty files and every file read must be counted. EDF headers are then read
+either by the driver through that FileSystem (`via="driver"`: only the header bytes plus a small probe of the
+data cross the wire, a few files at a time) or by the executors from Spark's `binaryFile` source (`via="spark"`:
+whole files are read, but in parallel). Either way the bytes are parsed on the executors and each file becomes
+one header row or one quarantine row; reports are always read and decoded on the executors.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType, DateType, DoubleType, IntegerType, LongType, StringType, StructField, StructType, TimestampNTZType,
+)
+
+from pipelines.cli import InputError
+from pipelines.eeg import edf
+
+log = logging.getLogger(__name__)
+
+PROBE_BYTES = 4096  # data bytes read after the header, to detect a mangled data section
+DRIVER_READERS = 8  # driver threads reading headers through the JVM gateway
+EDF_GLOB = "*.edf"
+REPORT_GLOB = "*.txt"
+
+HEADER_SCHEMA = StructType(
+    [
+        StructField("path", StringType(), False),
+        StructField("file_name", StringType(), False),
+        StructField("file_size", LongType(), False),
+        StructField("edf_type", StringType(), False),
+        StructField("start", TimestampNTZType(), False),
+        StructField("n_records", IntegerType(), False),
+        StructField("record_duration", DoubleType(), False),
+        StructField("duration_s", DoubleType(), False),
+        StructField("n_signals", IntegerType(), False),
+        StructField("labels", ArrayType(StringType()), False),
+        StructField("electrodes", ArrayType(StringType()), False),
+        StructField("sample_rate", DoubleType(), True),
+        StructField("patient_code", StringType(), True),
+        StructField("patient_sex", StringType(), True),
+        StructField("patient_birthdate", DateType(), True),
+        StructField("patient_name", StringType(), True),
+        StructField("patient_age", DoubleType(), True),
+        StructField("equipment", StringType(), True),
+        StructField("admin_code", StringType(), True),
+        StructField("tolerated", ArrayType(StringType()), False),
+    ]
+)
+
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("source_file", StringType(), False),
+        StructField("file_name", StringType(), False),
+        StructField("file_size", LongType(), True),
+        StructField("reason", StringType(), False),
+        StructField("detail", StringType(), True),
+    ]
+)
+
+# Header fields (nullable past the file's identity), then the quarantine reason and detail (None for a good file).
+_COMBINED = StructType(
+    HEADER_SCHEMA.fields[:3]
+    + [StructField(f.name, f.dataType, True) for f in HEADER_SCHEMA.fields[3:]]
+    + [StructField("reason", StringType(), True), StructField("detail", StringType(), True)]
+)
+
+
+@dataclass
+class ReadResult:
+    """What a reader made of every file it listed: the parsed rows, the quarantine, and counts that add up.
+
+    Both frames are projections of one cached frame; `unpersist()` releases it.
+    """
+
+    rows: DataFrame
+    quarantine: DataFrame
+    read: int
+    parsed: int
+    quarantined_by_reason: dict[str, int]
+    _cached: DataFrame
+
+    @property
+    def quarantined(self) -> int:
+        return sum(self.quarantined_by_reason.values())
+
+    def counts(self) -> dict:
+        return {"read": self.read, "parsed": self.parsed, "quarantined": self.quarantined,
+                "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items()))}
+
+    def unpersist(self) -> None:
+        self._cached.unpersist()
+
+
+def _split(combined: DataFrame, row_columns: list[str], what: str, listed: int) -> ReadResult:
+    """Cache `combined` (rows with a `reason` column, None for good rows), count it once, and split it."""
+    combined = combined.cache()
+    by_reason = {r["reason"]: int(r["count"]) for r in combined.groupBy("reason").count().collect()}
+    parsed = by_reason.pop(None, 0)
+    if parsed + sum(by_reason.values()) != listed:
+        combined.unpersist()
+        raise RuntimeError(f"listed {listed} {what} but accounted for {parsed + sum(by_reason.values())}")
+    rows = combined.where(F.col("reason").isNull()).select(*row_columns)
+    quarantine = combined.where(F.col("reason").isNotNull()).select(
+        F.col("path").alias("source_file"), "file_name", "file_size", "reason", "detail"
+    )
+    log.info("%s: %d read, %d parsed, %d quarantined %s", what, listed, parsed, sum(by_reason.values()),
+             dict(sorted(by_reason.items())))
+    return ReadResult(rows, quarantine, listed, parsed, by_reason, combined)
+
+
+def _hadoop(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def list_files(spark: SparkSession, uri: str, glob: str) -> list[tuple[str, int]]:
+    """(path, size) of the files under `uri` (recursively) whose names match `glob` case-insensitively.
+
+    Names starting with `.` or `_` (checksums, markers, temporary files) are skipped. Listed by the JVM's
+    Hadoop FileSystem: Spark's file sources would silently drop empty files, which must be counted.
+    """
+    import fnmatch
+
+    fs, path = _hadoop(spark, uri)
+    if not fs.exists(path):
+        raise InputError(f"input {uri} does not exist")
+    pattern = glob.lower()
+    found = []
+    it = fs.listFiles(path, True)
+    while it.hasNext():
+        status = it.next()
+        name = str(status.getPath().getName())
+        if name.startswith((".", "_")) or not fnmatch.fnmatchcase(name.lower(), pattern):
+            continue
+        found.append((str(status.getPath().toString()), int(status.getLen())))
+    return sorted(found)
+
+
+def read_prefix(spark: SparkSession, uri: str, n: int, offset: int = 0) -> bytes:
+    """Up to `n` bytes of `uri` from `offset`, through the JVM's Hadoop FileSystem."""
+    fs, path = _hadoop(spark, uri)
+    stream = fs.open(path)
+    try:
+        if offset:
+            stream.seek(offset)
+        return bytes(stream.readNBytes(n))
+    finally:
+        stream.close()
+
+
+def read_header_bytes(spark: SparkSession, uri: str) -> bytes:
+    """The header of an EDF file plus `PROBE_BYTES` of data (or whatever the file has)."""
+    fs, path = _hadoop(spark, uri)
+    stream = fs.open(path)
+    try:
+        first = bytes(stream.readNBytes(edf.BLOCK))
+        try:
+            length = edf.header_length(first)
+        except edf.EdfHeaderError:
+            return first
+        return first + bytes(stream.readNBytes(length - edf.BLOCK + PROBE_BYTES))
+    finally:
+        stream.close()
+
+
+def header_row(path: str, size: int, data: bytes) -> tuple:
+    """One row of `_COMBINED`: header fields with `reason` None, or the quarantine reason and detail."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        h = edf.parse_header(data, file_size=size)
+    except edf.EdfHeaderError as e:
+        return (path, name, size) + (None,) * (len(HEADER_SCHEMA.fields) - 3) + (e.reason, e.detail)
+    rates = [h.sample_rate(s) for s in h.data_signals]
+    edf_type = f"EDF+{h.edf_plus}" if h.edf_plus else "EDF"
+    return (
+        path, name, size, edf_type, h.start, h.n_records, float(h.record_duration), float(h.duration_s),
+        h.n_signals, [s.label for s in h.signals], [edf.normalize_label(s.label) for s in h.data_signals],
+        float(max(rates)) if rates else None, h.patient.code, h.patient.sex, h.patient.birthdate, h.patient.name,
+        h.patient.age, h.equipment, h.admin_code, list(h.tolerated), None, None,
+    )
+
+
+def _parse_partition(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple]:
+    for path, size, data in rows:
+        yield header_row(path, size, bytes(data))
+
+
+def read_edf_headers(
+    spark: SparkSession, uri: str, *, via: str = "driver", partitions: int | None = None
+) -> ReadResult:
+    """Every `*.edf` file under `uri` as a `HEADER_SCHEMA` row or a `QUARANTINE_SCHEMA` row, never both."""
+    files = list_files(spark, uri, EDF_GLOB)
+    if not files:
+        raise InputError(f"no EDF files under {uri}")
+    sc = spark.sparkContext
+    slices = max(1, min(len(files), partitions or sc.defaultParallelism))
+    log.info("reading the headers of %d EDF files under %s (via %s)", len(files), uri, via)
+    if via == "driver":
+        # py4j serves each driver thread on its own connection: a few threads hide the round trips.
+        with ThreadPoolExecutor(max_workers=DRIVER_READERS) as pool:
+            heads = list(pool.map(lambda f: read_header_bytes(spark, f[0]) if f[1] else b"", files))
+        payload = [(path, size, head) for (path, size), head in zip(files, heads)]
+        rdd = sc.parallelize(payload, slices).mapPartitions(_parse_partition)
+    elif via == "spark":
+        # Spark's file sources skip empty files: those are decided here, the others are read on the executors.
+        rdd = sc.parallelize([(path, 0, b"") for path, size in files if size == 0], 1).mapPartitions(_parse_partition)
+        content = (
+            spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", _case_blind(EDF_GLOB)).load(uri)
+        )
+        listed = {path for path, _ in files}
+        parsed = content.select("path", "length", "content").rdd.filter(lambda r: str(r["path"]) in listed).map(
+            lambda r: (str(r["path"]), int(r["length"]), _header_slice(bytes(r["content"])))
+        ).mapPartitions(_parse_partition)
+        rdd = rdd.union(parsed)
+    else:
+        raise ValueError(f"via must be 'driver' or 'spark', not {via!r}")
+    return _split(spark.createDataFrame(rdd, _COMBINED), HEADER_SCHEMA.fieldNames(), "EDF files", len(files))
+
+
+def tolerated_counts(headers: DataFrame) -> dict[str, int]:
+    """How many parsed headers needed each tolerance (codes only: safe to log and store)."""
+    rows = headers.select(F.explode("tolerated").alias("code")).groupBy("code").count().collect()
+    return dict(sorted((r["code"], int(r["count"])) for r in rows))
+
+
+def _case_blind(glob: str) -> str:
+    """`*.edf` -> `*.[eE][dD][fF]` (Hadoop's glob filter is case-sensitive)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in glob)
+
+
+def _header_slice(content: bytes) -> bytes:
+    try:
+        return content[: edf.header_length(content[: edf.BLOCK]) + PROBE_BYTES]
+    except edf.EdfHeaderError:
+        return content[: edf.BLOCK]
+
+
+def read_header(spark: SparkSession, uri: str) -> edf.EdfHeader:
+    """The parsed header of one file (raises `EdfHeaderError`)."""
+    fs, path = _hadoop(spark, uri)
+    size = int(fs.getFileStatus(path).getLen())
+    return edf.parse_header(read_header_bytes(spark, uri), file_size=size)
+
+
+def read_signals(
+    spark: SparkSession,
+    uri: str,
+    *,
+    channels: Iterable[str] | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    physical: bool = True,
+) -> dict[str, np.ndarray]:
+    """Signals of one file on demand: only the records covering [start_s, start_s + duration_s) are read.
+
+    A data section mangled by a text-mode copy is read whole and repaired; samples whose bytes were lost are NaN.
+    """
+    header = read_header(spark, uri)
+    if header.record_duration <= 0:
+        return {}
+    first = max(0, int(start_s // header.record_duration))
+    if duration_s is None:
+        last = header.n_records
+    else:
+        last = min(header.n_records, int(np.ceil((start_s + duration_s) / header.record_duration)))
+    count = max(0, last - first)
+    unknown = None
+    if header.text_mode_corruption:
+        raw = read_prefix(spark, uri, int(header.file_size or 0) - header.header_bytes, header.header_bytes)
+        repaired, mask = edf.repair_text_mode(raw)
+        lo, hi = first * header.record_bytes, (first + count) * header.record_bytes
+        data, unknown = repaired[lo:hi], mask[lo:hi]
+    else:
+        data = read_prefix(spark, uri, count * header.record_bytes, header.header_bytes + first * header.record_bytes)
+    return edf.decode_records(header, data, channels=channels, unknown=unknown, physical=physical)
+
+
+REPORT_SCHEMA = StructType(
+    [
+        StructField("report_id", StringType(), False),
+        StructField("path", StringType(), False),
+        StructField("text", StringType(), False),
+    ]
+)
+REPORT_REASONS = ("empty_report", "not_utf8", "binary_content")
+_REPORT_COMBINED = StructType(
+    [
+        StructField("report_id", StringType(), False), StructField("path", StringType(), False),
+        StructField("file_size", LongType(), False), StructField("text", StringType(), True),
+        StructField("reason", StringType(), True), StructField("detail", StringType(), True),
+    ]
+)
+
+
+def decode_report(content: bytes) -> tuple[str | None, str | None, str | None]:
+    """(text, reason, detail): strict UTF-8 (a BOM is dropped); empty, non-UTF-8 and binary files get a reason."""
+    if content.startswith(b"\xef\xbb\xbf"):
+        content = content[3:]
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, "not_utf8", f"undecodable byte at offset {e.start}"
+    if "\x00" in text:
+        return None, "binary_content", "NUL characters"
+    if not text.strip():
+        return None, "empty_report", f"{len(content)} bytes, no text"
+    return text.replace("\r\n", "\n").replace("\r", "\n"), None, None
+
+
+def read_reports(spark: SparkSession, uri: str, *, partitions: int | None = None) -> ReadResult:
+    """Every `*.txt` file under `uri` as a `REPORT_SCHEMA` row (report_id = file name) or a quarantine row.
+
+    The quarantine holds no report text.
+    """
+    files = list_files(spark, uri, REPORT_GLOB)
+    if not files:
+        raise InputError(f"no report files (*.txt) under {uri}")
+    names = [path.rsplit("/", 1)[-1] for path, _ in files]
+    if len(set(names)) != len(names):
+        raise InputError(f"{len(names) - len(set(names))} report file names under {uri} occur more than once;"
+                         " report ids (file names) must be unique")
+    sc = spark.sparkContext
+
+    def decode(rows):
+        for path_, size, content in rows:
+            text, reason, detail = decode_report(bytes(content))
+            yield (path_.rsplit("/", 1)[-1], path_, int(size), text, reason, detail)
+
+    rdd = sc.parallelize([(path, 0, b"") for path, size in files if size == 0], 1)
+    raw = (
+        spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", _case_blind(REPORT_GLOB)).load(uri).select("path", "length", "content")
+    )
+    if partitions:
+        raw = raw.repartition(partitions)
+    listed = {path for path, _ in files}
+    rdd = rdd.union(raw.rdd.filter(lambda r: str(r["path"]) in listed).map(
+        lambda r: (str(r["path"]), int(r["length"]), r["content"])))
+    combined = spark.createDataFrame(rdd.mapPartitions(decode), _REPORT_COMBINED).withColumnRenamed("report_id", "file_name")
+    combined = combined.withColumn("report_id", F.col("file_name"))
+    return _split(combined, REPORT_SCHEMA.fieldNames(), "report files", len(files))

@@ -1,0 +1,125 @@
+"""Evaluate an imported TensorFlow model on telemetry windows on the cluster, and check it against TensorFlow.
+
+Scores: the BigDL LSTM outputs log-probabilities (score = exp(out[1])); imported models usually end in a
+Softmax (score = out[1]) or a single Sigmoid (score = out[0]). The kind is read from the graph's last op
+(`ImportedModel.output_kind`) or given explicitly; a graph ending in anything else needs it given.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import numpy as np
+from pyspark.rdd import RDD
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.evaluation.metrics import binary_metrics
+from pipelines.tfimport import jvm
+from pipelines.tfimport.errors import InputShapeError, TFImportError
+from pipelines.tfimport.load import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID, ImportedModel
+
+log = logging.getLogger(__name__)
+
+
+def score_function(output_kind: str) -> Callable[[np.ndarray], float]:
+    """Probability of class 1 from one example's model output."""
+    if output_kind == PROBABILITIES:
+        return lambda out: float(out[1])
+    if output_kind == LOG_PROBABILITIES:
+        return lambda out: float(np.exp(out[1]))
+    if output_kind == SIGMOID:
+        return lambda out: float(np.reshape(out, -1)[-1])
+    raise TFImportError(f"unknown output kind {output_kind!r}; one of {', '.join(OUTPUT_KINDS)}")
+
+
+def resolve_output_kind(imported: ImportedModel, output_kind: str | None) -> str:
+    kind = output_kind or imported.output_kind
+    if kind is None:
+        raise TFImportError(
+            f"the output {imported.outputs[0]} is produced by a {imported.output_op} op, which does not say whether it "
+            f"gives probabilities: pass output_kind (one of {', '.join(OUTPUT_KINDS)})"
+        )
+    if kind not in OUTPUT_KINDS:
+        raise TFImportError(f"unknown output kind {kind!r}; one of {', '.join(OUTPUT_KINDS)}")
+    return kind
+
+
+def check_windows_shape(imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int) -> None:
+    """Refuse before any Spark job when the graph or the data do not take (length, n_features) windows."""
+    imported.check_input_shape((length, n_features))
+    row = windows.select(F.size("features").alias("n")).first()
+    if row is not None and row["n"] != length * n_features:
+        raise InputShapeError(
+            f"the windows' features hold {row['n']} values, not length x n_features = {length} x {n_features}"
+        )
+
+
+def partition_batch_size(requested: int, partitions: int) -> int:
+    """BigDL's predict/evaluate split each batch evenly over the RDD's partitions: round up to a multiple."""
+    partitions = max(1, partitions)
+    rounded = max(partitions, -(-requested // partitions) * partitions)
+    if rounded != requested:
+        log.info("batch size %d -> %d (a multiple of the %d partitions)", requested, rounded, partitions)
+    return rounded
+
+
+def _sample_builder(length: int, n_features: int):
+    def build(rows):
+        from bigdl.dllib.utils.common import Sample
+
+        for row in rows:
+            x = np.asarray(row["features"], dtype=np.float32).reshape(length, n_features)
+            yield Sample.from_ndarray(x, np.array([row["label"] + 1.0], dtype=np.float32))
+
+    return build
+
+
+def to_samples(windows: DataFrame, *, length: int, n_features: int) -> RDD:
+    """Samples (length x n_features, label 1 or 2) built on the executors, one per row in row order."""
+    return windows.select("features", "label").rdd.mapPartitions(_sample_builder(length, n_features))
+
+
+def predict_scores(
+    imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int, batch_size: int,
+    output_kind: str | None = None,
+) -> DataFrame:
+    """`device_id, window_end, label, score` (probability of failure) computed on the executors."""
+    kind = resolve_output_kind(imported, output_kind)
+    check_windows_shape(imported, windows, length=length, n_features=n_features)
+    score = score_function(kind)
+    rows = windows.select("device_id", "window_end", "label", "features").rdd.cache()
+    batch_size = partition_batch_size(batch_size, rows.getNumPartitions())
+    with jvm.distributed(imported.model):
+        outputs = jvm.call("predicting with the imported model", imported.model.predict,
+                           rows.mapPartitions(_sample_builder(length, n_features)), batch_size)
+    # BigDL predicts partition by partition in order, so rows and outputs zip one to one.
+    scored = rows.zip(outputs).map(lambda p: (p[0]["device_id"], p[0]["window_end"], p[0]["label"], score(p[1])))
+    return windows.sparkSession.createDataFrame(scored, "device_id string, window_end timestamp, label int, score double")
+
+
+def bigdl_top1_accuracy(imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int,
+                        batch_size: int) -> float | None:
+    """BigDL's own distributed `evaluate` with `Top1Accuracy` (None for a single-sigmoid output)."""
+    from bigdl.dllib.optim.optimizer import Top1Accuracy
+
+    if imported.output_kind == SIGMOID:
+        return None
+    check_windows_shape(imported, windows, length=length, n_features=n_features)
+    samples = to_samples(windows, length=length, n_features=n_features)
+    batch_size = partition_batch_size(batch_size, samples.getNumPartitions())
+    with jvm.distributed(imported.model):
+        results = jvm.call("evaluating the imported model", imported.model.evaluate, samples, batch_size, [Top1Accuracy()])
+    return float(results[0].result)
+
+
+def evaluate_imported(
+    imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int, batch_size: int,
+    threshold: float = 0.5, output_kind: str | None = None,
+) -> tuple[dict[str, Any], DataFrame]:
+    """`binary_metrics` of the imported model on `windows` (same keys as the BigDL LSTM's), and its predictions."""
+    predictions = predict_scores(imported, windows, length=length, n_features=n_features,
+                                 batch_size=batch_size, output_kind=output_kind).cache()
+    metrics = binary_metrics(predictions, threshold=threshold)
+    log.info("imported model: PR-AUC %s, ROC-AUC %s on %d windows", metrics["pr_auc"], metrics["roc_auc"], metrics["count"])
+    return metrics, predictions
