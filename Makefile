@@ -39,11 +39,16 @@ cluster-down:
 
 # What a cluster needs: the wheel, the --py-files archive and a packed venv for --archives (YARN, Kubernetes).
 package: $(STAMP)
-	rm -rf dist && mkdir -p dist
+	rm -rf dist build && mkdir -p dist
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
-	cd $(CURDIR) && $(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
+	$(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
+	# venv-pack refuses editable installs, so the packed environment gets the wheel in a venv of its own.
+	$(PYTHON) -m venv dist/venv
+	dist/venv/bin/pip install --quiet -r requirements.txt
+	dist/venv/bin/pip install --quiet --no-deps -r requirements-bigdl.txt dist/pipelines-*.whl
 	$(BIN)/pip install --quiet venv-pack==0.2.0
-	$(BIN)/venv-pack -p $(VENV) -o dist/pipelines-venv.tar.gz --force
+	$(BIN)/venv-pack -p dist/venv -o dist/pipelines-venv.tar.gz
+	rm -rf dist/venv build
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache dist
