@@ -37,11 +37,12 @@ cluster-up: $(STAMP)
 cluster-down:
 	infra/cluster.sh down
 
-# What a cluster needs: the wheel, the --py-files archive and a packed venv for --archives (YARN, Kubernetes).
+# What a cluster needs: the wheel, the --py-files archive, the configuration and a packed venv for --archives.
 package: $(STAMP)
 	rm -rf dist build && mkdir -p dist
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 	$(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
+	cd conf && ../$(BIN)/python -m zipfile -c ../dist/conf.zip base ci local spark log4j2.properties
 	# venv-pack refuses editable installs, so the packed environment gets the wheel in a venv of its own.
 	$(PYTHON) -m venv dist/venv
 	dist/venv/bin/pip install --quiet -r requirements.txt
