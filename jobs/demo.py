@@ -15,6 +15,7 @@ from jobs.train_lstm import train_from_windows
 from pipelines.cli import job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
+from pipelines.evaluation.report import write_report
 from pipelines.io import fs
 from pipelines.telemetry import sources
 from pipelines.telemetry.generate import generate_fleet
@@ -56,7 +57,7 @@ def run_demo(spark, out: str, config) -> dict:
 
     window_counts = step("windows", windows_step)
     training = step("train", train_from_windows, spark, f"{out}/windows", out, config)
-    metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, config)
+    metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, config, failures_uri=f"{out}/fleet/failures.csv")
     metrics["tf_imported"] = step(
         "tf_import", train_export_import_evaluate, spark, f"{out}/windows", out,
         length=config.windows.length, n_features=len(config.windows.features), threshold=config.evaluate.threshold,
@@ -71,6 +72,7 @@ def run_demo(spark, out: str, config) -> dict:
         driver_memory=driver_peak_memory_mb(spark),
     )
     fs.write_json(spark, f"{out}/{METRICS_FILE}", metrics)
+    write_report(spark, out)
     return metrics
 
 

@@ -169,7 +169,7 @@ class BackblazeConfig:
     split_seed: int = 13
     negatives_per_positive: float = 20.0
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(hidden_size=16, epochs=8, batch_size=128, learning_rate=0.01)
+        default_factory=lambda: TrainConfig(hidden_size=16, epochs=5, batch_size=128, learning_rate=0.005)
     )
 
 

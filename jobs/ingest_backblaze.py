@@ -1,0 +1,48 @@
+"""Ingest Backblaze drive-statistics files (daily SMART snapshots) into clean daily readings; optionally window them.
+
+    python -m jobs.ingest_backblaze --input ../shared/data/backblaze --out runs/bb/ingest [--windows runs/bb/windows]
+
+Writes <out>/clean/ (Parquet, one row per drive per day), <out>/quarantine/ (Parquet, reason per record),
+<out>/failures.csv (device_id,failure_time) and <out>/counts.json (read = clean + quarantined). With --windows, also
+the labelled, normalised windows of the `backblaze` config section (as build_windows writes them).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipelines.cli import job_parser, run
+from pipelines.config import PipelineConfig
+from pipelines.context import get_or_create
+from pipelines.telemetry import backblaze, sources
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = job_parser(__doc__.splitlines()[0], sections=("backblaze",))
+    parser.add_argument("--input", required=True, help="folder (searched recursively), file or glob of daily *.csv / *.csv.gz")
+    parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    parser.add_argument("--windows", default=None, help="also write windows here (windows/, normalization.json, window_counts.json)")
+    return parser
+
+
+def write_windows(spark, ingest_root: str, windows_root: str, config: PipelineConfig) -> dict:
+    """Windows of an ingested Backblaze folder, written like build_windows does; returns the counts."""
+    readings = sources.read_parquet(spark, f"{ingest_root}/{backblaze.CLEAN_DIR}", "clean readings")
+    failures = sources.read_failures(spark, f"{ingest_root}/{backblaze.FAILURES_FILE}")
+    windows, stats = backblaze.build_windows(readings, failures, config=config)
+    return sources.write_windows(spark, windows, stats, windows_root)
+
+
+def main(args: argparse.Namespace, config: PipelineConfig) -> None:
+    spark = get_or_create(master=args.master, app_name="ingest_backblaze")
+    counts = backblaze.ingest_backblaze(spark, args.input, args.out, config.backblaze)
+    log.info("read %d = clean %d + quarantined %d", counts["read"], counts["clean"], counts["quarantined"])
+    if args.windows:
+        log.info("windows: %s", write_windows(spark, args.out, args.windows, config))
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, build_parser()))

@@ -1,0 +1,38 @@
+"""Write (or rewrite) the static HTML report of a run folder: <run-dir>/report/index.html and figures/*.png.
+
+    python -m jobs.report --run-dir runs/20260101-120000
+
+Reads metrics.json, training.json (or the summaries' event files), predictions/, alerting/ and risk/ when present;
+evaluate_telemetry and the demos write the report themselves, this job refreshes it (after adding a model, say).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipelines.cli import InputError, job_parser, report, run
+from pipelines.config import PipelineConfig
+from pipelines.context import get_or_create
+from pipelines.evaluation.report import write_report
+from pipelines.io import fs
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = job_parser(__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", required=True, help="run folder (any Hadoop URI)")
+    parser.add_argument("--note", action="append", default=[], help="a sentence to add to the report's caveats (repeatable)")
+    return parser
+
+
+def main(args: argparse.Namespace, config: PipelineConfig) -> None:
+    spark = get_or_create(master=args.master, app_name="report")
+    if not fs.exists(spark, f"{args.run_dir}/metrics.json"):
+        raise InputError(f"no metrics.json in {args.run_dir}: evaluate the run first")
+    report(write_report(spark, args.run_dir, notes=args.note))
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, build_parser()))

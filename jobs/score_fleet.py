@@ -1,0 +1,93 @@
+"""Score every device's latest window and write the risk table (device, score, calibrated probability, alert, reason).
+
+    python -m jobs.score_fleet --clean OUT/ingest/clean --run-dir OUT            # BigDL model of the run
+    python -m jobs.score_fleet --clean ... --run-dir OUT --scorer tf --tf-model OUT/tf_model/model.pb --refit-on OUT/windows
+    python -m jobs.score_fleet --clean ... --run-dir OUT --scorer mypkg.scorers:make_scorer --refit-on OUT/windows
+
+The run folder's alerting/policy.json (written by evaluate_telemetry) gives the window length, features,
+normalisation, calibration and thresholds. With --refit-on W the calibration and thresholds are fitted again on
+W's validation split with the chosen scorer (needed for any model other than the run's own BigDL LSTM).
+Writes OUT/risk/table/ (Parquet) and OUT/risk/summary.json, atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipelines.cli import InputError, job_parser, report, run
+from pipelines.config import PipelineConfig
+from pipelines.context import get_or_create
+from pipelines.evaluation.alerting import ALERTING_DIR, POLICY_FILE, fit_policy, load_policy
+from pipelines.evaluation.scoring import bigdl_scorer, load_scorer, score_fleet, tf_scorer, write_risk_table
+from pipelines.io import fs
+from pipelines.models.train import load_model
+from pipelines.telemetry import sources
+
+log = logging.getLogger(__name__)
+
+RISK_DIR = "risk"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = job_parser(__doc__.splitlines()[0], sections=("alerting", "evaluate"))
+    parser.add_argument("--clean", required=True, help="clean readings (Parquet) from ingest_telemetry or ingest_backblaze")
+    parser.add_argument("--run-dir", required=True, help="run folder: model/, alerting/policy.json")
+    parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/risk)")
+    parser.add_argument("--policy", default=None, help="policy file (default: <run-dir>/alerting/policy.json)")
+    parser.add_argument("--scorer", default="bigdl", help="bigdl, tf, or a factory 'package.module:function'")
+    parser.add_argument("--model", default=None, help="BigDL model (default: the policy's, in the run folder)")
+    parser.add_argument("--tf-model", default=None, help="--scorer tf: frozen TensorFlow graph (.pb)")
+    parser.add_argument("--tf-bin", default=None, help="--scorer tf: BigDL .bin of the graph's variables (trusted paths only)")
+    parser.add_argument("--tf-inputs", default=None, help="--scorer tf: input node names, comma-separated")
+    parser.add_argument("--tf-outputs", default=None, help="--scorer tf: output node names, comma-separated")
+    parser.add_argument("--refit-on", default=None, metavar="WINDOWS",
+                        help="fit calibration and thresholds again on this windows folder's validation split")
+    return parser
+
+
+def make_scorer(spark, args: argparse.Namespace, scoring: dict, config: PipelineConfig):
+    length, n_features = int(scoring["length"]), len(scoring["features"])
+    batch_size = config.evaluate.batch_size
+    if args.scorer == "bigdl":
+        model_uri = args.model or _in_run(args.run_dir, scoring.get("model", "model/lstm.bigdl"))
+        if not fs.exists(spark, model_uri):
+            raise InputError(f"no BigDL model at {model_uri}")
+        return bigdl_scorer(load_model(model_uri), length=length, n_features=n_features, batch_size=batch_size)
+    if args.scorer == "tf":
+        if not args.tf_model:
+            raise InputError("--scorer tf needs --tf-model")
+        split = lambda text: [s.strip() for s in text.split(",")] if text else None  # noqa: E731
+        return tf_scorer(spark, args.tf_model, length=length, n_features=n_features, batch_size=batch_size,
+                         bin_uri=args.tf_bin, inputs=split(args.tf_inputs), outputs=split(args.tf_outputs))
+    return load_scorer(args.scorer, spark=spark, run_dir=args.run_dir, length=length, n_features=n_features,
+                       batch_size=batch_size)
+
+
+def _in_run(run_dir: str, path: str) -> str:
+    return path if "://" in path or path.startswith("/") else f"{run_dir.rstrip('/')}/{path}"
+
+
+def main(args: argparse.Namespace, config: PipelineConfig) -> None:
+    spark = get_or_create(master=args.master, app_name="score_fleet")
+    policy_uri = args.policy or f"{args.run_dir}/{ALERTING_DIR}/{POLICY_FILE}"
+    if not fs.exists(spark, policy_uri):
+        raise InputError(f"no alert policy at {policy_uri}: run evaluate_telemetry (or the demo) first")
+    policy, scoring = load_policy(spark, policy_uri)
+    scorer = make_scorer(spark, args, scoring, config)
+    if args.refit_on:
+        val = scorer(sources.read_windows(spark, args.refit_on, "val").select("device_id", "window_end", "features"))
+        labels = sources.read_windows(spark, args.refit_on, "val").select("device_id", "window_end", "label")
+        policy = fit_policy(val.join(labels, ["device_id", "window_end"]), config.alerting)
+    elif args.scorer != "bigdl" or args.model:
+        log.warning("the policy was fitted for the run's own model: use --refit-on WINDOWS for another model")
+    readings = sources.read_parquet(spark, args.clean, "clean readings")
+    table = score_fleet(readings, scorer, policy, scoring, scored_by=args.scorer)
+    out = args.out or f"{args.run_dir}/{RISK_DIR}"
+    summary = write_risk_table(spark, table, out, policy=policy)
+    report(f"{summary['devices']} devices scored ({policy.describe()}): " +
+           ", ".join(f"{k} {v}" for k, v in summary["by_band"].items()) + f"\nrisk table: {out}/table")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, build_parser()))

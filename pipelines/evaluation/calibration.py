@@ -1,0 +1,249 @@
+"""Probability calibration fitted on the cluster, and reliability curves.
+
+A model trained on down-sampled negatives (or simply over-confident) gives scores that rank devices well but are
+not probabilities. A `Calibrator` maps scores to probabilities, fitted on the validation split's predictions:
+
+- `platt`: p = sigmoid(a * logit(score) + b), a logistic regression on the score's logit (Spark ML, on the
+  executors) with Platt's smoothed targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2), so it stays finite on separable
+  data and with few positives. Strictly increasing in the score: it never reorders devices.
+- `isotonic`: the non-decreasing step-wise-linear fit of Spark ML's `IsotonicRegression` (pool adjacent violators,
+  distributed). Flexible, but with few positives it overfits and makes ties.
+- `none`: the score itself.
+
+A fitted calibrator is a few numbers (JSON, `to_dict`), applied with a Spark column (`column`) or on NumPy arrays
+(`predict`), so scoring jobs and reports use exactly the fitted mapping.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+METHODS = ("platt", "isotonic", "none")
+_EPS = 1e-7
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A fitted score -> probability mapping (see the module docstring)."""
+
+    method: str
+    a: float = 1.0
+    b: float = 0.0
+    knots_x: tuple[float, ...] = ()
+    knots_y: tuple[float, ...] = ()
+    fitted_on: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"calibration method must be one of {METHODS}, not {self.method!r}")
+        if self.method == "isotonic" and (not self.knots_x or len(self.knots_x) != len(self.knots_y)):
+            raise ValueError("an isotonic calibrator needs knots_x and knots_y of one length")
+
+    def predict(self, scores: Any) -> np.ndarray:
+        """Probabilities for an array of scores."""
+        s = np.asarray(scores, dtype=np.float64)
+        if self.method == "platt":
+            return _sigmoid(self.a * _logit(s) + self.b)
+        if self.method == "isotonic":
+            return np.interp(s, np.asarray(self.knots_x), np.asarray(self.knots_y))
+        return s.copy()
+
+    def column(self, score: Column | str) -> Column:
+        """The probability as a Spark column expression of `score`."""
+        s = F.col(score) if isinstance(score, str) else score
+        if self.method == "platt":
+            clipped = F.least(F.greatest(s.cast("double"), F.lit(_EPS)), F.lit(1 - _EPS))
+            z = F.lit(self.a) * F.log(clipped / (F.lit(1.0) - clipped)) + F.lit(self.b)
+            return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
+        if self.method == "isotonic":
+            return _interp_udf(list(self.knots_x), list(self.knots_y))(s.cast("double"))
+        return s.cast("double")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method, "fitted_on": dict(self.fitted_on)}
+        if self.method == "platt":
+            out.update(a=self.a, b=self.b)
+        elif self.method == "isotonic":
+            out.update(knots_x=list(self.knots_x), knots_y=list(self.knots_y))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Calibrator":
+        return cls(
+            method=data["method"],
+            a=float(data.get("a", 1.0)),
+            b=float(data.get("b", 0.0)),
+            knots_x=tuple(float(v) for v in data.get("knots_x", ())),
+            knots_y=tuple(float(v) for v in data.get("knots_y", ())),
+            fitted_on={k: int(v) for k, v in data.get("fitted_on", {}).items()},
+        )
+
+
+def _logit(s: np.ndarray) -> np.ndarray:
+    c = np.clip(s, _EPS, 1 - _EPS)
+    return np.log(c / (1 - c))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _interp_udf(xs: list[float], ys: list[float]):
+    x, y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+
+    @F.pandas_udf("double")
+    def interp(s: pd.Series) -> pd.Series:
+        return pd.Series(np.interp(s.to_numpy(dtype=np.float64), x, y))
+
+    return interp
+
+
+def fit_calibrator(
+    predictions: DataFrame, *, method: str, label_col: str = "label", score_col: str = "score"
+) -> Calibrator:
+    """Fit `method` on `predictions` (label 0/1, score) with Spark ML on the executors."""
+    if method not in METHODS:
+        raise ValueError(f"calibration method must be one of {METHODS}, not {method!r}")
+    data = predictions.select(F.col(label_col).cast("int").alias("label"), F.col(score_col).cast("double").alias("score"))
+    row = data.agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("p")).first()
+    n, p = int(row["n"]), int(row["p"] or 0)
+    if n == 0:
+        raise ValueError("cannot fit a calibration on empty predictions")
+    fitted_on = {"rows": n, "positives": p}
+    if method == "none":
+        return Calibrator("none", fitted_on=fitted_on)
+    if p == 0 or p == n:
+        log.warning("calibration data hold one class only (%d positives of %d); the fit is a prior, not a mapping", p, n)
+    if method == "platt":
+        a, b = _fit_platt(data, positives=p, negatives=n - p)
+        log.info("Platt calibration on %d predictions (%d positive): a=%.4f, b=%.4f", n, p, a, b)
+        return Calibrator("platt", a=a, b=b, fitted_on=fitted_on)
+    xs, ys = _fit_isotonic(data)
+    log.info("isotonic calibration on %d predictions (%d positive): %d knots", n, p, len(xs))
+    return Calibrator("isotonic", knots_x=tuple(xs), knots_y=tuple(ys), fitted_on=fitted_on)
+
+
+def _fit_platt(data: DataFrame, *, positives: int, negatives: int) -> tuple[float, float]:
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import array_to_vector
+
+    t_pos = (positives + 1.0) / (positives + 2.0)
+    t_neg = 1.0 / (negatives + 2.0)
+    clipped = F.least(F.greatest(F.col("score"), F.lit(_EPS)), F.lit(1 - _EPS))
+    target = F.when(F.col("label") == 1, F.lit(t_pos)).otherwise(F.lit(t_neg))
+    # Each prediction stands for a soft target t: a row of class 1 with weight t and one of class 0 with 1 - t.
+    soft = data.select(
+        array_to_vector(F.array(F.log(clipped / (F.lit(1.0) - clipped)))).alias("x"),
+        F.explode(
+            F.array(
+                F.struct(F.lit(1.0).alias("y"), target.alias("w")),
+                F.struct(F.lit(0.0).alias("y"), (F.lit(1.0) - target).alias("w")),
+            )
+        ).alias("t"),
+    ).select("x", F.col("t.y").alias("y"), F.col("t.w").alias("w"))
+    lr = LogisticRegression(
+        featuresCol="x", labelCol="y", weightCol="w", regParam=0.0, standardization=False, maxIter=100, tol=1e-9
+    )
+    model = lr.fit(soft)
+    return float(model.coefficients[0]), float(model.intercept)
+
+
+def _fit_isotonic(data: DataFrame) -> tuple[list[float], list[float]]:
+    from pyspark.ml.regression import IsotonicRegression
+
+    model = IsotonicRegression(featuresCol="score", labelCol="label", isotonic=True).fit(
+        data.withColumn("label", F.col("label").cast("double"))
+    )
+    xs = [float(v) for v in model.boundaries.toArray()]
+    ys = [float(v) for v in model.predictions.toArray()]
+    return xs, ys
+
+
+def calibrate(df: DataFrame, calibrator: Calibrator, *, score_col: str = "score", out_col: str = "probability") -> DataFrame:
+    """`df` with `out_col`, the calibrated probability of `score_col`."""
+    return df.withColumn(out_col, calibrator.column(score_col))
+
+
+def reliability(
+    predictions: DataFrame, *, prob_col: str, label_col: str = "label", bins: int = 10
+) -> dict[str, Any]:
+    """Reliability curve on `bins` equal-width bins of [0, 1], expected calibration error and Brier score.
+
+    `curve`: per non-empty bin {bin, lower, upper, count, mean_predicted, observed_rate}. `ece` is the count-
+    weighted mean |observed - predicted| over bins (0 for a curve on the diagonal). One row per bin reaches the driver.
+    """
+    if bins < 1:
+        raise ValueError("bins must be at least 1")
+    p = F.col(prob_col).cast("double")
+    y = F.col(label_col).cast("double")
+    binned = predictions.select(
+        p.alias("p"), y.alias("y"), F.least(F.floor(p * bins), F.lit(bins - 1)).cast("int").alias("bin")
+    )
+    rows = binned.groupBy("bin").agg(
+        F.count(F.lit(1)).alias("n"), F.avg("p").alias("mp"), F.avg("y").alias("my"), F.sum((F.col("p") - F.col("y")) ** 2).alias("se")
+    ).orderBy("bin").collect()
+    n = sum(int(r["n"]) for r in rows)
+    if n == 0:
+        raise ValueError("reliability: the predictions are empty")
+    curve = [
+        {
+            "bin": int(r["bin"]),
+            "lower": r["bin"] / bins,
+            "upper": (r["bin"] + 1) / bins,
+            "count": int(r["n"]),
+            "mean_predicted": float(r["mp"]),
+            "observed_rate": float(r["my"]),
+        }
+        for r in rows
+    ]
+    return {
+        "bins": bins,
+        "count": n,
+        "ece": expected_calibration_error(curve),
+        "brier": sum(float(r["se"]) for r in rows) / n,
+        "curve": curve,
+    }
+
+
+def expected_calibration_error(curve: list[dict[str, Any]]) -> float:
+    """Count-weighted mean distance of a reliability curve from the diagonal."""
+    total = sum(c["count"] for c in curve)
+    if total == 0:
+        return 0.0
+    return sum(c["count"] * abs(c["observed_rate"] - c["mean_predicted"]) for c in curve) / total
+
+
+def log_profile(
+    predictions: DataFrame, *, prob_col: str, label_col: str = "label", bins: int = 24, low: float = 1e-6
+) -> list[dict[str, Any]]:
+    """Counts, positives and mean probability on `bins` log-spaced bins of [low, 1] (probabilities below `low` go to
+    the first bin): the reliability and the score distribution where rare events live. One row per bin to the driver."""
+    width = -math.log10(low) / bins
+    p = F.col(prob_col).cast("double")
+    position = (F.log10(F.greatest(p, F.lit(low))) - F.lit(math.log10(low))) / F.lit(width)
+    binned = predictions.select(
+        p.alias("p"), F.col(label_col).cast("int").alias("y"),
+        F.least(F.floor(position), F.lit(bins - 1)).cast("int").alias("bin"),
+    )
+    rows = binned.groupBy("bin").agg(
+        F.count(F.lit(1)).alias("n"), F.sum("y").alias("pos"), F.avg("p").alias("mp")
+    ).orderBy("bin").collect()
+    return [
+        {
+            "lower": 10 ** (math.log10(low) + r["bin"] * width),
+            "upper": 10 ** (math.log10(low) + (r["bin"] + 1) * width),
+            "count": int(r["n"]),
+            "positives": int(r["pos"] or 0),
+            "mean_predicted": float(r["mp"]),
+        }
+        for r in rows
+    ]

@@ -1,0 +1,576 @@
+"""Backblaze drive statistics (daily SMART snapshots) into the telemetry model at a daily cadence.
+
+Input: the public daily files, `date,serial_number,model,capacity_bytes,failure,smart_N_normalized,smart_N_raw,...`,
+one per day, gzipped or plain, in one folder (or a glob, or nested folders). Their columns change over the years
+(attributes are added), so files are grouped by their header and each group is parsed with its own column
+positions; an attribute absent from a file's header, or empty in a whole file, is simply missing there. Backblaze's
+files never quote fields, so lines are split on commas; a field wrapped in double quotes is unquoted.
+
+Every data line is either clean or quarantined with one reason (`REASONS`, first failing check wins):
+- `bad_header`: the file's header lacks `date`, `serial_number` or `failure` (every line of the file).
+- `malformed_line`: a field count different from the header's, or the header repeated inside a file.
+- `missing_field`: empty `date` or `serial_number`.
+- `bad_date`: `date` is not a valid yyyy-MM-dd.
+- `bad_failure`: `failure` is not 0 or 1.
+- `non_numeric`: a configured attribute's raw value is not a plain decimal number (NaN and infinity included).
+- `out_of_bounds`: a negative raw value.
+- `duplicate`: the same drive twice on one day; one is kept (a failure flag first, then by file and text).
+- `after_failure`: a drive's record dated after the day it was reported failed.
+Blank lines and each file's own header line are not records. Empty attribute values are not errors: drive models
+report different attributes.
+
+Clean readings (`clean/`): one row per drive per day on a midnight-UTC grid. Days missing for a drive are carried
+forward when at most `max_fill_gap_days` long (`filled`), a longer gap starts a new `segment`. Columns: `device_id`
+(serial number), `model`, `capacity_bytes`, `timestamp`, `smart_<id>_raw` (as read, null when not reported) and the
+model features `smart_<id>`: the raw value carried forward from the drive's last report, 0 when it never reported it,
+log1p for the counters in `log_attributes`.
+
+Labels: Backblaze sets `failure=1` on a drive's last day D. The failure is placed at D + 1 day 00:00 UTC (the drive
+is gone by the next snapshot), so the window ending on D's reading is "fails within the horizon". Drives that
+disappear without failing (`disappeared="censor"`) keep only the windows whose horizon ends by their last day:
+whether they would have failed later is not known.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from pipelines.cli import InputError
+from pipelines.config import BackblazeConfig, PipelineConfig, WindowsConfig
+from pipelines.io import fs
+from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
+from pipelines.telemetry.schema import TIMESTAMP_FORMAT
+from pipelines.telemetry.windows import assign_splits, downsample_negatives, fit_normalizer, normalize
+
+log = logging.getLogger(__name__)
+
+DAY_MINUTES = 24 * 60
+REQUIRED = ("date", "serial_number", "failure")
+OPTIONAL = ("model", "capacity_bytes")
+REASONS = (
+    "bad_header",
+    "malformed_line",
+    "missing_field",
+    "bad_date",
+    "bad_failure",
+    "non_numeric",
+    "out_of_bounds",
+    "duplicate",
+    "after_failure",
+)
+RAW_LINE = "raw_line"
+FILE_SUFFIXES = (".csv", ".csv.gz")
+CLEAN_DIR, QUARANTINE_DIR, FAILURES_FILE, COUNTS_FILE = "clean", "quarantine", "failures.csv", "counts.json"
+
+_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_NUMBER_RE = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def raw_column(attribute: int) -> str:
+    return f"smart_{attribute}_raw"
+
+
+def feature_column(attribute: int) -> str:
+    return f"smart_{attribute}"
+
+
+def feature_names(config: BackblazeConfig) -> list[str]:
+    """The model's input features, in order: one per configured attribute."""
+    return [feature_column(a) for a in config.attributes]
+
+
+def check_config(config: BackblazeConfig) -> None:
+    if not config.attributes:
+        raise ValueError("backblaze.attributes must name at least one SMART attribute")
+    if len(set(config.attributes)) != len(config.attributes):
+        raise ValueError("backblaze.attributes has duplicates")
+    extra = sorted(set(config.log_attributes) - set(config.attributes))
+    if extra:
+        raise ValueError(f"backblaze.log_attributes {extra} are not in backblaze.attributes")
+    if config.max_fill_gap_days < 0:
+        raise ValueError("backblaze.max_fill_gap_days must be >= 0")
+    if config.disappeared not in ("censor", "negative"):
+        raise ValueError(f"backblaze.disappeared must be 'censor' or 'negative', not {config.disappeared!r}")
+    if config.window_days < 1 or config.stride_days < 1:
+        raise ValueError("backblaze.window_days and backblaze.stride_days must be >= 1")
+
+
+def pipeline_config(config: PipelineConfig) -> PipelineConfig:
+    """`config` with ingest, windows and train set for Backblaze data, so the generic jobs' functions apply."""
+    bb = config.backblaze
+    check_config(bb)
+    return dataclasses.replace(
+        config,
+        ingest=dataclasses.replace(config.ingest, interval_minutes=DAY_MINUTES, max_fill_gap_readings=bb.max_fill_gap_days),
+        windows=WindowsConfig(
+            length=bb.window_days,
+            stride=bb.stride_days,
+            horizon_days=bb.horizon_days,
+            val_fraction=bb.val_fraction,
+            test_fraction=bb.test_fraction,
+            split_seed=bb.split_seed,
+            negatives_per_positive=bb.negatives_per_positive,
+            features=feature_names(bb),
+        ),
+        train=bb.train,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- files
+
+
+def _hadoop(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return jvm, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def list_files(spark: SparkSession, uri: str) -> list[str]:
+    """Daily files (`*.csv`, `*.csv.gz`) at `uri`: a file, a folder (searched recursively) or a glob."""
+    jvm, fsys, path = _hadoop(spark, uri.rstrip("/"))
+    statuses = fsys.globStatus(path) or []
+    found: list[str] = []
+    for status in statuses:
+        if status.isDirectory():
+            files = fsys.listFiles(status.getPath(), True)
+            while files.hasNext():
+                found.append(files.next().getPath().toString())
+        else:
+            found.append(status.getPath().toString())
+    names = [f for f in found if f.lower().endswith(FILE_SUFFIXES) and not f.rsplit("/", 1)[-1].startswith((".", "_"))]
+    return sorted(set(names))
+
+
+def read_header(spark: SparkSession, file_uri: str) -> list[str]:
+    """Column names from the first line of a (possibly compressed) file: trimmed, lower-case, BOM removed."""
+    jvm, fsys, path = _hadoop(spark, file_uri)
+    stream = fsys.open(path)
+    try:
+        codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+            spark.sparkContext._jsc.hadoopConfiguration()
+        ).getCodec(path)
+        source = codec.createInputStream(stream) if codec is not None else stream
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(source, "UTF-8"))
+        line = reader.readLine()
+    finally:
+        stream.close()
+    if line is None:
+        return []
+    return [name.strip().strip('"').lower() for name in line.lstrip("\ufeff").split(",")]
+
+
+def read_raw(spark: SparkSession, uri: str, *, attributes: list[int]) -> tuple[DataFrame, dict[str, Any]]:
+    """Data lines of every daily file at `uri` as text fields, and what the headers said.
+
+    Columns: date, serial_number, model, capacity_bytes, failure, `smart_<id>_raw` for each attribute (null when
+    the file has no such column), `raw_line`, `_fields` (field count), `_expected` (the header's),
+    `_extra_header` (the header repeated inside the file), `_bad_header`, `source_file`.
+    The second value: {"files", "header_variants", "absent": {attribute: [files without it]}, "bad_header": [...]}.
+    """
+    files = list_files(spark, uri)
+    if not files:
+        raise InputError(f"no Backblaze files (*.csv, *.csv.gz) at {uri}")
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for f in files:
+        groups[tuple(read_header(spark, f))].append(f)
+    wanted = [raw_column(a) for a in attributes]
+    info: dict[str, Any] = {"files": len(files), "header_variants": len(groups), "absent": {}, "bad_header": []}
+    parts = []
+    for header, members in groups.items():
+        position = {name: i for i, name in enumerate(header)}
+        bad = [c for c in REQUIRED if c not in position]
+        if bad:
+            log.warning("%d file(s) lack the column(s) %s, their lines are quarantined: %s", len(members), bad, members[:3])
+            info["bad_header"].extend(members)
+        for a, name in zip(attributes, wanted):
+            if name not in position:
+                info["absent"].setdefault(str(a), []).extend(members)
+        parts.append(_parse_group(spark, members, header, position, wanted, bool(bad)))
+    df = parts[0]
+    for part in parts[1:]:
+        df = df.unionByName(part)
+    return df, info
+
+
+def _parse_group(spark, files, header, position, wanted, bad_header: bool) -> DataFrame:
+    text = spark.read.text(files).select(F.col("value").alias(RAW_LINE), F.input_file_name().alias(SOURCE_FILE))
+    text = text.where(F.trim(RAW_LINE) != "")
+    # Split once (a separate projection: Spark does not inline an expensive expression used many times).
+    lines = text.select("*", F.split(F.col(RAW_LINE), ",", -1).alias("_f"))
+
+    def field(name: str) -> Column:
+        if name not in position:
+            return F.lit(None).cast("string")
+        value = F.trim(F.get(F.col("_f"), position[name]))
+        return F.when(value.startswith('"'), F.regexp_replace(value, r'^"(.*)"$', "$1")).otherwise(value)
+
+    # A data line starts with its date; only other lines are compared with the header.
+    normalized = F.regexp_replace(F.regexp_replace(F.lower(F.trim(F.col(RAW_LINE))), '["\ufeff]', ""), r"\s*,\s*", ",")
+    is_header = ~F.col(RAW_LINE).rlike("^[0-9]") & (normalized == F.lit(",".join(header)))
+    parsed = lines.select(
+        *[field(c).alias(c) for c in (*REQUIRED, *OPTIONAL)],
+        *[field(c).alias(c) for c in wanted],
+        RAW_LINE,
+        F.size("_f").alias("_fields"),
+        F.lit(len(header)).alias("_expected"),
+        is_header.alias("_is_header"),
+        F.lit(bad_header).alias("_bad_header"),
+        SOURCE_FILE,
+    )
+    # Each file's first line is its header. Identical lines are interchangeable, so one header line per file is
+    # dropped and any others are records (malformed). Only the (few) header lines are ranked: no shuffle of the data.
+    headers = parsed.where(F.col("_is_header"))
+    headers = headers.withColumn("_rank", F.row_number().over(Window.partitionBy(SOURCE_FILE).orderBy(RAW_LINE)))
+    extra = headers.where(F.col("_rank") > 1).drop("_rank")
+    records = parsed.where(~F.col("_is_header")).unionByName(extra)
+    return records.withColumnRenamed("_is_header", "_extra_header")
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+
+
+def classify(raw: DataFrame, *, attributes: list[int]) -> DataFrame:
+    """`raw` (from `read_raw`) with parsed `_device`, `_model`, `_capacity`, `_day` (timestamp), `_failure`,
+    `_v_<id>` and `reason` (null for clean records)."""
+    cols = {a: raw_column(a) for a in attributes}
+
+    def empty(c: str) -> Column:
+        return F.col(c).isNull() | (F.col(c) == "")
+
+    value = {a: F.expr(f"try_cast(`{c}` AS DOUBLE)") for a, c in cols.items()}
+    parsed = raw.select(
+        "*",
+        F.when(~empty("serial_number"), F.col("serial_number")).alias("_device"),
+        F.when(~empty("model"), F.col("model")).alias("_model"),
+        F.expr("try_cast(capacity_bytes AS DOUBLE)").alias("_capacity"),
+        F.when(
+            F.col("date").rlike(_DATE_RE),
+            F.try_to_timestamp(F.concat(F.col("date"), F.lit(" 00:00:00Z")), F.lit(TIMESTAMP_FORMAT + "X")),
+        ).alias("_day"),
+        F.when(F.col("failure").isin("0", "1"), F.col("failure").cast("int")).alias("_failure"),
+        *[v.alias(f"_v_{a}") for a, v in value.items()],
+    )
+    non_numeric = [
+        ~empty(c) & (~F.col(c).rlike(_NUMBER_RE) | F.isnan(f"_v_{a}") | (F.abs(F.col(f"_v_{a}")) == float("inf")))
+        for a, c in cols.items()
+    ]
+    negative = [F.col(f"_v_{a}") < 0 for a in cols]
+    reason = (
+        F.when(F.col("_bad_header"), "bad_header")
+        .when((F.col("_fields") != F.col("_expected")) | F.col("_extra_header"), "malformed_line")
+        .when(empty("date") | empty("serial_number"), "missing_field")
+        .when(F.col("_day").isNull(), "bad_date")
+        .when(F.col("_failure").isNull(), "bad_failure")
+        .when(_any(non_numeric), "non_numeric")
+        .when(_any(negative), "out_of_bounds")
+    )
+    # The whole line is kept for records rejected here; the ones found duplicate or after a failure below keep their
+    # parsed fields only, so the (long) lines of valid records do not travel through the shuffle.
+    checked = (
+        parsed.withColumn(REASON, reason)
+        .withColumn("_valid", F.col(REASON).isNull())
+        .withColumn(RAW_LINE, F.when(~F.col("_valid"), F.col(RAW_LINE)))
+    )
+
+    # Both windows are partitioned by the drive first, so Spark shuffles the records once. A duplicate never
+    # hides a failure flag (flags sort first), so the first failure can be taken before removing duplicates.
+    first_failure = F.min(F.when(F.col("_valid") & (F.col("_failure") == 1), F.col("_day"))).over(
+        Window.partitionBy("_device")
+    )
+    checked = checked.withColumn("_first_failure", first_failure)
+    same_day = Window.partitionBy("_device", "_day", "_valid").orderBy(
+        F.col("_failure").desc(), SOURCE_FILE, *[F.col(c) for c in (*OPTIONAL, *cols.values())]
+    )
+    duplicate = F.col("_valid") & (F.row_number().over(same_day) > 1)
+    after = F.col("_valid") & (F.col("_day") > F.col("_first_failure"))
+    reason = F.when(duplicate, F.lit("duplicate")).when(after, F.lit("after_failure")).otherwise(F.col(REASON))
+    return checked.withColumn(REASON, reason).drop("_valid", "_first_failure")
+
+
+def split(checked: DataFrame, *, attributes: list[int]) -> tuple[DataFrame, DataFrame]:
+    """(clean records, quarantined records) from `classify`.
+
+    Clean: device_id, model, capacity_bytes, timestamp, failure, `smart_<id>_raw` as doubles.
+    Quarantined: the text fields as read, `raw_line`, `reason`, `source_file`.
+    """
+    text_cols = [*REQUIRED, *OPTIONAL, *[raw_column(a) for a in attributes]]
+    clean = checked.where(F.col(REASON).isNull()).select(
+        F.col("_device").alias("device_id"),
+        F.col("_model").alias("model"),
+        F.when(F.col("_capacity") > 0, F.col("_capacity")).alias("capacity_bytes"),
+        F.col("_day").alias("timestamp"),
+        F.col("_failure").alias("failure"),
+        *[F.col(f"_v_{a}").alias(raw_column(a)) for a in attributes],
+    )
+    quarantine = checked.where(F.col(REASON).isNotNull()).select(*text_cols, RAW_LINE, REASON, SOURCE_FILE)
+    return clean, quarantine
+
+
+def _any(conditions: list[Column]) -> Column:
+    out = F.lit(False)
+    for c in conditions:
+        out = out | F.coalesce(c, F.lit(False))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- daily grid
+
+
+def failures_of(clean: DataFrame) -> DataFrame:
+    """`device_id, failure_time`: the day after each drive's (first) failure flag, midnight UTC."""
+    return (
+        clean.where(F.col("failure") == 1)
+        .groupBy("device_id")
+        .agg(F.min("timestamp").alias("_day"))
+        .select("device_id", (F.col("_day") + F.expr("INTERVAL 1 DAY")).alias("failure_time"))
+    )
+
+
+def to_daily_grid(clean: DataFrame, *, attributes: list[int], log_attributes: list[int], max_fill_gap_days: int) -> DataFrame:
+    """One row per drive per day of each segment, with the model features; see the module docstring."""
+    day = 24 * 3600
+    raws = [raw_column(a) for a in attributes]
+    slot = F.floor(F.col("timestamp").cast("long") / F.lit(day)) * F.lit(day)
+    readings = clean.select("device_id", "model", "capacity_bytes", *raws, slot.alias("_slot"))
+    by_time = Window.partitionBy("device_id").orderBy("_slot")
+    so_far = by_time.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    missing_before = (F.col("_slot") - F.lag("_slot").over(by_time)) / F.lit(day) - 1
+    missing_after = ((F.lead("_slot").over(by_time) - F.col("_slot")) / F.lit(day) - 1).cast("int")
+    fill = F.when(missing_after.between(1, max_fill_gap_days), missing_after).otherwise(F.lit(0))
+    logged = set(log_attributes)
+
+    def feature(a: int) -> Column:
+        carried = F.coalesce(F.last(raw_column(a), ignorenulls=True).over(so_far), F.lit(0.0))
+        return F.log1p(F.greatest(carried, F.lit(0.0))) if a in logged else carried
+
+    marked = readings.select(
+        "*",
+        F.when(missing_before > max_fill_gap_days, 1).otherwise(0).alias("_new_segment"),
+        fill.alias("_fill"),
+        *[feature(a).alias(feature_column(a)) for a in attributes],
+    )
+    segmented = marked.withColumn("segment", F.sum("_new_segment").over(so_far).cast("int"))
+    exploded = segmented.withColumn("_k", F.explode(F.sequence(F.lit(0), F.col("_fill"))))
+    return exploded.select(
+        "device_id",
+        "model",
+        "capacity_bytes",
+        F.timestamp_seconds(F.col("_slot") + F.col("_k") * F.lit(day)).alias("timestamp"),
+        *raws,
+        *[F.col(feature_column(a)).cast("double").alias(feature_column(a)) for a in attributes],
+        (F.col("_k") > 0).alias("filled"),
+        "segment",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- the job
+
+
+def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: BackblazeConfig) -> dict[str, Any]:
+    """Read, validate, quarantine and grid Backblaze files into `out_uri`; return the counts.
+
+    Writes, committed atomically with `_SUCCESS`: `clean/` (Parquet, daily grid), `quarantine/` (Parquet),
+    `failures.csv` (device_id,failure_time, as the generator writes it) and `counts.json`: read = clean +
+    quarantined (checked), by reason, files and header variants, per attribute the files where it is absent
+    or empty, drives, failed and disappeared drives, grid rows, filled rows and segments.
+    """
+    check_config(config)
+    attributes = list(config.attributes)
+    raw, info = read_raw(spark, input_uri, attributes=attributes)
+    checked = classify(raw, attributes=attributes).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        per_file = checked.groupBy(SOURCE_FILE).agg(
+            F.count(F.lit(1)).alias("lines"),
+            *[F.count(F.when(F.col(raw_column(a)) != "", 1)).alias(f"n_{a}") for a in attributes],
+        ).collect()
+        n_read = sum(int(r["lines"]) for r in per_file)
+        if n_read == 0:
+            raise InputError(f"the Backblaze files at {input_uri} hold no data lines")
+        clean, quarantine = split(checked, attributes=attributes)
+        grid = to_daily_grid(
+            clean, attributes=attributes, log_attributes=list(config.log_attributes),
+            max_fill_gap_days=config.max_fill_gap_days,
+        )
+        failures = failures_of(clean).orderBy("device_id").collect()
+        with fs.atomic_output(spark, out_uri) as tmp:
+            write_quarantine(quarantine, f"{tmp}/{QUARANTINE_DIR}")
+            grid.write.parquet(f"{tmp}/{CLEAN_DIR}")
+            lines = ["device_id,failure_time"] + [
+                f"{r['device_id']},{r['failure_time'].strftime('%Y-%m-%d %H:%M:%S')}" for r in failures
+            ]
+            fs.write_text(spark, f"{tmp}/{FAILURES_FILE}", "\n".join(lines) + "\n")
+            counts = _counts(spark, tmp, n_read, info, per_file, attributes, n_failed=len(failures))
+            fs.write_json(spark, f"{tmp}/{COUNTS_FILE}", counts)
+    finally:
+        checked.unpersist()
+    log.info(
+        "Backblaze: read %d = clean %d + quarantined %d %s; %d drives, %d failed, %d disappeared; written to %s",
+        counts["read"], counts["clean"], counts["quarantined"],
+        {k: v for k, v in counts["quarantined_by_reason"].items() if v}, counts["devices"],
+        counts["failed_devices"], counts["disappeared_devices"], out_uri,
+    )
+    return counts
+
+
+def _file_key(uri: str) -> tuple[str, str]:
+    """A file's identity whatever the spelling: Spark's input_file_name() gives file:///x (URL-encoded), Hadoop's
+    listing file:/x."""
+    parsed = urlparse(uri)
+    return parsed.scheme or "file", unquote(parsed.path)
+
+
+def _counts(spark, out: str, n_read: int, info: dict, per_file, attributes: list[int], *, n_failed: int) -> dict[str, Any]:
+    by_reason = count_by_reason(spark, f"{out}/{QUARANTINE_DIR}", REASONS)
+    grid = spark.read.parquet(f"{out}/{CLEAN_DIR}")
+    row = grid.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.when(F.col("filled"), 1)).alias("filled"),
+        F.countDistinct("device_id", "segment").alias("segments"),
+        F.countDistinct("device_id").alias("devices"),
+        F.min("timestamp").alias("first"),
+        F.max("timestamp").alias("last"),
+    ).first()
+    rows, filled = int(row["rows"]), int(row["filled"])
+    failed = spark.read.csv(f"{out}/{FAILURES_FILE}", header=True).select("device_id")
+    last_seen = grid.groupBy("device_id").agg(F.max("timestamp").alias("last_seen"))
+    disappeared = (
+        last_seen.where(F.col("last_seen") < F.lit(row["last"])).join(failed, "device_id", "left_anti").count()
+        if row["last"] is not None else 0
+    )
+    empty_in: dict[str, int] = {str(a): 0 for a in attributes}
+    for r in per_file:
+        for a in attributes:
+            absent = {_file_key(f) for f in info["absent"].get(str(a), [])}
+            if r[f"n_{a}"] == 0 and _file_key(r[SOURCE_FILE]) not in absent:
+                empty_in[str(a)] += 1
+    counts = {
+        "read": n_read,
+        "clean": rows - filled,
+        "quarantined": sum(by_reason.values()),
+        "quarantined_by_reason": by_reason,
+        "files": info["files"],
+        "header_variants": info["header_variants"],
+        "attributes": {
+            feature_column(a): {
+                "files_absent": len(info["absent"].get(str(a), [])),
+                "files_empty": empty_in[str(a)],
+            }
+            for a in attributes
+        },
+        "grid_rows": rows,
+        "filled_rows": filled,
+        "segments": int(row["segments"]),
+        "devices": int(row["devices"]),
+        "failed_devices": n_failed,
+        "disappeared_devices": int(disappeared),
+        "first_day": row["first"].strftime("%Y-%m-%d") if row["first"] else None,
+        "last_day": row["last"].strftime("%Y-%m-%d") if row["last"] else None,
+    }
+    if counts["read"] != counts["clean"] + counts["quarantined"]:
+        raise RuntimeError(
+            f"counts do not add up: read {counts['read']} != clean {counts['clean']} + quarantined {counts['quarantined']}"
+        )
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------------- windows
+
+
+def censor_disappeared(windows: DataFrame, readings: DataFrame, failures: DataFrame, *, horizon_days: float) -> DataFrame:
+    """Drop windows of drives that vanish without failing when their horizon reaches past the drive's last day."""
+    last_seen = readings.groupBy("device_id").agg(F.max("timestamp").alias("_last_seen"))
+    vanished = last_seen.join(failures.select("device_id"), "device_id", "left_anti")
+    horizon = F.expr(f"INTERVAL {int(round(horizon_days * 86400))} SECONDS")
+    joined = windows.join(F.broadcast(vanished), "device_id", "left")
+    keep = F.col("_last_seen").isNull() | (F.col("window_end") + horizon <= F.col("_last_seen"))
+    return joined.where(keep).drop("_last_seen")
+
+
+def sliding_windows(readings: DataFrame, *, features: list[str], length: int) -> DataFrame:
+    """Every run of `length` consecutive grid readings of a device segment, as `device_id, segment, window_end,
+    features` (row-major float array, length x n_features), computed with SQL window frames on the executors."""
+    frame = Window.partitionBy("device_id", "segment").orderBy("timestamp").rowsBetween(-(length - 1), 0)
+    steps = readings.select(
+        "device_id", "segment", "timestamp", F.array(*[F.col(c).cast("float") for c in features]).alias("_step")
+    )
+    return (
+        steps.withColumn("_steps", F.collect_list("_step").over(frame))
+        .where(F.size("_steps") == length)
+        .select(
+            "device_id", "segment", F.col("timestamp").alias("window_end"), F.flatten("_steps").alias("features")
+        )
+        .where(F.forall("features", lambda x: x.isNotNull() & ~F.isnan(x) & (F.abs(x) != float("inf"))))
+    )
+
+
+def make_windows(
+    readings: DataFrame,
+    failures: DataFrame,
+    *,
+    features: list[str],
+    length: int,
+    stride: int,
+    horizon_days: float,
+    interval_minutes: int,
+    observed_until,
+) -> DataFrame:
+    """`pipelines.telemetry.windows.make_windows` (same schema, alignment, labels and right-censoring) without
+    Python: a fleet of tens of thousands of drives with days of history each makes as many tiny pandas groups,
+    which dominate the cost there. Here everything is SQL window frames and array functions."""
+    step_seconds = interval_minutes * 60 * stride
+    horizon = F.expr(f"INTERVAL {int(round(horizon_days * 86400))} SECONDS")
+    first_failure = failures.groupBy("device_id").agg(F.min("failure_time").alias("_failure"))
+    windows = sliding_windows(readings, features=features, length=length).where(
+        F.col("window_end").cast("long") % F.lit(step_seconds) == 0
+    )
+    labelled = windows.join(first_failure, "device_id", "left").select(
+        "device_id",
+        "window_end",
+        "features",
+        F.when(
+            F.col("_failure").isNotNull(),
+            ((F.col("window_end") < F.col("_failure")) & (F.col("_failure") <= F.col("window_end") + horizon)).cast("int"),
+        ).otherwise(F.lit(0)).alias("label"),
+        F.col("_failure"),
+    )
+    if observed_until is not None:
+        labelled = labelled.where(
+            F.col("_failure").isNotNull() | (F.col("window_end") + horizon <= F.lit(observed_until))
+        )
+    return labelled.drop("_failure")
+
+
+def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineConfig) -> tuple[DataFrame, dict]:
+    """Split drives, normalise with training statistics, window, label, censor and balance (see the docstring).
+
+    The steps of `pipelines.telemetry.windows.build_window_dataset` with the SQL `make_windows` above and the
+    per-drive censoring. `config` is the full config; the Backblaze settings come from `config.backblaze`.
+    """
+    derived = pipeline_config(config)
+    wc = derived.windows
+    splits = assign_splits(
+        readings.select("device_id").distinct(), failures,
+        val_fraction=wc.val_fraction, test_fraction=wc.test_fraction, seed=wc.split_seed,
+    ).select("device_id", "split")
+    stats = fit_normalizer(
+        readings.join(F.broadcast(splits.where(F.col("split") == "train")), "device_id"), features=wc.features
+    )
+    observed_until = readings.agg(F.max("timestamp")).first()[0]
+    windows = make_windows(
+        normalize(readings, stats), failures, features=wc.features, length=wc.length, stride=wc.stride,
+        horizon_days=wc.horizon_days, interval_minutes=derived.ingest.interval_minutes, observed_until=observed_until,
+    )
+    if config.backblaze.disappeared == "censor":
+        windows = censor_disappeared(windows, readings, failures, horizon_days=wc.horizon_days)
+    windows = windows.join(F.broadcast(splits), "device_id")
+    train = downsample_negatives(
+        windows.where(F.col("split") == "train"), negatives_per_positive=wc.negatives_per_positive, seed=wc.split_seed
+    )
+    return train.unionByName(windows.where(F.col("split") != "train")), stats

@@ -1,0 +1,132 @@
+"""The Backblaze adapter on small hand-made daily files whose columns differ (the real files: test_backblaze_chain)."""
+import gzip
+import math
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from pipelines.config import BackblazeConfig, PipelineConfig, WindowsConfig
+from pipelines.telemetry import backblaze as bb
+from pipelines.telemetry import windows as generic_windows
+
+CONFIG = BackblazeConfig(attributes=[5, 9, 187, 194], log_attributes=[5, 9, 187], max_fill_gap_days=1)
+
+# An older header without smart_187; a newer one with smart_187 added and a new smart_999 column moving smart_194.
+OLD = "date,serial_number,model,capacity_bytes,failure,smart_5_normalized,smart_5_raw,smart_9_raw,smart_194_raw"
+NEW = "date,serial_number,model,capacity_bytes,failure,smart_5_raw,smart_9_raw,smart_187_raw,smart_999_raw,smart_194_raw"
+DAY1 = [  # plain CSV, old header
+    OLD,
+    "2021-01-01,A,M1,4000,0,100,0,1000,30",
+    "2021-01-01,B,M1,4000,0,100,2,1100,31",  # vanishes after day 1 without failing
+    "2021-01-01,C,M2,-1,0,100,,1200,29",      # smart_5 not reported; capacity -1 is informational
+    "2021-01-01,D,M2,4000,1,100,7,900,40",    # fails on day 1
+    "2021-01-01,E,M1,4000,0,100,0,800,28",    # misses day 2 (filled), back on day 3
+    "2021-01-01,F,M1,4000,0",                 # malformed: too few fields
+    "",
+    "2021-01-01,,M1,4000,0,100,0,1,30",       # missing serial number
+    OLD,                                      # header repeated inside the file
+]
+DAY2 = [  # gzipped, new header
+    NEW,
+    "2021-01-02,A,M1,4000,0,0,1024,0,x,30",
+    "2021-01-02,C,M2,4000,0,,1224,5,x,30",
+    "2021-01-02,D,M2,4000,0,9,924,0,x,41",      # after its failure
+    "2021-01-02,G,M3,4000,0,0,10,0,x,33",       # duplicate of the next line, which has the failure flag
+    "2021-01-02,G,M3,4000,1,0,10,0,x,33",
+    "2021/01/02,H,M3,4000,0,0,10,0,x,33",       # bad date
+    "2021-01-02,H,M3,4000,2,0,10,0,x,33",       # bad failure flag
+    "2021-01-02,H,M3,4000,0,1e,10,0,x,33",      # non-numeric
+    "2021-01-02,H,M3,4000,0,-3,10,0,x,33",      # negative
+]
+DAY3 = [  # plain, new header, smart_5 empty in the whole file
+    NEW,
+    "2021-01-03,A,M1,4000,0,,1048,0,,31",
+    "2021-01-03,C,M2,4000,0,,1248,6,,30",
+    "2021-01-03,E,M1,4000,0,,848,1,,29",
+]
+NO_SERIAL = ["date,serial,failure", "2021-01-03,Z,0"]  # a file without serial_number: every line quarantined
+
+
+def write_files(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "2021-01-01.csv").write_text("\n".join(DAY1) + "\n")
+    with gzip.open(root / "2021-01-02.csv.gz", "wt") as f:
+        f.write("\n".join(DAY2) + "\n")
+    (root / "nested").mkdir()
+    (root / "nested" / "2021-01-03.csv").write_text("\n".join(DAY3) + "\n")
+    (root / "other.csv").write_text("\n".join(NO_SERIAL) + "\n")
+    (root / "README.txt").write_text("not data")
+    return root
+
+
+def test_files_with_different_columns_are_read_by_their_own_header(spark, tmp_path):
+    root = write_files(tmp_path / "raw")
+    out = str(tmp_path / "ingest")
+    counts = bb.ingest_backblaze(spark, str(root), out, CONFIG)
+
+    assert counts["files"] == 4 and counts["header_variants"] == 3
+    assert counts["read"] == 8 + 9 + 3 + 1 == counts["clean"] + counts["quarantined"]
+    assert {k: v for k, v in counts["quarantined_by_reason"].items() if v} == {
+        "bad_header": 1, "malformed_line": 2, "missing_field": 1, "bad_date": 1, "bad_failure": 1, "non_numeric": 1,
+        "out_of_bounds": 1, "duplicate": 1, "after_failure": 1,
+    }
+    assert counts["attributes"]["smart_187"] == {"files_absent": 2, "files_empty": 0}  # day 1 and the odd file
+    assert counts["attributes"]["smart_5"] == {"files_absent": 1, "files_empty": 1}   # odd file; day 3 empty
+    assert counts["devices"] == 6 and counts["failed_devices"] == 2
+    assert counts["disappeared_devices"] == 1  # B; D and G failed
+    assert counts["filled_rows"] == 1 and counts["clean"] == 11
+
+    failures = (tmp_path / "ingest" / "failures.csv").read_text().splitlines()
+    assert failures == ["device_id,failure_time", "D,2021-01-02 00:00:00", "G,2021-01-03 00:00:00"]
+    quarantine = spark.read.parquet(f"{out}/quarantine")
+    dup = quarantine.where("reason = 'duplicate'").first()
+    assert dup["serial_number"] == "G" and dup["failure"] == "0"  # the failure flag is the record kept
+    assert quarantine.where("reason = 'malformed_line'").where(F.col("raw_line") == OLD).count() == 1
+
+    clean = {(r["device_id"], r["timestamp"].day): r for r in spark.read.parquet(f"{out}/clean").collect()}
+    a3 = clean[("A", 3)]
+    assert a3["smart_5_raw"] is None and a3["smart_5"] == pytest.approx(math.log1p(0.0))  # carried forward
+    assert a3["smart_9"] == pytest.approx(math.log1p(1048)) and a3["smart_194"] == 31.0  # 194 stays linear
+    assert clean[("A", 1)]["smart_187_raw"] is None and clean[("A", 1)]["smart_187"] == 0.0  # absent column
+    assert clean[("C", 3)]["smart_5"] == 0.0 and clean[("C", 1)]["capacity_bytes"] is None
+    assert clean[("E", 2)]["filled"] and clean[("E", 2)]["smart_9_raw"] == 800.0 and not clean[("E", 3)]["filled"]
+    assert clean[("E", 3)]["segment"] == 0
+    assert clean[("G", 2)]["timestamp"] == datetime(2021, 1, 2)
+
+
+def test_sql_windows_equal_the_generic_windows_and_vanished_drives_are_censored(spark):
+    rows = []
+    for device, days, fail_day in (("a", range(1, 9), None), ("b", range(1, 6), None), ("c", range(1, 7), 6)):
+        for d in days:
+            rows.append((device, datetime(2021, 1, d), 0, float(d), float(10 * d + len(device))))
+    readings = spark.createDataFrame(rows, "device_id string, timestamp timestamp, segment int, x double, y double")
+    failures = spark.createDataFrame([("c", datetime(2021, 1, 7))], "device_id string, failure_time timestamp")
+    kwargs = dict(features=["x", "y"], length=3, stride=1, horizon_days=2.0, interval_minutes=1440,
+                  observed_until=datetime(2021, 1, 8))
+    ours = bb.make_windows(readings, failures, **kwargs)
+    theirs = generic_windows.make_windows(readings, failures, **kwargs)
+    key = lambda r: (r["device_id"], r["window_end"])  # noqa: E731
+    got = sorted((tuple(r) for r in ours.select("device_id", "window_end", "features", "label").collect()), key=str)
+    expected = sorted((tuple(r) for r in theirs.select("device_id", "window_end", "features", "label").collect()), key=str)
+    assert got == expected
+    labels = {key(r): r["label"] for r in ours.collect()}
+    assert labels[("c", datetime(2021, 1, 4))] == 0 and labels[("c", datetime(2021, 1, 5))] == 1
+    assert labels[("c", datetime(2021, 1, 6))] == 1
+    # "b" vanished after day 5 without failing: the global rule keeps windows ending by day 6, censoring only up to day 3.
+    assert {k[1].day for k in labels if k[0] == "b"} == {3, 4, 5}
+    censored = bb.censor_disappeared(ours, readings, failures, horizon_days=2.0)
+    assert sorted(r["window_end"].day for r in censored.where("device_id = 'b'").collect()) == [3]
+    assert censored.where("device_id != 'b'").count() == ours.where("device_id != 'b'").count()
+
+
+def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
+    derived = bb.pipeline_config(PipelineConfig(backblaze=CONFIG))
+    assert derived.ingest.interval_minutes == 1440 and derived.ingest.max_fill_gap_readings == 1
+    assert derived.windows == WindowsConfig(length=5, stride=1, horizon_days=3.0, val_fraction=0.2, test_fraction=0.3,
+                                            split_seed=13, negatives_per_positive=20.0,
+                                            features=["smart_5", "smart_9", "smart_187", "smart_194"])
+    assert derived.train == CONFIG.train
+    with pytest.raises(ValueError, match="log_attributes"):
+        bb.check_config(BackblazeConfig(attributes=[5], log_attributes=[9]))

@@ -1,0 +1,99 @@
+"""The whole Backblaze chain on four real days: ingest, windows, BigDL training, alerting, fleet scoring, report."""
+import gzip
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import run
+from pipelines.config import load_config
+from pipelines.evaluation.report import read_event_scalars
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_report_chromium import CHROMIUM, images_in_browser  # noqa: E402
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "backblaze"
+DAYS = ["2013-04-14", "2013-04-15", "2013-04-16", "2013-04-17"]  # 15 failures, drives vanishing on the 15th
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not REAL.is_dir(), reason=f"real Backblaze files not found at {REAL}"),
+]
+
+
+def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
+    from jobs import score_fleet
+    from jobs.backblaze_demo import run_backblaze
+
+    data = tmp_path / "backblaze"
+    data.mkdir()
+    lines, failed, last_seen = 0, set(), {}
+    for day in DAYS:
+        shutil.copy(REAL / f"{day}.csv.gz", data)
+        with gzip.open(REAL / f"{day}.csv.gz", "rt") as f:
+            header = f.readline().rstrip("\n").split(",")
+            serial, failure = header.index("serial_number"), header.index("failure")
+            for line in f:
+                fields = line.rstrip("\n").split(",")
+                lines += 1
+                last_seen[fields[serial]] = day
+                if fields[failure] == "1":
+                    failed.add(fields[serial])
+    out = tmp_path / "run"
+    config = load_config(env="ci", overrides=["backblaze.train.epochs=1"])
+    metrics = run_backblaze(spark, str(data), str(out), config)
+
+    # Every record of the real files is accounted for.
+    ingest = metrics["counts"]["ingest"]
+    assert ingest["read"] == lines == ingest["clean"] + ingest["quarantined"] and ingest["quarantined"] == 0
+    assert ingest["files"] == 4 and ingest["header_variants"] == 1 and ingest["devices"] == len(last_seen)
+    assert ingest["failed_devices"] == len(failed) == 15
+    assert ingest["disappeared_devices"] == sum(1 for s, d in last_seen.items() if d != DAYS[-1] and s not in failed) > 0
+    for attribute in ("smart_187", "smart_188", "smart_198"):  # not recorded in 2013
+        assert ingest["attributes"][attribute] == {"files_absent": 0, "files_empty": 4}
+    written = (out / "ingest" / "failures.csv").read_text().splitlines()[1:]
+    assert {line.split(",")[0] for line in written} == failed
+    alerting = metrics["alerting"]
+    assert {"threshold", "false_alarm_rate_per_device_day", "recall", "mean_lead_time_days",
+            "median_lead_time_days"} <= set(alerting)
+    assert 0 <= alerting["threshold"] <= 1 and alerting["review_threshold"] <= alerting["threshold"]
+    lead = alerting["lead_time"]
+    assert lead["failed_devices"] == lead["detected"] + lead["missed"] > 0
+    assert all(0 < r["lead_time_days"] <= 3 for r in json.loads((out / "alerting" / "lead_times.json").read_text())
+               if r["lead_time_days"] is not None)  # windows end 04-15 at the earliest, failures by 04-18
+    assert any("cannot be confirmed or refuted" in n for n in metrics["notes"])
+
+    policy = json.loads((out / "alerting" / "policy.json").read_text())
+    assert policy["scoring"]["features"] == [f"smart_{a}" for a in config.backblaze.attributes]
+    assert policy["scoring"]["interval_minutes"] == 1440 and policy["scoring"]["length"] == 2
+    risk = json.loads((out / "risk" / "summary.json").read_text())
+    assert risk["devices"] == ingest["devices"] == sum(risk["by_band"].values())
+    assert risk["scored_at"].startswith("2013-04-17")
+
+    training = json.loads((out / "training.json").read_text())
+    events = read_event_scalars(str(out / "summaries" / "lstm" / "train"))  # the report's fallback source
+    assert [list(p) for p in events["Loss"]] == training["train_loss"]
+
+    index = out / "report" / "index.html"
+    page = index.read_text()
+    assert "Fleet risk table" in page and "BigDL LSTM" in page and "cannot be confirmed or refuted" in page
+    if CHROMIUM:
+        seen = images_in_browser(index, tmp_path)
+        assert seen["broken"] == [] and seen["loaded"] == seen["total"] == 7
+
+    # The job with another scorer plugged in: the policy is fitted again on the validation split for it.
+    code = run(score_fleet.main, score_fleet.build_parser(), [
+        "--env", "ci", "--clean", str(out / "ingest" / "clean"), "--run-dir", str(out), "--out", str(tmp_path / "risk2"),
+        "--scorer", "test_scoring_alerting:make_scorer", "--refit-on", str(out / "windows"),
+    ])
+    assert code == 0
+    other = json.loads((tmp_path / "risk2" / "summary.json").read_text())
+    assert other["devices"] == ingest["devices"] and other["policy"] != risk["policy"]
+
+    # The report job refreshes the report of a finished run, with a caveat of the user's.
+    from jobs import report as report_job
+
+    assert run(report_job.main, report_job.build_parser(), ["--run-dir", str(out), "--note", "checked by <test>"]) == 0
+    assert "checked by &lt;test&gt;" in index.read_text()

@@ -1,0 +1,149 @@
+"""Calibration, the alert thresholds, lead times and fleet scoring on Spark, with small fixed data."""
+import json
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from pipelines.config import AlertingConfig
+from pipelines.evaluation import alerting, scoring
+from pipelines.evaluation.alerting import AlertPolicy, device_days, fit_policy, threshold_for_false_alarm_rate
+from pipelines.evaluation.calibration import Calibrator, fit_calibrator, reliability
+from pipelines.evaluation.lead_time import collect_lead_times, lead_days_at, summarize
+
+T0 = datetime(2026, 1, 1)
+
+
+def miscalibrated(spark, n: int, seed: int):
+    """Windows whose true failure probability is p but whose raw score is p ** 0.3 (far too high)."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.5, 4.0, n)
+    label = (rng.random(n) < p).astype(int)
+    rows = [(f"d{i}", T0, int(y), float(s)) for i, (y, s) in enumerate(zip(label, p ** 0.3))]
+    return spark.createDataFrame(rows, "device_id string, window_end timestamp, label int, score double")
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_calibration_brings_the_reliability_curve_closer_to_the_diagonal(spark, method):
+    val, test = miscalibrated(spark, 3000, seed=1), miscalibrated(spark, 3000, seed=2)
+    calibrator = fit_calibrator(val, method=method)
+    assert calibrator.fitted_on["rows"] == 3000
+    calibrated = test.withColumn("probability", calibrator.column("score"))
+    raw = reliability(calibrated, prob_col="score")
+    fixed = reliability(calibrated, prob_col="probability")
+    assert raw["ece"] > 0.2
+    assert fixed["ece"] < 0.05 and fixed["ece"] < raw["ece"] / 4
+    assert fixed["brier"] < raw["brier"]
+    # The Spark column and the NumPy mapping are the same function.
+    rows = calibrated.limit(50).collect()
+    assert np.allclose([r["probability"] for r in rows], calibrator.predict([r["score"] for r in rows]), atol=1e-9)
+
+
+def days_frame(spark, negatives, positives):
+    rows = [(f"n{i}", T0, p, 0) for i, p in enumerate(negatives)] + [(f"p{i}", T0, p, 1) for i, p in enumerate(positives)]
+    return spark.createDataFrame(rows, "device_id string, day timestamp, probability double, label int")
+
+
+def test_threshold_for_a_target_false_alarm_rate_is_the_lowest_that_keeps_it(spark):
+    negatives = [k / 100 for k in range(1, 101)]  # 0.01 .. 1.00
+    days = days_frame(spark, negatives, [0.955, 0.5])
+    t = threshold_for_false_alarm_rate(days, 0.05)
+    assert t == 0.955  # 5 negatives (0.96 .. 1.00) at or above it; 0.95 would make 6
+    far = alerting.false_alarm_rate(days, t)
+    assert far["false_alarm_device_days"] == 5 and far["false_alarm_rate_per_device_day"] == 0.05
+    assert threshold_for_false_alarm_rate(days, 0.0) == math.nextafter(1.0, math.inf)  # nothing may alert
+    assert threshold_for_false_alarm_rate(days, 0.5) == 0.51  # 50 negatives from 0.51; at 0.50 (tied with a positive) 51
+    tied = days_frame(spark, [0.9] * 10 + [0.1] * 90, [0.95])
+    assert threshold_for_false_alarm_rate(tied, 0.05) == 0.95  # the tie of 10 cannot be split
+
+
+def test_device_days_take_the_highest_probability_and_label_of_a_day(spark):
+    rows = [("a", T0 + timedelta(hours=h), 0.1 * h, int(h == 20)) for h in (1, 5, 20)]
+    rows += [("a", T0 + timedelta(days=1, hours=2), 0.05, 0)]
+    preds = spark.createDataFrame(rows, "device_id string, window_end timestamp, probability double, label int")
+    got = sorted((r["day"].day, round(r["probability"], 6), r["label"]) for r in device_days(preds).collect())
+    assert got == [(1, 2.0, 1), (2, 0.05, 0)]
+
+
+def test_policy_from_a_false_alarm_target_or_a_cost_ratio(spark):
+    val = miscalibrated(spark, 2000, seed=3)
+    policy = fit_policy(val, AlertingConfig(calibration="platt", target_false_alarm_rate=0.01, review_false_alarm_rate=0.05))
+    assert policy.review_threshold <= policy.alert_threshold
+    assert policy.validation["false_alarm_rate_per_device_day"] <= 0.01
+    assert policy.validation["review_false_alarm_rate_per_device_day"] <= 0.05
+    assert AlertPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
+    cost = fit_policy(val, AlertingConfig(calibration="platt", policy="cost", cost_ratio=9.0))
+    assert cost.alert_threshold == pytest.approx(0.1) and cost.cost_ratio == 9.0
+    bands = {r["band"] for r in policy.apply(val).select("band").distinct().collect()}
+    assert bands == {"alert", "uncertain", "ok"}
+    with pytest.raises(ValueError, match="alerting.policy"):
+        fit_policy(val, AlertingConfig(policy="gut_feeling"))
+
+
+def test_lead_time_edges(spark):
+    day = lambda d, h=0: T0 + timedelta(days=d, hours=h)  # noqa: E731
+    rows = [
+        ("early", day(5), False), ("early", day(6), True), ("early", day(8), True), ("early", day(9), False),
+        ("late", day(3), False), ("late", day(10), True), ("late", day(11), True),  # alerts at and after the failure
+        ("silent", day(8), False), ("silent", day(9), False),
+        ("healthy", day(4), True),
+    ]
+    alerts = spark.createDataFrame(rows, "device_id string, window_end timestamp, alert boolean")
+    failures = spark.createDataFrame(
+        [("early", day(10)), ("late", day(10)), ("silent", day(10, 12)), ("no_windows", day(2)), ("early", day(20))],
+        "device_id string, failure_time timestamp",
+    )
+    leads = {r["device_id"]: r for r in collect_lead_times(alerts, failures)}
+    assert set(leads) == {"early", "late", "silent"}  # "healthy" never failed, "no_windows" has nothing evaluated
+    assert leads["early"]["lead_time_days"] == 4.0 and leads["early"]["first_alert"] == "2026-01-07 00:00:00"
+    assert leads["late"]["lead_time_days"] is None and leads["silent"]["lead_time_days"] is None
+    summary = summarize([r["lead_time_days"] for r in leads.values()])
+    assert (summary["detected"], summary["missed"], summary["mean_lead_time_days"]) == (1, 2, 4.0)
+    # Several thresholds at once (operating points) give the same answer.
+    scored = alerts.withColumn("probability", F.col("alert").cast("double"))
+    at_half, at_two = lead_days_at(scored, failures, [0.5, 2.0])
+    assert sorted(at_half, key=str) == sorted((r["lead_time_days"] for r in leads.values()), key=str)
+    assert at_two == [None, None, None]
+
+
+def first_feature_scorer(windows):
+    """A stand-in model: the sigmoid of the last reading's first feature."""
+    return windows.select("device_id", "window_end", (1 / (1 + F.exp(-F.element_at("features", -2)))).alias("score"))
+
+
+def make_scorer(**kwargs):
+    return first_feature_scorer
+
+
+def test_fleet_scoring_with_a_plugged_scorer(spark, tmp_path):
+    rows = []
+    for device, x, days, segment_break in (("hot", 3.0, range(0, 5), None), ("cool", -3.0, range(0, 5), None),
+                                            ("warm", 0.0, range(0, 5), None), ("gappy", 5.0, range(0, 5), 3),
+                                            ("stale", 0.2, range(0, 3), None)):
+        for d in days:
+            segment = 1 if segment_break is not None and d >= segment_break else 0
+            rows.append((device, "M", T0 + timedelta(days=d), segment, x * 2 + 1, 7.0))
+    readings = spark.createDataFrame(rows, "device_id string, model string, timestamp timestamp, segment int, a double, b double")
+    info = {"length": 3, "features": ["a", "b"], "normalization": {"features": ["a", "b"], "mean": [1.0, 7.0], "std": [2.0, 1.0]}}
+    policy = AlertPolicy(Calibrator("none"), alert_threshold=0.9, review_threshold=0.45, policy="false_alarm_rate",
+                         target_false_alarm_rate=0.01)
+    scorer = scoring.load_scorer("test_scoring_alerting:make_scorer", spark=spark)
+    table = scoring.score_fleet(readings, scorer, policy, info, scored_by="stub")
+    got = {r["device_id"]: r for r in table.collect()}
+    assert list(table.columns) == scoring.RISK_COLUMNS
+    assert got["hot"]["band"] == "alert" and got["hot"]["alert"] is True
+    assert got["hot"]["score"] == pytest.approx(1 / (1 + math.exp(-3.0)))
+    assert "strongest signal a (+3.0 sd)" in got["hot"]["reason"] and "alert threshold" in got["hot"]["reason"]
+    assert got["warm"]["band"] == "uncertain" and "human review" in got["warm"]["reason"]
+    assert got["cool"]["band"] == "ok" and not got["cool"]["alert"]
+    assert got["gappy"]["band"] == "insufficient_history" and got["gappy"]["score"] is None
+    assert got["gappy"]["reason"].startswith("not scored: 2 of 3 readings")
+    assert got["stale"]["window_end"] == T0 + timedelta(days=2) and "no reading since 2026-01-03" in got["stale"]["reason"]
+
+    out = str(tmp_path / "risk")
+    summary = scoring.write_risk_table(spark, table, out, policy=policy)
+    assert summary["by_band"] == {"alert": 1, "uncertain": 2, "ok": 1, "insufficient_history": 1}
+    assert summary["top"][0]["device_id"] == "hot" and (tmp_path / "risk" / "_SUCCESS").exists()
+    assert spark.read.parquet(f"{out}/table").count() == 5

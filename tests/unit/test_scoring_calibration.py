@@ -1,0 +1,46 @@
+"""Calibration and lead-time arithmetic without Spark: the fitted mappings and the summaries are plain functions."""
+import math
+
+import numpy as np
+import pytest
+
+from pipelines.evaluation.calibration import Calibrator, expected_calibration_error
+from pipelines.evaluation.lead_time import summarize
+
+
+def test_platt_and_isotonic_calibrators_map_scores_and_round_trip():
+    platt = Calibrator("platt", a=2.0, b=-1.0, fitted_on={"rows": 10, "positives": 2})
+    s = np.array([0.1, 0.5, 0.9])
+    z = 2.0 * np.log(s / (1 - s)) - 1.0
+    assert np.allclose(platt.predict(s), 1 / (1 + np.exp(-z)))
+    assert np.all(np.diff(platt.predict(s)) > 0)  # never reorders devices
+    iso = Calibrator("isotonic", knots_x=(0.2, 0.6), knots_y=(0.0, 0.5))
+    assert np.allclose(iso.predict([0.0, 0.2, 0.4, 0.6, 1.0]), [0.0, 0.0, 0.25, 0.5, 0.5])
+    for c in (platt, iso, Calibrator("none")):
+        assert Calibrator.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="one of"):
+        Calibrator("beta")
+
+
+def test_expected_calibration_error_is_the_weighted_distance_from_the_diagonal():
+    on_diagonal = [{"count": 10, "mean_predicted": 0.1, "observed_rate": 0.1}, {"count": 5, "mean_predicted": 0.8, "observed_rate": 0.8}]
+    assert expected_calibration_error(on_diagonal) == 0.0
+    off = [{"count": 30, "mean_predicted": 0.5, "observed_rate": 0.2}, {"count": 10, "mean_predicted": 0.9, "observed_rate": 0.5}]
+    assert math.isclose(expected_calibration_error(off), (30 * 0.3 + 10 * 0.4) / 40)
+
+
+def test_lead_time_summary_counts_misses_and_uses_detected_devices_only():
+    summary = summarize([3.0, None, 1.0, 8.0, None], not_evaluable=2)
+    assert summary["failed_devices"] == 5 and summary["detected"] == 3 and summary["missed"] == 2
+    assert summary["not_evaluable"] == 2
+    assert summary["recall"] == pytest.approx(0.6)
+    assert summary["mean_lead_time_days"] == pytest.approx(4.0)
+    assert summary["median_lead_time_days"] == 3.0
+    assert (summary["min_lead_time_days"], summary["max_lead_time_days"]) == (1.0, 8.0)
+
+
+def test_lead_time_summary_edges():
+    none_failed = summarize([])
+    assert none_failed["recall"] is None and none_failed["mean_lead_time_days"] is None
+    all_missed = summarize([None, None])
+    assert all_missed["recall"] == 0.0 and all_missed["median_lead_time_days"] is None
