@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.eeg import edf
 
-REAL_EDF = Path("/work/shared/data/eeg/S001R01.edf")
+REAL_EDF = Path(__file__).resolve().parents[3] / "shared" / "data" / "eeg" / "S001R01.edf"  # ../shared beside the clone
 
 
 def _signal(label: str, spr: int = 8) -> edf.SignalHeader:
