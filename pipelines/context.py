@@ -103,7 +103,8 @@ def get_or_create(
 ) -> SparkSession:
     """Return the SparkSession, creating it if needed, with BigDL's engine initialised.
 
-    `master` defaults to `$PIPELINES_MASTER`, then to the one `spark-submit` was given, then `local[2]`.
+    Inside `spark-submit` or the shell the master they were given is kept; otherwise `master`, else
+    `$PIPELINES_MASTER`, else `local[2]`.
     `conf` entries win over the defaults here; in an existing JVM, launch-only settings are ignored.
     """
     extra = dict(conf or {})
