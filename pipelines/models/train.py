@@ -28,7 +28,8 @@ class TrainResult:
     validation: dict[str, list[tuple[int, float]]]
 
 
-def _sample_builder(length: int, n_features: int):
+def sample_builder(length: int, n_features: int):
+    """A mapPartitions function turning window rows (features, label) into BigDL Samples."""
     def build(rows):
         from bigdl.dllib.utils.common import Sample
 
@@ -41,7 +42,7 @@ def _sample_builder(length: int, n_features: int):
 
 def to_samples(windows: DataFrame, *, length: int, n_features: int) -> RDD:
     """RDD of BigDL `Sample`s (features length x n_features, label 1 or 2), built on the executors."""
-    return windows.select("features", "label").rdd.mapPartitions(_sample_builder(length, n_features))
+    return windows.select("features", "label").rdd.mapPartitions(sample_builder(length, n_features))
 
 
 def round_batch_size(requested: int, cores: int) -> int:
@@ -224,7 +225,7 @@ def load_model(uri: str):
 def predict_scores(model, windows: DataFrame, *, length: int, n_features: int, batch_size: int) -> DataFrame:
     """`device_id, window_end, label, score`, the score being the predicted probability of failure."""
     rows = windows.select("device_id", "window_end", "label", "features").rdd.cache()
-    log_probs = model.predict(rows.mapPartitions(_sample_builder(length, n_features)), batch_size=batch_size)
+    log_probs = model.predict(rows.mapPartitions(sample_builder(length, n_features)), batch_size=batch_size)
     # BigDL predicts partition by partition in order, so the rows and their outputs zip one to one.
     scored = rows.zip(log_probs).map(
         lambda pair: (pair[0]["device_id"], pair[0]["window_end"], pair[0]["label"], float(np.exp(pair[1][1])))

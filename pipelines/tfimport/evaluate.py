@@ -10,11 +10,11 @@ import logging
 from typing import Any, Callable
 
 import numpy as np
-from pyspark.rdd import RDD
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.evaluation.metrics import binary_metrics
+from pipelines.models.train import sample_builder, to_samples
 from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import InputShapeError, TFImportError
 from pipelines.tfimport.load import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID, ImportedModel
@@ -64,22 +64,6 @@ def partition_batch_size(requested: int, partitions: int) -> int:
     return rounded
 
 
-def _sample_builder(length: int, n_features: int):
-    def build(rows):
-        from bigdl.dllib.utils.common import Sample
-
-        for row in rows:
-            x = np.asarray(row["features"], dtype=np.float32).reshape(length, n_features)
-            yield Sample.from_ndarray(x, np.array([row["label"] + 1.0], dtype=np.float32))
-
-    return build
-
-
-def to_samples(windows: DataFrame, *, length: int, n_features: int) -> RDD:
-    """Samples (length x n_features, label 1 or 2) built on the executors, one per row in row order."""
-    return windows.select("features", "label").rdd.mapPartitions(_sample_builder(length, n_features))
-
-
 def predict_scores(
     imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int, batch_size: int,
     output_kind: str | None = None,
@@ -92,7 +76,7 @@ def predict_scores(
     batch_size = partition_batch_size(batch_size, rows.getNumPartitions())
     with jvm.distributed(imported.model):
         outputs = jvm.call("predicting with the imported model", imported.model.predict,
-                           rows.mapPartitions(_sample_builder(length, n_features)), batch_size)
+                           rows.mapPartitions(sample_builder(length, n_features)), batch_size)
     # BigDL predicts partition by partition in order, so rows and outputs zip one to one.
     scored = rows.zip(outputs).map(lambda p: (p[0]["device_id"], p[0]["window_end"], p[0]["label"], score(p[1])))
     return windows.sparkSession.createDataFrame(scored, "device_id string, window_end timestamp, label int, score double")
