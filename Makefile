@@ -6,15 +6,13 @@ STAMP := $(VENV)/.installed
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv clean hdfs-up hdfs-down cluster-up cluster-down package
+.PHONY: demo test venv shell clean hdfs-up hdfs-down cluster-up cluster-down package
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-bigdl.txt setup.py
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -r requirements-bigdl.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+# infra/install.sh is the one installation (docker/Dockerfile runs it too); these are the files it reads.
+$(STAMP): infra/install.sh requirements.txt requirements-bigdl.txt setup.py
+	PYTHON=$(PYTHON) infra/install.sh $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+# The pyspark shell with BigDL's jars and the project importable (infra/shell.sh; SHELL_ARGS go to pyspark).
+shell: $(STAMP)
+	infra/shell.sh $(SHELL_ARGS)
 
 # A development HDFS (NameNode + DataNode, Hadoop 3.3.4 jars from Maven Central) on loopback.
 hdfs-up: $(STAMP)
@@ -44,9 +46,8 @@ package: $(STAMP)
 	$(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
 	cd conf && ../$(BIN)/python -m zipfile -c ../dist/conf.zip base ci local spark log4j2.properties
 	# venv-pack refuses editable installs, so the packed environment gets the wheel in a venv of its own.
-	$(PYTHON) -m venv dist/venv
-	dist/venv/bin/pip install --quiet -r requirements.txt
-	dist/venv/bin/pip install --quiet --no-deps -r requirements-bigdl.txt dist/pipelines-*.whl
+	PYTHON=$(PYTHON) infra/install.sh --only deps dist/venv
+	dist/venv/bin/pip install --quiet --no-deps dist/pipelines-*.whl
 	$(BIN)/pip install --quiet venv-pack==0.2.0
 	$(BIN)/venv-pack -p dist/venv -o dist/pipelines-venv.tar.gz
 	rm -rf dist/venv build

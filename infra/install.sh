@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The one installation of the project into a Python 3.11 virtualenv, used by `make venv` and docker/Dockerfile.
+#
+#   infra/install.sh [--only deps|project] [--dry-run] [VENV_DIR]    (VENV_DIR default: .venv)
+#   infra/install.sh --inputs                                         the files the installation reads
+#
+# Steps: create the venv with $PYTHON (default python3.11); requirements.txt; requirements-bigdl.txt without
+# dependencies (BigDL's metadata pins pyspark==3.1.3, which fails on Java 17); the project itself, editable.
+# --only deps stops before the project (a Docker layer that survives code changes), --only project does the last
+# step alone. --dry-run prints the commands instead of running them. $PIP_FLAGS is added to every pip install.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+INPUTS=(requirements.txt requirements-bigdl.txt setup.py)
+PYTHON="${PYTHON:-python3.11}"
+ONLY=all
+DRY=0
+VENV=.venv
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) ONLY="${2:-}"; shift 2 ;;
+    --dry-run) DRY=1; shift ;;
+    --inputs) printf '%s\n' "${INPUTS[@]}"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *) VENV="$1"; shift ;;
+  esac
+done
+case "$ONLY" in all|deps|project) ;; *) echo "install.sh: --only takes deps or project, not '$ONLY'" >&2; exit 2 ;; esac
+
+step() {
+  if [ "$DRY" = 1 ]; then
+    echo "$*"
+  else
+    "$@"
+  fi
+}
+
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # relative to the caller's directory
+cd "$ROOT"
+PIP="$VENV/bin/pip"
+# shellcheck disable=SC2086  # PIP_FLAGS is a list of flags
+if [ "$ONLY" != project ]; then
+  step "$PYTHON" -m venv "$VENV"
+  step "$PIP" install --quiet ${PIP_FLAGS:-} -r requirements.txt
+  step "$PIP" install --quiet ${PIP_FLAGS:-} --no-deps -r requirements-bigdl.txt
+fi
+if [ "$ONLY" != deps ]; then
+  step "$PIP" install --quiet ${PIP_FLAGS:-} --no-deps --no-build-isolation -e .
+fi
