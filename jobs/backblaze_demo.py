@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 parser = job_parser(__doc__.splitlines()[0], sections=("backblaze", "alerting"))
 parser.add_argument("--input", required=True, help="Backblaze daily files: folder, file or glob (*.csv, *.csv.gz)")
 parser.add_argument("--out", default=None, help="run folder (default: runs/backblaze-<UTC timestamp>)")
+parser.reads("input")
+parser.writes("out", "ingest", "windows", "predictions", "alerting", "risk", "report",
+              fallback=lambda args: f"runs/backblaze-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}")
+parser.writes("out", "config.json", "model/lstm.bigdl", "training.json", METRICS_FILE, mode="overwrite")
+parser.writes("out", "checkpoints", "summaries", mode="append")
 
 
 def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
@@ -102,7 +107,7 @@ def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
 
 
 def main(args, config) -> None:
-    out = args.out or f"runs/backblaze-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    out = args.out  # the parser's fallback: runs/backblaze-<UTC timestamp>
     spark = get_or_create(master=args.master, app_name="backblaze_demo")
     metrics = run_backblaze(spark, args.input, out, config)
     alerting = metrics["alerting"]

@@ -18,6 +18,9 @@ parser = job_parser(__doc__.splitlines()[0], sections=("ingest", "windows"))
 parser.add_argument("--clean", required=True, help="clean readings (Parquet) written by ingest_telemetry")
 parser.add_argument("--failures", required=True, help="failure events CSV: device_id,failure_time")
 parser.add_argument("--out", required=True, help="output folder (windows/, normalization.json, window_counts.json)")
+parser.reads("clean")
+parser.reads("failures")
+parser.writes("out")
 
 
 def main(args, config) -> None:

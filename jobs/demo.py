@@ -29,6 +29,10 @@ SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 parser = job_parser(__doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "tfimport"))
 parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
+parser.writes("out", "fleet", "ingest", "windows", "predictions", "alerting", "report",
+              fallback=lambda args: f"runs/{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}")
+parser.writes("out", "config.json", "model/lstm.bigdl", "training.json", "tf_model", METRICS_FILE, mode="overwrite")
+parser.writes("out", "checkpoints", "summaries", mode="append")
 
 
 def run_demo(spark, out: str, config) -> dict:
@@ -90,7 +94,7 @@ def _fmt(value) -> str:
 
 def main(args, config) -> None:
     started = time.perf_counter()
-    out = args.out or f"runs/{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    out = args.out  # the parser's fallback: runs/<UTC timestamp>
     spark = get_or_create(master=args.master, app_name="demo")
     metrics = run_demo(spark, out, config)
     wall = time.perf_counter() - started

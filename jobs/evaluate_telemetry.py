@@ -10,9 +10,9 @@ import sys
 from jobs.train_lstm import MODEL_DIR, MODEL_FILE
 from pipelines.cli import InputError, job_parser, run
 from pipelines.context import get_or_create
-from pipelines.evaluation.alerting import run_alerting
+from pipelines.evaluation.alerting import ALERTING_DIR, run_alerting
 from pipelines.evaluation.evaluate import evaluate_models
-from pipelines.evaluation.report import write_report
+from pipelines.evaluation.report import REPORT_DIR, write_report
 from pipelines.io import fs
 from pipelines.models.train import load_model
 from pipelines.telemetry import sources
@@ -26,6 +26,11 @@ parser = job_parser(__doc__.splitlines()[0], sections=("windows", "train", "eval
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
 parser.add_argument("--run-dir", required=True, help="run folder holding model/ (from train_lstm)")
 parser.add_argument("--failures", default=None, help="failure events CSV (device_id,failure_time): lead times")
+parser.reads("windows")
+parser.reads("run_dir", f"{MODEL_DIR}/{MODEL_FILE}")
+parser.reads("failures")
+parser.writes("run_dir", PREDICTIONS_DIR, ALERTING_DIR, REPORT_DIR)
+parser.writes("run_dir", METRICS_FILE, mode="merge")
 
 
 def evaluate_run(spark, windows_root: str, run_dir: str, config, failures_uri: str | None = None) -> dict:

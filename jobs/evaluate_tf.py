@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS_DIR = "predictions_tf"
 COMPARE_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
-parser = job_parser(__doc__.splitlines()[0])
+parser = job_parser(__doc__.splitlines()[0], sections=("windows", "evaluate"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
 parser.add_argument("--run-dir", required=True, help="run folder; metrics.json is merged, predictions_tf/ written")
 parser.add_argument("--model", required=True, help="frozen TensorFlow graph (.pb), any Hadoop URI")
@@ -44,6 +44,11 @@ parser.add_argument("--split", default="test", help="windows split to evaluate")
 parser.add_argument("--parity-samples", type=int, default=256,
                     help="windows on which TensorFlow's own outputs are compared with BigDL's (0: no check)")
 parser.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: evaluate.batch_size)")
+parser.reads("windows")
+parser.reads("model")
+parser.reads("bin")
+parser.writes("run_dir", PREDICTIONS_DIR + "/{name}")
+parser.writes("run_dir", METRICS_FILE, mode="merge")
 
 
 def _names(value: str | None) -> list[str] | None:

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output URI; replaced atomically")
     parser.add_argument("--truth", default=None, help="generator truth (truth/reports.jsonl): also write metrics.json")
     parser.add_argument("--partitions", type=int, default=None, help="report slices; none: as read")
+    parser.reads("reports")
+    parser.reads("truth")
+    parser.writes("out")
     defaults = ", ".join(f"{f.name}={getattr(EegDeidConfig(), f.name)!r}" for f in dataclasses.fields(EegDeidConfig))
     parser.epilog = (
         "Writes findings/ (Parquet), findings_json/ (JSON lines), reports_deid/ (de-identified text), quarantine/ (file names as keyed hashes), "

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "tf_finetuned.bigdl"
 RECORD_FILE = "finetune.json"
 
-parser = job_parser(__doc__.splitlines()[0])
+parser = job_parser(__doc__.splitlines()[0], sections=("windows", "train", "evaluate"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
 parser.add_argument("--run-dir", required=True, help="run folder")
 parser.add_argument("--model", required=True, help="TensorFlow graph (.pb), any Hadoop URI")
@@ -43,6 +43,12 @@ parser.add_argument("--epochs", type=int, default=None, help="default: train.epo
 parser.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: train.learning_rate)")
 parser.add_argument("--batch-size", type=int, default=None, help="default: train.batch_size")
 parser.add_argument("--name", default="tf_finetuned", help="key of the test metrics in metrics.json")
+parser.reads("windows")
+parser.reads("model")
+parser.reads("bin")
+parser.writes("run_dir", f"{MODEL_DIR}/{MODEL_FILE}", RECORD_FILE, mode="overwrite")
+parser.writes("run_dir", "summaries", mode="append")
+parser.writes("run_dir", METRICS_FILE, mode="merge")
 
 
 def _names(value: str | None) -> tuple[str, ...] | None:

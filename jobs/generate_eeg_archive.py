@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.strip().splitlines()[0])
     parser.add_argument("--out", required=True, help="output URI (hdfs://, file://, s3a:// or a path); replaced atomically")
     parser.add_argument("--partitions", type=int, default=None, help="patient slices rendered in parallel; none: default parallelism")
+    parser.writes("out")
     defaults = ", ".join(f"{f.name}={getattr(EegGenerateConfig(), f.name)}" for f in dataclasses.fields(EegGenerateConfig))
     parser.epilog = (
         "config section 'eeg.generate' (conf/base/eeg.yml; change with --set eeg.generate.KEY=VALUE): " + defaults

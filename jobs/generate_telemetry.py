@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--partitions", type=int, default=None,
         help="device slices, hence files per day; none: Spark's default parallelism",
     )
+    parser.writes("out")
     return parser
 
 

@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="folder (searched recursively), file or glob of daily *.csv / *.csv.gz")
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
     parser.add_argument("--windows", default=None, help="also write windows here (windows/, normalization.json, window_counts.json)")
+    parser.reads("input")
+    parser.writes("out")
+    parser.writes("windows")
     return parser
 
 

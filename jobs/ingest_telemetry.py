@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV of the known fleet (device_id,model); default: <input>/devices.csv when --input is a root; "
         "without one the unknown-device check is skipped",
     )
+    parser.reads("input")
+    parser.reads("devices")
+    parser.writes("out")
     return parser
 
 

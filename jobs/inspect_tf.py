@@ -26,6 +26,7 @@ parser.add_argument("--inputs", default=None, help="comma-separated input node n
 parser.add_argument("--outputs", default=None, help="comma-separated output node names (default: the one candidate)")
 parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 parser.add_argument("--strict", action="store_true", help="exit 1 when BigDL cannot load the graph after rewriting")
+parser.reads("model")
 
 
 class NotLoadable(InputError):

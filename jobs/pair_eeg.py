@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --truth: also pair with the other model (bigdl/logreg) and put its metrics beside")
     parser.add_argument("--via", choices=["driver", "spark"], default="driver",
                         help="read EDF headers through the driver's Hadoop FileSystem (header bytes only) or on the executors")
+    for name in ("reports", "edf", "model", "truth"):
+        parser.reads(name)
+    parser.writes("out")
     defaults = ", ".join(f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig))
     parser.epilog = (
         "Writes pairs/, unpaired_reports/, unpaired_files/ (Parquet), quarantine/, counts.json and, with --truth, "

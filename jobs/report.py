@@ -14,7 +14,7 @@ import sys
 from pipelines.cli import InputError, job_parser, report, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
-from pipelines.evaluation.report import write_report
+from pipelines.evaluation.report import REPORT_DIR, write_report
 from pipelines.io import fs
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("--run-dir", required=True, help="run folder (any Hadoop URI)")
     parser.add_argument("--note", action="append", default=[], help="a sentence to add to the report's caveats (repeatable)")
+    parser.reads("run_dir", "metrics.json")
+    parser.writes("run_dir", REPORT_DIR)
     return parser
 
 

@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tf-outputs", default=None, help="--scorer tf: output node names, comma-separated")
     parser.add_argument("--refit-on", default=None, metavar="WINDOWS",
                         help="fit calibration and thresholds again on this windows folder's validation split")
+    parser.reads("clean")
+    parser.reads("policy", fallback=lambda args: f"{args.run_dir}/{ALERTING_DIR}/{POLICY_FILE}")
+    for name in ("model", "tf_model", "tf_bin", "refit_on"):
+        parser.reads(name)
+    parser.writes("out", fallback=lambda args: f"{args.run_dir}/{RISK_DIR}")
     return parser
 
 

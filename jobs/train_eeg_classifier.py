@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="model URI (classifier.model, vocabulary.json, classifier.json); replaced atomically")
     parser.add_argument("--eval-archive", default=None,
                         help="held-out labelled archive (another seed): classifier vs rules go to classifier.json")
+    parser.reads("archive")
+    parser.reads("eval_archive")
+    parser.writes("out")
     defaults = ", ".join(f"{f.name}={getattr(EegClassifierConfig(), f.name)}" for f in dataclasses.fields(EegClassifierConfig))
     parser.epilog = (
         "The classifier learns from de-identified text only, so the job needs the de-identification key (eeg.deid). "

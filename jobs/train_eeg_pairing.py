@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-archive", default=None,
                         help="a second labelled archive (another seed): precision/recall of both models go to pairing.json")
     parser.add_argument("--augment-copies", type=int, default=3, help="masked copies of each training pair")
+    parser.reads("archive")
+    parser.reads("eval_archive")
+    parser.writes("out")
     defaults = ", ".join(f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig))
     parser.epilog = f"config section 'eeg.pairing' (conf/base/eeg.yml; --set eeg.pairing.KEY=VALUE): {defaults}"
     return parser

@@ -23,6 +23,9 @@ parser = job_parser(__doc__.splitlines()[0], sections=("windows", "train"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
 parser.add_argument("--run-dir", required=True, help="run folder: checkpoints/, summaries/, model/, training.json")
 parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+parser.reads("windows")
+parser.writes("run_dir", "checkpoints", "summaries", mode="append")
+parser.writes("run_dir", f"{MODEL_DIR}/{MODEL_FILE}", TRAINING_FILE, mode="overwrite")
 
 
 def train_from_windows(spark, windows_root: str, run_dir: str, config, *, resume: bool = False) -> dict:

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import glob
 import logging
+import os
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
+from urllib.parse import urlparse
+
+import yaml
 
 from pipelines.io import fs
 from pipelines.config import ConfigError, PipelineConfig, as_dict, load_config
@@ -24,9 +30,53 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     pass
 
 
-def job_parser(description: str, sections: Sequence[str] = ()) -> argparse.ArgumentParser:
+# How an output is written, hence what happens to an existing one:
+#   atomic     a temporary sibling renamed into place: replaced, or refused under output.if_exists=refuse
+#   overwrite  written in place whatever output.if_exists says
+#   merge      a JSON file read, updated and written back
+#   append     a folder that gets new files beside the old ones (checkpoints, TensorBoard summaries)
+OUTPUT_MODES = ("atomic", "overwrite", "merge", "append")
+
+
+@dataclasses.dataclass(frozen=True)
+class PathSpec:
+    """One path a job reads or writes: the value of option `dest`, or `part` under it."""
+
+    role: str  # "input" or "output"
+    dest: str
+    part: str = ""
+    mode: str = "atomic"
+
+
+class JobParser(argparse.ArgumentParser):
+    """A job's options; `reads`/`writes` declare which of them are paths, for --dry-run's plan."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.paths: list[PathSpec] = []
+        self.fallbacks: dict[str, Callable[[argparse.Namespace], str]] = {}
+
+    def reads(self, dest: str, *parts: str, fallback: Callable[[argparse.Namespace], str] | None = None) -> None:
+        """The job reads option `dest`'s path, or these parts under it ("{name}" is the value of option --name)."""
+        self._declare("input", dest, parts, "atomic", fallback)
+
+    def writes(self, dest: str, *parts: str, mode: str = "atomic",
+               fallback: Callable[[argparse.Namespace], str] | None = None) -> None:
+        """The job writes option `dest`'s path, or these parts under it, the way `mode` says (OUTPUT_MODES)."""
+        if mode not in OUTPUT_MODES:
+            raise ValueError(f"mode must be one of {OUTPUT_MODES}, not {mode!r}")
+        self._declare("output", dest, parts, mode, fallback)
+
+    def _declare(self, role: str, dest: str, parts: Sequence[str], mode: str, fallback) -> None:
+        self.paths += [PathSpec(role, dest, part, mode) for part in parts or ("",)]
+        if fallback is not None:
+            # Applied by `run` when the option is not given, so the job and its --dry-run use the same path.
+            self.fallbacks[dest] = fallback
+
+
+def job_parser(description: str, sections: Sequence[str] = ()) -> JobParser:
     """The options every job has; `--help` also lists the defaults of the config `sections` it uses."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter, epilog=_defaults(sections))
+    parser = JobParser(description=description, formatter_class=_HelpFormatter, epilog=_defaults(sections))
     parser.add_argument("--env", default=None, help="configuration overlay: conf/<env>/*.yml on top of conf/base")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -34,15 +84,17 @@ def job_parser(description: str, sections: Sequence[str] = ()) -> argparse.Argum
     )
     parser.add_argument("--master", default=None, help="Spark master; default: spark-submit's, $PIPELINES_MASTER or local[2]")
     parser.add_argument("--log-level", default="INFO", help="log level of the pipelines' own messages")
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="print the resolved configuration and the planned inputs and outputs (YAML) and exit without starting Spark",
+    )
     return parser
 
 
-def _defaults(sections: Sequence[str]) -> str | None:
-    if not sections:
-        return None
+def _defaults(sections: Sequence[str]) -> str:
     config = as_dict(load_config())
     lines = ["configuration (conf/base/*.yml; change with --env ENV or --set SECTION.KEY=VALUE):"]
-    for section in sections:
+    for section in (*sections, "output"):
         lines.append(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in config[section].items()))
     return "\n".join(lines)
 
@@ -64,9 +116,18 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
     configure_logging(args.log_level)
     try:
         config = load_config(env=args.env, overrides=args.overrides)
+        if config.output.if_exists not in fs.IF_EXISTS_CHOICES:
+            raise ConfigError(f"output.if_exists must be one of {', '.join(fs.IF_EXISTS_CHOICES)}, "
+                              f"not {config.output.if_exists!r}")
     except ConfigError as e:
         log.error("configuration error: %s", e)
         return EXIT_BAD_CONFIG
+    for dest, fallback in getattr(parser, "fallbacks", {}).items():
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, fallback(args))
+    if getattr(args, "dry_run", False):
+        report(dry_run_plan(parser, args, config, job=os.path.splitext(os.path.basename(main.__code__.co_filename))[0]))
+        return 0
     try:
         # BigDL's Python prints "creating: ..." for every object; keep stdout for the jobs' own results.
         with contextlib.redirect_stdout(sys.stderr), fs.if_exists_policy(config.output.if_exists):
@@ -79,6 +140,48 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
         log.error("failed: %s: %s", type(e).__name__, _first_line(e))
         return EXIT_FAILED
     return 0
+
+
+def dry_run_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, config: PipelineConfig, *, job: str) -> str:
+    """What the job would do, as YAML: its resolved configuration, the paths it would read and what it would write."""
+    policy = config.output.if_exists
+    flags = {a.dest: (a.option_strings[0] if a.option_strings else a.dest) for a in parser._actions}
+    plan: dict[str, Any] = {"job": job, "config": as_dict(config), "inputs": [], "outputs": []}
+    for spec in getattr(parser, "paths", []):
+        value = getattr(args, spec.dest, None)
+        if not value:
+            continue  # an optional path that was not given
+        part = spec.part.format(**vars(args))
+        uri = f"{str(value).rstrip('/')}/{part}" if part else str(value)
+        exists = path_exists(uri)
+        entry: dict[str, Any] = {"option": flags.get(spec.dest, spec.dest), "uri": uri, "exists": exists}
+        if spec.role == "input":
+            plan["inputs"].append(entry)
+            if exists is False:
+                log.warning("input %s does not exist", uri)
+            continue
+        entry["mode"] = spec.mode
+        entry["action"] = _output_action(spec.mode, exists, policy)
+        if entry["action"] == "refuse":
+            log.warning("output %s exists and output.if_exists=refuse: the job would fail", uri)
+        plan["outputs"].append(entry)
+    return yaml.safe_dump(plan, sort_keys=False, default_flow_style=False).rstrip()
+
+
+def _output_action(mode: str, exists: bool | None, policy: str) -> str:
+    if exists is False:
+        return "create"
+    existing = {"atomic": policy, "overwrite": "overwrite", "merge": "update", "append": "add"}[mode]
+    return existing if exists else f"create or {existing}"  # None: not checked (a remote URI)
+
+
+def path_exists(uri: str) -> bool | None:
+    """Whether a local path (or glob) exists; None for a remote URI, which only a JVM's Hadoop client can check."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    path = parsed.path if parsed.scheme == "file" else uri
+    return bool(glob.glob(path)) if glob.has_magic(path) else os.path.exists(path)
 
 
 def report(text: str) -> None:

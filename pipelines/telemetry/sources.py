@@ -49,7 +49,7 @@ def window_counts(windows: DataFrame) -> dict[str, dict[str, int]]:
     return {r["split"]: {"windows": int(r["windows"]), "positives": int(r["positives"] or 0), "devices": int(r["devices"])} for r in rows}
 
 
-def write_windows(spark: SparkSession, windows: DataFrame, stats: dict, out_uri: str, *, overwrite: bool = True) -> dict:
+def write_windows(spark: SparkSession, windows: DataFrame, stats: dict, out_uri: str, *, overwrite: bool | None = None) -> dict:
     """Write windows (Parquet, partitioned by split), the normalisation and the counts, atomically."""
     with fs.atomic_output(spark, out_uri, overwrite=overwrite) as tmp:
         windows.write.partitionBy("split").parquet(f"{tmp}/{WINDOWS_DIR}")
