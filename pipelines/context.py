@@ -160,9 +160,28 @@ def driver_peak_memory_mb(spark: SparkSession) -> dict[str, float]:
     return {"jvm_heap_peak_mb": round(heap_peak / 2**20, 1), "python_peak_rss_mb": round(python_rss_kb / 1024, 1)}
 
 
+def launch_properties(master: str | None = None) -> dict[str, str]:
+    """The settings `get_or_create` gives a JVM it launches itself, for `pyspark`/`spark-submit --properties-file`.
+
+    So a shell started by infra/shell.sh gets the jars, Java options, conf/spark/<kind>.conf and worker Python
+    that a job's own session would get. Starts no JVM.
+    """
+    conf = _launch_conf(master, "pipelines")
+    settings = dict(conf.getAll())
+    settings.pop("spark.app.name", None)
+    for key, value in BIGDL_DEFAULTS.items():
+        settings.setdefault(key, value)
+    settings["spark.pyspark.python"] = os.environ["PYSPARK_PYTHON"]
+    return settings
+
+
 if __name__ == "__main__":
     # `python -m pipelines.context --jars`: the BigDL jars for spark-submit's --jars.
+    # `python -m pipelines.context --properties [MASTER]`: a properties file for pyspark (infra/shell.sh).
     if sys.argv[1:] == ["--jars"]:
         print(",".join(bigdl_jars()))
+    elif sys.argv[1:2] == ["--properties"] and len(sys.argv) <= 3:
+        for key, value in sorted(launch_properties(sys.argv[2] if len(sys.argv) == 3 else None).items()):
+            print(f"{key} {value}")
     else:
-        sys.exit("usage: python -m pipelines.context --jars")
+        sys.exit("usage: python -m pipelines.context --jars | --properties [MASTER]")

@@ -27,7 +27,7 @@ def steps(*args: str, env: dict | None = None) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
-@pytest.mark.parametrize("script", ["infra/install.sh", "docker/entrypoint.sh"])
+@pytest.mark.parametrize("script", ["infra/install.sh", "infra/shell.sh", "docker/entrypoint.sh"])
 def test_scripts_parse(script):
     result = subprocess.run(["bash", "-n", str(PROJECT_ROOT / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
