@@ -41,12 +41,12 @@ step() {
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac  # relative to the caller's directory
 cd "$ROOT"
 PIP="$VENV/bin/pip"
-# shellcheck disable=SC2086  # PIP_FLAGS is a list of flags
+read -r -a pip_flags <<< "${PIP_FLAGS:-}"
 if [ "$ONLY" != project ]; then
   step "$PYTHON" -m venv "$VENV"
-  step "$PIP" install --quiet ${PIP_FLAGS:-} -r requirements.txt
-  step "$PIP" install --quiet ${PIP_FLAGS:-} --no-deps -r requirements-bigdl.txt
+  step "$PIP" install --quiet "${pip_flags[@]}" -r requirements.txt
+  step "$PIP" install --quiet "${pip_flags[@]}" --no-deps -r requirements-bigdl.txt
 fi
 if [ "$ONLY" != deps ]; then
-  step "$PIP" install --quiet ${PIP_FLAGS:-} --no-deps --no-build-isolation -e .
+  step "$PIP" install --quiet "${pip_flags[@]}" --no-deps --no-build-isolation -e .
 fi

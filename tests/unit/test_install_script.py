@@ -33,6 +33,16 @@ def test_scripts_parse(script):
     assert result.returncode == 0, result.stderr
 
 
+def test_scripts_pass_shellcheck():
+    import shutil
+
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    scripts = [str(PROJECT_ROOT / s) for s in ("infra/install.sh", "infra/shell.sh", "docker/entrypoint.sh")]
+    result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
 def test_the_install_steps_in_order(tmp_path):
     venv = tmp_path / "venv"
     assert steps(str(venv), env={"PYTHON": "python3.11", "PIP_FLAGS": ""}) == [
