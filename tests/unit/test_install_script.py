@@ -4,6 +4,7 @@ The install itself takes minutes (measured by hand, see README); these checks ru
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -15,8 +16,6 @@ SCRIPT = PROJECT_ROOT / "infra" / "install.sh"
 
 
 def install(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
     return subprocess.run([str(SCRIPT), *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
                           env={**os.environ, **(env or {})})
 
@@ -90,3 +89,10 @@ def test_the_image_conf_points_at_the_image_paths():
     assert "spark.pyspark.python                           /opt/venv/bin/python" in conf
     assert "/opt/bigdl/jars/*" in conf and "mkdir -p /opt/bigdl/jars" in dockerfile
     assert "cp conf/spark/k8s.conf /opt/spark/conf/spark-defaults.conf" in dockerfile
+    # SPARK_HOME in the image links to these folders of the installed pyspark: they must exist there.
+    import pyspark
+
+    linked = re.search(r"for name in ([\w ]+); do ln -s", dockerfile).group(1).split()
+    assert {"bin", "jars"} <= set(linked)
+    for name in linked:
+        assert os.path.isdir(os.path.join(os.path.dirname(pyspark.__file__), name)), name
