@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from pyspark.sql import SparkSession
 
@@ -142,3 +145,18 @@ def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool | None = Non
     success = _fs_and_path(spark, f"{uri}/_SUCCESS")[1]
     if not fs.exists(success):
         fs.create(success, True).close()
+
+
+def write_local_dir(spark: SparkSession, uri: str, fill: Callable[[str], None]) -> None:
+    """Let `fill` write files into a local temporary folder, then commit that folder to `uri` atomically."""
+    local = tempfile.mkdtemp(prefix="pipelines-")
+    try:
+        fill(local)
+        with atomic_output(spark, uri) as tmp:
+            target_fs, dest = _fs_and_path(spark, tmp)
+            target_fs.mkdirs(dest)
+            jvm = spark.sparkContext._jvm
+            for entry in sorted(os.listdir(local)):
+                target_fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(os.path.join(local, entry)), dest)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
