@@ -107,6 +107,8 @@ def train_lstm(
     train_rdd = to_samples(train, length=length, n_features=n_features).cache()
     val_rdd = to_samples(validation, length=length, n_features=n_features).cache()
     n_train = train_rdd.count()
+    if n_train < batch_size:
+        raise ValueError(f"batch size {batch_size} is larger than the {n_train} training windows")
     iterations_per_epoch = max(math.ceil(n_train / batch_size), 1)
     if snapshot:
         model = load_checkpoint_model(snapshot[0])
