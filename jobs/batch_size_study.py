@@ -22,7 +22,10 @@ parser.add_argument("--out", required=True, help="study folder: study.md, study.
 
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="batch_size_study")
-    splits = {name: sources.read_windows(spark, args.windows, name).cache() for name in ("train", "val", "test")}
+    splits = {name: sources.read_windows(spark, args.windows, name) for name in ("train", "val", "test")}
+    if config.study.max_val_windows:
+        splits["val"] = study.fixed_sample(splits["val"], config.study.max_val_windows)
+    splits = {name: df.cache() for name, df in splits.items()}
     rows = study.run_study(
         spark, splits["train"], splits["val"], splits["test"],
         base=config.train, study=config.study, length=config.windows.length,

@@ -133,6 +133,7 @@ class StudyConfig:
     momentum: float = 0.9
     warmup_epochs: float = 1.0
     target_val_loss: float | None = None
+    max_val_windows: int = 2000
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.arms) - set(STUDY_ARMS))

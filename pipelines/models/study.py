@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from pipelines.config import StudyConfig, TrainConfig
 from pipelines.evaluation.metrics import binary_metrics
@@ -36,6 +37,11 @@ def arm_settings(study: StudyConfig, arm: str) -> dict:
     if arm not in arms:
         raise ValueError(f"study.arms: unknown arm {arm!r} (known: {', '.join(arms)})")
     return arms[arm]
+
+
+def fixed_sample(windows: DataFrame, n: int) -> DataFrame:
+    """The same `n` windows on every run: the ones with the smallest hash of (device, window end)."""
+    return windows.orderBy(F.xxhash64("device_id", "window_end")).limit(n)
 
 
 def run_study(
