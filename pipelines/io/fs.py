@@ -70,14 +70,14 @@ def list_files(spark: SparkSession, uri: str) -> list[str]:
     return sorted(found)
 
 
-def write_text(spark: SparkSession, uri: str, text: str) -> None:
-    """Write `text` to `uri` via a temporary file and a rename, so readers never see half of it."""
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
+    """Write `data` to `uri` via a temporary file and a rename, so readers never see half of it."""
     fs, path = _fs_and_path(spark, uri)
     jvm = spark.sparkContext._jvm
     tmp = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.{uuid.uuid4().hex}.tmp")
     out = fs.create(tmp, True)
     try:
-        out.write(bytearray(text.encode("utf-8")))
+        out.write(bytearray(data))
     finally:
         out.close()
     if fs.exists(path):
@@ -85,6 +85,10 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
     if not fs.rename(tmp, path):
         fs.delete(tmp, False)
         raise OSError(f"could not rename into {uri}")
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    write_bytes(spark, uri, text.encode("utf-8"))
 
 
 def read_text(spark: SparkSession, uri: str) -> str:
