@@ -47,6 +47,7 @@ def train_from_windows(spark, windows_root: str, run_dir: str, config, *, resume
         "batch_size": result.batch_size,
         "train_loss": result.train_loss,
         "validation": result.validation,
+        "learning_rate": result.learning_rate,
     }
     fs.write_json(spark, f"{run_dir}/{TRAINING_FILE}", record)
     log.info("trained %d epochs (%d iterations); model in %s/%s", result.epochs, result.iterations, run_dir, MODEL_DIR)

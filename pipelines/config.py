@@ -65,6 +65,12 @@ class WindowsConfig:
     )
 
 
+OPTIMIZERS = ("adam", "sgd", "lars")
+SCALINGS = ("none", "linear", "sqrt")
+SCHEDULES = ("constant", "poly", "step", "exponential", "plateau")
+STUDY_ARMS = ("sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixed")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     hidden_size: int = 32
@@ -72,10 +78,69 @@ class TrainConfig:
     dropout: float = 0.0
     optimizer: str = "adam"
     learning_rate: float = 0.005
+    lr_scaling: str = "none"
+    base_batch_size: int = 256
+    warmup_epochs: float = 0.0
+    schedule: str = "constant"
+    decay_power: float = 1.0
+    step_epochs: float = 1.0
+    gamma: float = 0.5
+    plateau_patience: int = 1
     momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    lars_trust: float = 1.0
+    clip_norm: float = 0.0
+    clip_value: float = 0.0
     batch_size: int = 256
     epochs: int = 5
     class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
+
+    def __post_init__(self) -> None:
+        """Refuse settings BigDL cannot honour, naming the key."""
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}"),
+            (self.lr_scaling in SCALINGS, f"lr_scaling must be one of {SCALINGS}, not {self.lr_scaling!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {self.schedule!r}"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.base_batch_size > 0, "base_batch_size must be positive"),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (0 < self.lars_trust <= 1, "lars_trust must be in (0, 1]"),
+            (self.clip_norm >= 0 and self.clip_value >= 0, "clip_norm and clip_value must be >= 0"),
+            (not (self.nesterov and self.momentum <= 0), "nesterov needs momentum > 0"),
+            (not (self.nesterov and self.optimizer != "sgd"), "nesterov applies to optimizer=sgd only"),
+            (
+                self.optimizer != "adam" or (self.warmup_epochs == 0 and self.schedule == "constant"),
+                "BigDL's Adam takes a fixed learning rate: warmup_epochs and schedule need "
+                "optimizer=sgd or lars",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    batch_sizes: list[int] = field(default_factory=lambda: [64, 256, 1024, 4096])
+    arms: list[str] = field(default_factory=lambda: ["sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixed"])
+    epochs: int = 6
+    base_batch_size: int = 64
+    sgd_learning_rate: float = 0.05
+    lars_learning_rate: float = 0.05
+    lars_trust: float = 0.1
+    adam_learning_rate: float = 0.005
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    target_val_loss: float | None = None
+    max_val_windows: int = 2000
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.arms) - set(STUDY_ARMS))
+        if unknown:
+            raise ConfigError(f"unknown arm {unknown[0]!r} in arms (known: {', '.join(STUDY_ARMS)})")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ConfigError("batch_sizes must be a non-empty list of positive sizes")
 
 
 @dataclass(frozen=True)
@@ -195,6 +260,7 @@ class PipelineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     eeg: EegConfig = field(default_factory=EegConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
@@ -269,7 +335,10 @@ def _build(schema: Any, value: Any, where: str) -> Any:
             key = f"{where}.{unknown[0]}" if where else unknown[0]
             raise ConfigError(f"unknown config key {key!r} (known in {name}: {', '.join(sorted(known))})")
         kwargs = {k: _build(hints[k], v, f"{where}.{k}" if where else k) for k, v in value.items()}
-        return schema(**kwargs)
+        try:
+            return schema(**kwargs)
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from None
     origin = typing.get_origin(schema)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(schema)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-import shutil
 import struct
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -571,21 +569,6 @@ def write_report(spark: SparkSession, run_dir: str, *, notes: Sequence[str] = ()
     """Collect, render into a local temporary folder and commit it to `run_dir/report` atomically; return its URI."""
     data = collect(spark, run_dir, notes=notes)
     target = f"{run_dir}/{REPORT_DIR}"
-    local = tempfile.mkdtemp(prefix="report-")
-    try:
-        render(data, local)
-        with fs.atomic_output(spark, target) as tmp:
-            _copy_from_local(spark, local, tmp)
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
+    fs.write_local_dir(spark, target, lambda local: render(data, local))
     log.info("report written to %s/index.html", target)
     return f"{target}/index.html"
-
-
-def _copy_from_local(spark: SparkSession, local_dir: str, uri: str) -> None:
-    jvm = spark.sparkContext._jvm
-    dest = jvm.org.apache.hadoop.fs.Path(uri)
-    target_fs = dest.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    target_fs.mkdirs(dest)
-    for entry in sorted(os.listdir(local_dir)):
-        target_fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(os.path.join(local_dir, entry)), dest)

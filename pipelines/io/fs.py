@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from pyspark.sql import SparkSession
 
@@ -67,14 +70,14 @@ def list_files(spark: SparkSession, uri: str) -> list[str]:
     return sorted(found)
 
 
-def write_text(spark: SparkSession, uri: str, text: str) -> None:
-    """Write `text` to `uri` via a temporary file and a rename, so readers never see half of it."""
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
+    """Write `data` to `uri` via a temporary file and a rename, so readers never see half of it."""
     fs, path = _fs_and_path(spark, uri)
     jvm = spark.sparkContext._jvm
     tmp = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.{uuid.uuid4().hex}.tmp")
     out = fs.create(tmp, True)
     try:
-        out.write(bytearray(text.encode("utf-8")))
+        out.write(bytearray(data))
     finally:
         out.close()
     if fs.exists(path):
@@ -82,6 +85,10 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
     if not fs.rename(tmp, path):
         fs.delete(tmp, False)
         raise OSError(f"could not rename into {uri}")
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    write_bytes(spark, uri, text.encode("utf-8"))
 
 
 def read_text(spark: SparkSession, uri: str) -> str:
@@ -142,3 +149,18 @@ def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool | None = Non
     success = _fs_and_path(spark, f"{uri}/_SUCCESS")[1]
     if not fs.exists(success):
         fs.create(success, True).close()
+
+
+def write_local_dir(spark: SparkSession, uri: str, fill: Callable[[str], None]) -> None:
+    """Let `fill` write files into a local temporary folder, then commit that folder to `uri` atomically."""
+    local = tempfile.mkdtemp(prefix="pipelines-")
+    try:
+        fill(local)
+        with atomic_output(spark, uri) as tmp:
+            target_fs, dest = _fs_and_path(spark, tmp)
+            target_fs.mkdirs(dest)
+            jvm = spark.sparkContext._jvm
+            for entry in sorted(os.listdir(local)):
+                target_fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(os.path.join(local, entry)), dest)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)

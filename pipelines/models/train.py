@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pipelines.config import TrainConfig
 from pipelines.context import total_cores
 from pipelines.io import fs
+from pipelines.models import optim
 from pipelines.models.lstm import build_lstm
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,9 @@ class TrainResult:
     batch_size: int
     train_loss: list[tuple[int, float]]
     validation: dict[str, list[tuple[int, float]]]
+    learning_rate: dict
+    learning_rates: list[tuple[int, float]]
+    epoch_seconds: list[float]
 
 
 def sample_builder(length: int, n_features: int):
@@ -53,29 +58,18 @@ def round_batch_size(requested: int, cores: int) -> int:
     return rounded
 
 
-def make_optim_method(config: TrainConfig):
-    from bigdl.dllib.optim.optimizer import SGD, Adam
-
-    if config.optimizer == "adam":
-        return Adam(learningrate=config.learning_rate)
-    if config.optimizer == "sgd":
-        return SGD(learningrate=config.learning_rate, momentum=config.momentum, dampening=0.0)
-    raise ValueError(f"train.optimizer must be 'adam' or 'sgd', not {config.optimizer!r}")
-
-
-def latest_checkpoint(spark: SparkSession, checkpoint_dir: str) -> tuple[str, str] | None:
-    """(model path, optim-method path) of the newest snapshot under `checkpoint_dir` (any Hadoop URI)."""
+def latest_checkpoint(spark: SparkSession, checkpoint_dir: str) -> tuple[str, dict[str, str]] | None:
+    """(model path, {optimised module: optim-method path}) of the newest complete snapshot (any Hadoop URI)."""
     snapshots: dict[int, dict[str, str]] = {}
     for path in fs.list_files(spark, checkpoint_dir):
-        match = re.fullmatch(r"(model|optimMethod-.*)\.(\d+)", path.rsplit("/", 1)[-1])
+        match = re.fullmatch(r"(model|optimMethod-(.*))\.(\d+)", path.rsplit("/", 1)[-1])
         if match:
-            kind = "model" if match.group(1) == "model" else "optim"
-            snapshots.setdefault(int(match.group(2)), {})[kind] = path
-    complete = [step for step, files in snapshots.items() if len(files) == 2]
+            snapshots.setdefault(int(match.group(3)), {})[match.group(2) or ""] = path
+    complete = [step for step, files in snapshots.items() if "" in files and len(files) > 1]
     if not complete:
         return None
-    newest = snapshots[max(complete)]
-    return newest["model"], newest["optim"]
+    newest = dict(snapshots[max(complete)])
+    return newest.pop(""), newest
 
 
 def train_lstm(
@@ -97,7 +91,8 @@ def train_lstm(
     """
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
-        EveryEpoch, Loss, MaxEpoch, OptimMethod, Optimizer, Top1Accuracy, TrainSummary, ValidationSummary,
+        EveryEpoch, Loss, MaxEpoch, OptimMethod, Optimizer, SeveralIteration, Top1Accuracy, TrainSummary,
+        ValidationSummary,
     )
 
     from bigdl.dllib.utils.common import callBigDlFunc
@@ -109,20 +104,32 @@ def train_lstm(
     snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
     if resume and snapshot is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
-    if snapshot:
-        model = load_checkpoint_model(snapshot[0])
-        optim_method = OptimMethod(OptimMethod.load(snapshot[1]), "float")
-    else:
-        model = build_lstm(n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout)
-        optim_method = make_optim_method(config)
-    done = optim_method_state(optim_method).get("epoch", 1) - 1
-    if snapshot:
-        log.info("resuming from %s after epoch %d", snapshot[0], done)
-
-    criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
     train_rdd = to_samples(train, length=length, n_features=n_features).cache()
     val_rdd = to_samples(validation, length=length, n_features=n_features).cache()
     n_train = train_rdd.count()
+    if n_train < batch_size:
+        raise ValueError(f"batch size {batch_size} is larger than the {n_train} training windows")
+    iterations_per_epoch = max(math.ceil(n_train / batch_size), 1)
+    if snapshot:
+        model = load_checkpoint_model(snapshot[0])
+        loaded = {name: OptimMethod(OptimMethod.load(path), "float") for name, path in snapshot[1].items()}
+        optim_method = loaded if config.optimizer == "lars" else next(iter(loaded.values()))
+        plan = optim.learning_rate_plan(config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch)
+    else:
+        model = build_lstm(n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout)
+        optim_method, plan = optim.make_optim_methods(
+            model, config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch
+        )
+    done = optim_method_state(optim_method).get("epoch", 1) - 1
+    if snapshot:
+        log.info("resuming from %s after epoch %d", snapshot[0], done)
+    log.info(
+        "%s, batch %d, %d iterations per epoch: learning rate %.4g -> %.4g over %d warm-up iterations, then %s",
+        config.optimizer, batch_size, iterations_per_epoch, plan["start"], plan["peak"], plan["warmup_iterations"],
+        config.schedule,
+    )
+
+    criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
     optimizer = Optimizer.create(
         model=model,
         training_set=train_rdd,
@@ -131,12 +138,15 @@ def train_lstm(
         end_trigger=MaxEpoch(done + 1),
         batch_size=batch_size,
     )
+    optim.set_gradient_clipping(optimizer, config)
     optimizer.set_validation(
         batch_size=batch_size, val_rdd=val_rdd, trigger=EveryEpoch(),
         val_method=[Top1Accuracy(), Loss(ClassNLLCriterion())],
     )
     summary_dir = f"{run_dir}/summaries"
     train_summary = TrainSummary(log_dir=summary_dir, app_name="lstm")
+    if not isinstance(optim_method, dict):  # BigDL records no rate for per-layer optimisers (LARS)
+        train_summary.set_summary_trigger("LearningRate", SeveralIteration(1))
     val_summary = ValidationSummary(log_dir=summary_dir, app_name="lstm")
     optimizer.set_train_summary(train_summary)
     optimizer.set_val_summary(val_summary)
@@ -146,6 +156,7 @@ def train_lstm(
     callBigDlFunc("float", "setCheckPoint", optimizer.value, EveryEpoch(), checkpoint_dir, False)
 
     curves: dict[str, list[tuple[int, float]]] = {"roc_auc": [], "pr_auc": []}
+    epoch_seconds: list[float] = []
     trained = model
     started = time.perf_counter()
     for epoch in range(done + 1, config.epochs + 1):
@@ -153,6 +164,7 @@ def train_lstm(
         optimizer.set_end_when(MaxEpoch(epoch))
         trained = optimizer.optimize()
         seconds = time.perf_counter() - epoch_started
+        epoch_seconds.append(seconds)
         scores = binary_metrics(predict_scores(trained, validation, length=length, n_features=n_features, batch_size=batch_size))
         for name in curves:
             if scores[name] is not None:
@@ -180,6 +192,9 @@ def train_lstm(
         batch_size=batch_size,
         train_loss=[(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")],
         validation={**validation_curves, **curves},
+        learning_rate=plan,
+        epoch_seconds=epoch_seconds,
+        learning_rates=[(int(step), abs(float(value))) for step, value, _ in train_summary.read_scalar("LearningRate")],
     )
 
 
@@ -194,6 +209,8 @@ def _fmt(value: float | None) -> str:
 
 def optim_method_state(optim_method) -> dict[str, int]:
     """The optimiser's epoch and iteration counters (BigDL counts from 1: the next ones to run)."""
+    if isinstance(optim_method, dict):
+        optim_method = next(iter(optim_method.values()))
     state = optim_method.value.state()
     out = {}
     for key in ("epoch", "neval"):

@@ -11,6 +11,8 @@ from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from pipelines.io import fs as hadoop_fs
+
 
 def is_local(uri: str, spark: SparkSession | None = None) -> bool:
     """Whether `uri` is accessed directly rather than through Hadoop's FileSystem."""
@@ -74,20 +76,7 @@ def write_bytes(uri: str, data: bytes, spark: SparkSession | None = None) -> Non
             f.write(data)
         os.replace(tmp, path)
         return
-    spark = _need(spark, uri)
-    fs, path = _hadoop(spark, uri)
-    jvm = spark.sparkContext._jvm
-    tmp = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.tmp-{os.getpid()}")
-    out = fs.create(tmp, True)
-    try:
-        out.write(bytearray(data))
-    finally:
-        out.close()
-    if fs.exists(path):
-        fs.delete(path, False)
-    if not fs.rename(tmp, path):
-        fs.delete(tmp, False)
-        raise OSError(f"could not rename into {uri}")
+    hadoop_fs.write_bytes(_need(spark, uri), uri, data)
 
 
 def copy_to_local(uri: str, local: str, spark: SparkSession | None = None) -> str:

@@ -113,3 +113,20 @@ def test_demo_on_a_tiny_fleet(tmp_path):
     assert metrics["counts"]["ingest"]["read"] == metrics["counts"]["ingest"]["clean"] + metrics["counts"]["ingest"]["quarantined"]
     assert {"generate", "ingest", "windows", "train", "evaluate", "tf_import", "total"} <= set(metrics["timings_s"])
     assert "BigDL LSTM" in result.stdout and "TF LSTM in BigDL" in result.stdout and "wall time" in result.stdout
+
+
+def test_batch_size_study_writes_a_table_and_a_plot(data, tmp_path):
+    out = tmp_path / "study"
+    result = _job(
+        "batch_size_study", "--windows", str(data / "windows"), "--out", str(out), *SMALL,
+        "--set", "study.batch_sizes=[8, 32]", "--set", "study.arms=[sgd_fixed, lars_linear_warmup]",
+        "--set", "study.epochs=2", "--set", "study.base_batch_size=8",
+    )
+    rows = json.loads((out / "results" / "study.json").read_text())
+    assert [(r["arm"], r["batch_size"]) for r in rows] == [
+        ("sgd_fixed", 8), ("sgd_fixed", 32), ("lars_linear_warmup", 8), ("lars_linear_warmup", 32),
+    ]
+    assert all(len(r["val_loss"]) == 2 and 0 <= r["test_pr_auc"] <= 1 for r in rows)
+    assert rows[3]["peak_learning_rate"] == 4 * rows[2]["peak_learning_rate"]  # linear scaling
+    assert (out / "results" / "study.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| sgd_fixed | 8 |" in result.stdout and (out / "results" / "_SUCCESS").exists()
