@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 parser = job_parser(__doc__.splitlines()[0], sections=("study", "train"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows (train, val and test splits)")
-parser.add_argument("--out", required=True, help="study folder: study.md, study.csv, study.json, study.png, runs/")
+parser.add_argument("--out", required=True, help="study folder: results/ (study.md, .csv, .json, .png) and runs/")
+parser.reads("windows")
+parser.writes("out", "runs", mode="append")
+parser.writes("out", "results")
 
 
 def main(args, config) -> None:

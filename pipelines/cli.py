@@ -126,7 +126,14 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
         if getattr(args, dest, None) is None:
             setattr(args, dest, fallback(args))
     if getattr(args, "dry_run", False):
-        report(dry_run_plan(parser, args, config, job=os.path.splitext(os.path.basename(main.__code__.co_filename))[0]))
+        plan = dry_run_plan(parser, args, config, job=os.path.splitext(os.path.basename(main.__code__.co_filename))[0])
+        report(yaml.safe_dump(plan, sort_keys=False, default_flow_style=False).rstrip())
+        # A scheduler can use the dry run as a pre-check: it fails when the real run would.
+        blocked = [e["uri"] for e in plan["inputs"] if e["exists"] is False]
+        blocked += [e["uri"] for e in plan["outputs"] if e["action"] == "refuse"]
+        if blocked:
+            log.error("dry run: the job would fail on %s", ", ".join(blocked))
+            return EXIT_FAILED
         return 0
     try:
         # BigDL's Python prints "creating: ..." for every object; keep stdout for the jobs' own results.
@@ -142,8 +149,8 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
     return 0
 
 
-def dry_run_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, config: PipelineConfig, *, job: str) -> str:
-    """What the job would do, as YAML: its resolved configuration, the paths it would read and what it would write."""
+def dry_run_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, config: PipelineConfig, *, job: str) -> dict:
+    """What the job would do: its resolved configuration, the paths it would read and what it would write."""
     policy = config.output.if_exists
     flags = {a.dest: (a.option_strings[0] if a.option_strings else a.dest) for a in parser._actions}
     plan: dict[str, Any] = {"job": job, "config": as_dict(config), "inputs": [], "outputs": []}
@@ -165,7 +172,7 @@ def dry_run_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, conf
         if entry["action"] == "refuse":
             log.warning("output %s exists and output.if_exists=refuse: the job would fail", uri)
         plan["outputs"].append(entry)
-    return yaml.safe_dump(plan, sort_keys=False, default_flow_style=False).rstrip()
+    return plan
 
 
 def _output_action(mode: str, exists: bool | None, policy: str) -> str:

@@ -64,7 +64,8 @@ def test_help_lists_options_and_the_config_it_uses(name, capsys):
 def test_dry_run_plans_without_starting_spark(name, tmp_path, capfd):
     module, parser = job(name)
     argv = path_argv(parser, tmp_path) + ["--dry-run", "--env", "ci"]
-    assert run(module.main, parser, argv) == 0
+    # Every input is missing, so the dry run says the job would fail (exit 1); a job without inputs would run.
+    code = run(module.main, parser, argv)
     assert SparkContext._active_spark_context is None, f"{name} --dry-run started Spark"
     plan = yaml.safe_load(capfd.readouterr().out)
     assert plan["job"] == name
@@ -72,6 +73,7 @@ def test_dry_run_plans_without_starting_spark(name, tmp_path, capfd):
     assert plan["config"]["generate"]["devices"] == 24  # conf/ci overlaid on conf/base (200)
     for entry in plan["inputs"]:
         assert entry["exists"] is False and entry["uri"].startswith(str(tmp_path))
+    assert code == (1 if plan["inputs"] else 0)
     if name != "inspect_tf":  # the one job that writes nothing
         assert plan["outputs"], f"{name} declares no outputs"
     for entry in plan["outputs"]:
@@ -94,9 +96,11 @@ def test_dry_run_says_what_happens_to_existing_outputs(tmp_path, capfd):
 
     module, parser = job("build_windows")
     out = tmp_path / "windows"
-    for policy, action in (("replace", "replace"), ("refuse", "refuse")):
-        argv = ["--clean", "x", "--failures", "y", "--out", str(out), "--dry-run", "--set", f"output.if_exists={policy}"]
-        assert run(module.main, parser, argv) == 0
+    (tmp_path / "failures.csv").write_text("")
+    for policy, action, code in (("replace", "replace", 0), ("refuse", "refuse", 1)):
+        argv = ["--clean", str(run_dir), "--failures", str(tmp_path / "failures.csv"), "--out", str(out), "--dry-run",
+                "--set", f"output.if_exists={policy}"]
+        assert run(module.main, parser, argv) == code
         plan = yaml.safe_load(capfd.readouterr().out)
         assert plan["outputs"] == [{"option": "--out", "uri": str(out), "exists": True, "mode": "atomic", "action": action}]
 
@@ -104,7 +108,7 @@ def test_dry_run_says_what_happens_to_existing_outputs(tmp_path, capfd):
 def test_dry_run_resolves_defaults_and_leaves_remote_paths_unchecked(tmp_path, capfd):
     module, parser = job("score_fleet")
     argv = ["--clean", "hdfs:///ingest/clean", "--run-dir", str(tmp_path), "--dry-run", "--set", "alerting.calibration=platt"]
-    assert run(module.main, parser, argv) == 0
+    assert run(module.main, parser, argv) == 1  # the run folder has no model yet
     plan = yaml.safe_load(capfd.readouterr().out)
     assert plan["config"]["alerting"]["calibration"] == "platt"
     assert {"option": "--clean", "uri": "hdfs:///ingest/clean", "exists": None} in plan["inputs"]
