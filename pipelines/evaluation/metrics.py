@@ -62,7 +62,7 @@ def confusion_matrix_at(
 def binary_metrics(
     predictions: DataFrame, *, label_col: str = "label", score_col: str = "score", threshold: float = 0.5
 ) -> dict[str, Any]:
-    """Accuracy, precision, recall, f1, roc_auc, pr_auc, confusion matrix, positives and count.
+    """Accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss, confusion matrix, positives and count.
 
     `label_col` holds 0/1, `score_col` the probability of class 1; prediction = score >= threshold.
     Precision, recall and f1 with a zero denominator are 0.0; the AUCs are None when one class is absent.
@@ -74,6 +74,7 @@ def binary_metrics(
     cum = grouped.withColumn("_tp", F.sum(_POS).over(down)).withColumn("_fp", F.sum(_NEG).over(down))
     pos, neg, tp, fp = (F.col(c).cast("double") for c in (_POS, _NEG, "_tp", "_fp"))
     above = F.col(_S) >= threshold
+    clipped = F.least(F.greatest(F.col(_S), F.lit(1e-7)), F.lit(1 - 1e-7))
 
     def total(expr: Any, name: str) -> Any:
         return F.coalesce(F.sum(expr), F.lit(0)).alias(name)
@@ -89,6 +90,7 @@ def binary_metrics(
         total(neg * (2.0 * tp - pos), "roc_twice"),
         # Average precision: (R_k - R_{k-1}) * P_k = pos_k / P * tp_k / (tp_k + fp_k), scaled by 1/P later.
         total(pos * tp / (tp + fp), "ap_sum"),
+        total(-pos * F.log(clipped) - neg * F.log(1.0 - clipped), "log_loss_sum"),
     ).first()
     _check(row, label_col, score_col)
 
@@ -111,6 +113,7 @@ def binary_metrics(
         "f1": _ratio(2 * tp_at, 2 * tp_at + fp_at + fn_at),
         "roc_auc": roc_auc,
         "pr_auc": pr_auc,
+        "log_loss": float(row["log_loss_sum"]) / n,
         "confusion_matrix": {"tn": tn_at, "fp": fp_at, "fn": fn_at, "tp": tp_at},
     }
 

@@ -79,7 +79,7 @@ def run_study(
                 "batch_size": result.batch_size,
                 "iterations": result.iterations,
                 "peak_learning_rate": result.learning_rate["peak"],
-                "val_loss": [round(v, 5) for _, v in result.validation["Loss"]],
+                "val_loss": [round(v, 5) for _, v in result.validation["log_loss"]],
                 "epoch_seconds": [round(s, 2) for s in result.epoch_seconds],
                 "test_pr_auc": scores["pr_auc"],
                 "test_roc_auc": scores["roc_auc"],

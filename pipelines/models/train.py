@@ -155,7 +155,8 @@ def train_lstm(
     fs.mkdirs(spark, checkpoint_dir)
     callBigDlFunc("float", "setCheckPoint", optimizer.value, EveryEpoch(), checkpoint_dir, False)
 
-    curves: dict[str, list[tuple[int, float]]] = {"roc_auc": [], "pr_auc": []}
+    # Computed here from the validation predictions: BigDL's summaries reach the disk asynchronously.
+    curves: dict[str, list[tuple[int, float]]] = {"roc_auc": [], "pr_auc": [], "log_loss": []}
     epoch_seconds: list[float] = []
     trained = model
     started = time.perf_counter()
@@ -173,8 +174,8 @@ def train_lstm(
         log.info(
             "epoch %d/%d: train loss %.4f, val accuracy %.3f, val loss %.4f, val ROC-AUC %s, PR-AUC %s; "
             "%.0f samples/s, %.0f s left",
-            epoch, config.epochs, _last(train_summary, "Loss"), _last(val_summary, "Top1Accuracy"),
-            _last(val_summary, "Loss"), _fmt(scores["roc_auc"]), _fmt(scores["pr_auc"]),
+            epoch, config.epochs, _last(train_summary, "Loss"), scores["accuracy"],
+            scores["log_loss"], _fmt(scores["roc_auc"]), _fmt(scores["pr_auc"]),
             n_train / seconds, left,
         )
     train_rdd.unpersist()

@@ -26,6 +26,7 @@ def _sklearn(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
         "f1": skm.f1_score(y, pred, zero_division=0),
         "roc_auc": skm.roc_auc_score(y, s),
         "pr_auc": skm.average_precision_score(y, s),
+        "log_loss": skm.log_loss(y, np.clip(s, 1e-7, 1 - 1e-7), labels=[0, 1]),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     }
 
