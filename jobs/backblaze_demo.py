@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from datetime import datetime, timezone
 
 from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
 from jobs.ingest_backblaze import write_windows
 from jobs.train_lstm import train_from_windows
-from pipelines.cli import job_parser, report, run
+from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
 from pipelines.evaluation.alerting import ALERTING_DIR, POLICY_FILE, load_policy
@@ -68,15 +67,7 @@ def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
 def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
     """Every step into `out`; returns metrics.json's content."""
     derived = backblaze.pipeline_config(config)
-    timings: dict[str, float] = {}
-
-    def step(name, fn, *a, **kw):
-        log.info("step %s ...", name)
-        started = time.perf_counter()
-        result = fn(*a, **kw)
-        timings[name] = round(time.perf_counter() - started, 1)
-        log.info("step %s done in %.1f s", name, timings[name])
-        return result
+    step = Steps()
 
     fs.write_json(spark, f"{out}/config.json", as_dict(config))
     counts = step("ingest", backblaze.ingest_backblaze, spark, input_uri, f"{out}/ingest", config.backblaze)
@@ -97,7 +88,7 @@ def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
         counts={"ingest": counts, "windows": window_counts,
                 "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")},
                 "risk": risk["by_band"]},
-        timings_s={**timings, "total": round(sum(timings.values()), 1)},
+        timings_s=step.with_total(),
         driver_memory=driver_peak_memory_mb(spark),
         notes=data_notes(counts, window_counts, config),
     )

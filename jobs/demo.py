@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
 from jobs.train_lstm import train_from_windows
-from pipelines.cli import job_parser, report, run
+from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
 from pipelines.evaluation.report import write_report
@@ -37,15 +37,7 @@ parser.writes("out", "checkpoints", "summaries", mode="append")
 
 def run_demo(spark, out: str, config) -> dict:
     """Every step into `out`; returns the metrics written to `out/metrics.json`."""
-    timings: dict[str, float] = {}
-
-    def step(name, fn, *a, **kw):
-        log.info("step %s ...", name)
-        started = time.perf_counter()
-        result = fn(*a, **kw)
-        timings[name] = round(time.perf_counter() - started, 1)
-        log.info("step %s done in %.1f s", name, timings[name])
-        return result
+    step = Steps()
 
     fs.write_json(spark, f"{out}/config.json", as_dict(config))
     fleet = step("generate", generate_fleet, spark, config.generate, f"{out}/fleet")
@@ -72,7 +64,7 @@ def run_demo(spark, out: str, config) -> dict:
     metrics.update(
         counts={"fleet": fleet, "ingest": ingest_counts, "windows": window_counts,
                 "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")}},
-        timings_s={**timings, "total": round(sum(timings.values()), 1)},
+        timings_s=step.with_total(),
         driver_memory=driver_peak_memory_mb(spark),
     )
     fs.write_json(spark, f"{out}/{METRICS_FILE}", metrics)

@@ -8,6 +8,7 @@ import glob
 import logging
 import os
 import sys
+import time
 from typing import Any, Callable, Sequence
 from urllib.parse import urlparse
 
@@ -189,6 +190,24 @@ def path_exists(uri: str) -> bool | None:
         return None
     path = parsed.path if parsed.scheme == "file" else uri
     return bool(glob.glob(path)) if glob.has_magic(path) else os.path.exists(path)
+
+
+class Steps:
+    """Runs a job's steps, logging each one's start and wall time; `timings` holds the seconds per step."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        log.info("step %s ...", name)
+        started = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.timings[name] = round(time.perf_counter() - started, 1)
+        log.info("step %s done in %.1f s", name, self.timings[name])
+        return result
+
+    def with_total(self) -> dict[str, float]:
+        return {**self.timings, "total": round(sum(self.timings.values()), 1)}
 
 
 def report(text: str) -> None:
