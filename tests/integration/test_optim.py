@@ -6,23 +6,14 @@ from pipelines.config import ConfigError, TrainConfig, load_config
 from pipelines.models import optim
 from pipelines.models import train as training
 from pipelines.models.lstm import build_lstm
+from tests.fixtures.windows import trend_windows
 
 LENGTH, N_FEATURES = 12, 3
 
 
 @pytest.fixture(scope="module")
 def windows(spark):
-    """Positives carry a rising trend in feature 0 over the window."""
-    rng = np.random.default_rng(1)
-    rows = []
-    for i in range(512):
-        label = i % 2
-        x = rng.normal(0, 1, size=(LENGTH, N_FEATURES)).astype(np.float32)
-        if label:
-            x[:, 0] += np.linspace(-2, 2, LENGTH)
-        rows.append((f"d{i % 32}", i, x.reshape(-1).tolist(), label))
-    df = spark.createDataFrame(rows, "device_id string, i int, features array<float>, label int")
-    return df.selectExpr("device_id", "timestamp_seconds(i) as window_end", "features", "label").repartition(2)
+    return trend_windows(spark, n=512, length=LENGTH, n_features=N_FEATURES, devices=32, seed=1, partitions=2)
 
 
 def test_learning_rate_scales_with_the_batch_size():

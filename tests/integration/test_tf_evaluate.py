@@ -16,7 +16,7 @@ from pipelines.tfimport.export import freeze_keras
 from pipelines.tfimport.load import LOG_PROBABILITIES, PROBABILITIES, SIGMOID, import_tensorflow_model
 
 T, F = 12, 3
-METRIC_KEYS = {"count", "positives", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
+METRIC_KEYS = {"count", "positives", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss",
                "confusion_matrix"}
 SETTINGS = ["--set", f"windows.length={T}", "--set", "windows.features=[a,b,c]", "--set", "evaluate.batch_size=64"]
 

@@ -17,7 +17,7 @@ from pipelines.tfimport.load import forward
 from pipelines.tfimport.transfer import HEAD_NAME, TransferSpec, build_transfer_model, fine_tune, save
 
 T, F = 10, 3
-METRIC_KEYS = {"count", "positives", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
+METRIC_KEYS = {"count", "positives", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss",
                "confusion_matrix"}
 
 

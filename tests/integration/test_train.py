@@ -6,23 +6,14 @@ import pytest
 
 from pipelines.config import TrainConfig
 from pipelines.models import train as training
+from tests.fixtures.windows import trend_windows
 
 LENGTH, N_FEATURES = 12, 3
 
 
 @pytest.fixture(scope="module")
 def windows(spark):
-    """Positives carry a rising trend in feature 0 over the window; the last step alone is ambiguous."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(768):
-        label = i % 2
-        x = rng.normal(0, 1, size=(LENGTH, N_FEATURES)).astype(np.float32)
-        if label:
-            x[:, 0] += np.linspace(-2, 2, LENGTH)
-        rows.append((f"d{i % 40}", i, x.reshape(-1).tolist(), label))
-    df = spark.createDataFrame(rows, "device_id string, i int, features array<float>, label int")
-    return df.selectExpr("device_id", "timestamp_seconds(i) as window_end", "features", "label").repartition(4)
+    return trend_windows(spark, n=768, length=LENGTH, n_features=N_FEATURES, devices=40, seed=0, partitions=4)
 
 
 def test_samples_are_built_on_the_executors(spark, windows):
