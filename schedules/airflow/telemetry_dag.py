@@ -26,7 +26,8 @@ HOME = Path(os.environ.get("PIPELINES_HOME") or Path(__file__).resolve().parents
 SPARK_CONN_ID = os.environ.get("PIPELINES_SPARK_CONN_ID", "pipelines_spark")
 
 INPUT = "{{ params.input.rstrip('/') }}"
-RUN = "{{ params.output_root.rstrip('/') }}/{{ ds }}"
+# A run triggered without a logical date (Airflow 3 allows it) is keyed by the day it was triggered for.
+RUN = "{{ params.output_root.rstrip('/') }}/{{ ds if ds is defined else dag_run.run_after | ds }}"
 MODEL_RUN = f"{RUN}/lstm"
 
 # task id, job (jobs/<job>.py), arguments; every job also gets --env.
