@@ -52,7 +52,9 @@ public class Validate {
                 schemas.add(new StreamSource("jar:" + jar.toURI() + "!/" + xsd));
             }
         } catch (SAXParseException e) {
-            errors.add(xml + ":" + e.getLineNumber() + ":" + e.getColumnNumber() + ": " + e.getMessage());
+            errors.add(line(xml, e));
+        } catch (java.io.IOException e) {
+            errors.add(xml + ": cannot read: " + e.getMessage());
         }
         if (errors.isEmpty()) {
             SchemaFactory factory = SchemaFactory.newInstance(XMLConstants.W3C_XML_SCHEMA_NS_URI);
@@ -81,8 +83,14 @@ public class Validate {
     static Set<String> namespaces(File xml) throws Exception {
         DocumentBuilderFactory factory = DocumentBuilderFactory.newInstance();
         factory.setNamespaceAware(true);
+        javax.xml.parsers.DocumentBuilder builder = factory.newDocumentBuilder();
+        builder.setErrorHandler(new ErrorHandler() {  // report, don't print: the caller turns it into one line
+            public void warning(SAXParseException e) {}
+            public void error(SAXParseException e) throws SAXParseException { throw e; }
+            public void fatalError(SAXParseException e) throws SAXParseException { throw e; }
+        });
         Set<String> found = new LinkedHashSet<>();
-        collect(factory.newDocumentBuilder().parse(xml).getDocumentElement(), found);
+        collect(builder.parse(xml).getDocumentElement(), found);
         return found;
     }
 

@@ -36,12 +36,16 @@ def test_broken_copies_fail_with_the_reason(tmp_path):
     no_frequency = tmp_path / "no_frequency.xml"
     no_frequency.write_text(coordinator.replace('frequency="${coord:days(1)}"', "", 1))
 
-    result = _validate(no_master, wrong_version, no_frequency)
+    truncated = tmp_path / "truncated.xml"
+    truncated.write_text(workflow[: len(workflow) // 2])
+
+    result = _validate(no_master, wrong_version, no_frequency, truncated)
     assert result.returncode == 1
     errors = result.stdout.splitlines()
     assert [e for e in errors if e.startswith(f"{no_master}:") and "mode" in e and "master" in e]
     assert f"{wrong_version}: no schema in oozie-client-5.2.1.jar for namespace 'uri:oozie:spark-action:7.0'" in errors
     assert [e for e in errors if e.startswith(f"{no_frequency}:") and "'frequency'" in e]
+    assert [e for e in errors if e.startswith(f"{truncated}:") and "must start and end" in e]
     assert not [e for e in errors if "valid (" in e]
 
 
