@@ -61,9 +61,10 @@ class Calibrator:
         """The probability as a Spark column expression of `score`."""
         s = F.col(score) if isinstance(score, str) else score
         if self.method == "platt":
+            # greatest() skips nulls, so an unscored device must be kept null explicitly.
             clipped = F.least(F.greatest(s.cast("double"), F.lit(_EPS)), F.lit(1 - _EPS))
             z = F.lit(self.a) * F.log(clipped / (F.lit(1.0) - clipped)) + F.lit(self.b)
-            return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
+            return F.when(s.isNotNull(), F.lit(1.0) / (F.lit(1.0) + F.exp(-z)))
         if self.method == "isotonic":
             return _interp_udf(list(self.knots_x), list(self.knots_y))(s.cast("double"))
         return s.cast("double")

@@ -39,6 +39,9 @@ def test_calibration_brings_the_reliability_curve_closer_to_the_diagonal(spark, 
     # The Spark column and the NumPy mapping are the same function.
     rows = calibrated.limit(50).collect()
     assert np.allclose([r["probability"] for r in rows], calibrator.predict([r["score"] for r in rows]), atol=1e-9)
+    # A device without a score (too little history) gets no probability.
+    unscored = spark.createDataFrame([(None,)], "score double").select(calibrator.column("score").alias("p"))
+    assert unscored.first()["p"] is None
 
 
 def days_frame(spark, negatives, positives):
