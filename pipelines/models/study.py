@@ -17,9 +17,12 @@ from pyspark.sql import functions as F
 
 from pipelines.config import StudyConfig, TrainConfig
 from pipelines.evaluation.metrics import binary_metrics
+from pipelines.io import fs
 from pipelines.models.train import predict_scores, train_lstm
 
 log = logging.getLogger(__name__)
+
+ROW_FILE = "row.json"
 
 
 def arm_settings(study: StudyConfig, arm: str) -> dict:
@@ -56,10 +59,19 @@ def run_study(
     n_features: int,
     work_dir: str,
 ) -> list[dict]:
-    """Train every (arm, batch size) for `study.epochs` epochs; one result row each."""
+    """Train every (arm, batch size) for `study.epochs` epochs; one result row each.
+
+    Each row is also kept in `work_dir/<arm>-<batch size>/row.json`; a rerun of a study that was
+    interrupted takes the rows already there and trains only the rest.
+    """
     rows = []
     for arm in study.arms:
         for batch_size in study.batch_sizes:
+            row_uri = f"{work_dir}/{arm}-{batch_size}/{ROW_FILE}"
+            if fs.exists(spark, row_uri):
+                log.info("study: %s at batch %d already done (%s)", arm, batch_size, row_uri)
+                rows.append(fs.read_json(spark, row_uri))
+                continue
             config = dataclasses.replace(
                 base, **arm_settings(study, arm), base_batch_size=study.base_batch_size, batch_size=batch_size,
                 epochs=study.epochs,
@@ -85,6 +97,7 @@ def run_study(
                 "test_roc_auc": scores["roc_auc"],
                 "wall_s": round(seconds, 1),
             })
+            fs.write_json(spark, row_uri, rows[-1])
     return add_time_to_target(rows, study.target_val_loss)
 
 

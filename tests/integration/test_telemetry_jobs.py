@@ -117,11 +117,12 @@ def test_demo_on_a_tiny_fleet(tmp_path):
 
 def test_batch_size_study_writes_a_table_and_a_plot(data, tmp_path):
     out = tmp_path / "study"
-    result = _job(
-        "batch_size_study", "--windows", str(data / "windows"), "--out", str(out), *SMALL,
+    args = [
+        "--windows", str(data / "windows"), "--out", str(out), *SMALL,
         "--set", "study.batch_sizes=[8, 32]", "--set", "study.arms=[sgd_fixed, lars_linear_warmup]",
         "--set", "study.epochs=2", "--set", "study.base_batch_size=8",
-    )
+    ]
+    result = _job("batch_size_study", *args)
     rows = json.loads((out / "results" / "study.json").read_text())
     assert [(r["arm"], r["batch_size"]) for r in rows] == [
         ("sgd_fixed", 8), ("sgd_fixed", 32), ("lars_linear_warmup", 8), ("lars_linear_warmup", 32),
@@ -130,3 +131,8 @@ def test_batch_size_study_writes_a_table_and_a_plot(data, tmp_path):
     assert rows[3]["peak_learning_rate"] == 4 * rows[2]["peak_learning_rate"]  # linear scaling
     assert (out / "results" / "study.png").read_bytes()[:4] == b"\x89PNG"
     assert "| sgd_fixed | 8 |" in result.stdout and (out / "results" / "_SUCCESS").exists()
+    # A rerun (say after the study was killed) keeps the rows it finds and trains nothing again.
+    (out / "runs" / "lars_linear_warmup-32" / "row.json").unlink()
+    again = _job("batch_size_study", *args)
+    assert again.stderr.count("already done") == 3 and again.stderr.count("epoch 2/2") == 1
+    assert json.loads((out / "results" / "study.json").read_text())[:3] == rows[:3]
