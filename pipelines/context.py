@@ -50,6 +50,8 @@ def _jvm_is_running() -> bool:
 # an imported TensorFlow LSTM unrolled over 96 steps (about 1,500 nodes) overflows the default 1 MB stack.
 JAVA_STACK = "-Xss16m"
 
+JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+
 # Resolved by the factory itself (absolute paths, the running interpreter), not taken from conf/spark/*.conf.
 FACTORY_KEYS = ("spark.master", "spark.pyspark.python", "spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 
@@ -105,7 +107,8 @@ def get_or_create(
 
     Inside `spark-submit` or the shell the master they were given is kept; otherwise `master`, else
     `$PIPELINES_MASTER`, else `local[2]`.
-    `conf` entries win over the defaults here; in an existing JVM, launch-only settings are ignored.
+    `conf` entries win over the defaults here (Java options are appended to the factory's own); in an existing
+    JVM, launch-only settings are ignored.
     """
     extra = dict(conf or {})
     if _jvm_is_running():
@@ -125,6 +128,9 @@ def get_or_create(
         if not sc_conf.contains(key):
             sc_conf.set(key, value)
     for key, value in extra.items():
+        if key in JAVA_OPTION_KEYS and sc_conf.contains(key):
+            # Added to the factory's own options (log4j, stack size), not instead of them.
+            value = f"{sc_conf.get(key)} {value}"
         sc_conf.set(key, str(value))
 
     spark = SparkSession.builder.config(conf=sc_conf).getOrCreate()
