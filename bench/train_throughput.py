@@ -2,7 +2,7 @@
 
     .venv/bin/pip install -r requirements-bench.txt        # torch, once
     .venv/bin/python -m bench.train_throughput [--samples 4096] [--rounds 3] [--epochs 2]
-    .venv/bin/python -m bench.train_throughput --peers bigdl --bigdl base= --bigdl mkl1=env.MKL_DEBUG_CPU_TYPE=
+    .venv/bin/python -m bench.train_throughput --peers bigdl --bigdl default= --bigdl mkl_own=env.MKL_DEBUG_CPU_TYPE=
 
 Same model shape (one LSTM layer of `--hidden` units over `--length` steps of `--features` values, a
 two-class linear head), same optimiser (Adam, same learning rate), same batch size, same random windows,
@@ -18,7 +18,7 @@ Each peer lives in its own process (so thread pools and native libraries do not 
 up once (one epoch); then the peers take turns, `--rounds` times, each training `--epochs` epochs while
 the others wait. BigDL's time is the wall time of `optimize()` (its per-call set-up included). Prints the
 best and median samples/s of each and the ratios to PyTorch. Several `--bigdl NAME=SETTINGS` variants
-(comma-separated `spark.key=value`, `java=-Dkey=value`, `env.NAME=value` (empty: unset),
+(comma-separated `spark.key=value`, `java=-Dkey=value`, `env.NAME=value` (`env.MKL_DEBUG_CPU_TYPE=`: MKL's own choice),
 `master=local[N]`) are compared the same way: the way settings were measured one factor at a time.
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ class TorchPeer:
                 self.optim.zero_grad()
                 loss.backward()
                 self.optim.step()
-        return float(loss)
+        return float(loss.detach())
 
 
 class TfPeer:
@@ -123,10 +123,7 @@ class BigDLPeer:
     def __init__(self, args, settings: dict[str, str]):
         for key, value in settings.items():
             if key.startswith("env."):  # read by native code (MKL, OpenMP) when the JVM starts
-                if value:
-                    os.environ[key[4:]] = value
-                else:
-                    os.environ.pop(key[4:], None)
+                os.environ[key[4:]] = value  # empty: unset (pipelines.context then leaves MKL alone)
         conf = {"spark.ui.enabled": "false"}
         conf.update({k: v for k, v in settings.items() if k.startswith("spark.")})
         java = " ".join(v for k, v in settings.items() if k.startswith("java"))
@@ -160,6 +157,8 @@ class BigDLPeer:
         samples = to_samples(windows, length=length, n_features=n_features).cache()
         samples.count()
         model = build_lstm(n_features, hidden_size=args.hidden)
+        if settings.get("ntc"):
+            model = ntc_graph(spark, model)
         self.optimizer = Optimizer.create(
             model=model, training_set=samples, criterion=ClassNLLCriterion(),
             optim_method=Adam(learningrate=args.learning_rate), end_trigger=MaxEpoch(0), batch_size=args.batch_size,
@@ -178,6 +177,27 @@ class BigDLPeer:
         self.optimizer.set_end_when(self.MaxEpoch(self.epoch))
         self.optimizer.optimize()
         return float("nan")
+
+
+def ntc_graph(spark, model):
+    """The model as a graph whose input is declared (batch, time, features): what BigDL's MKL-DNN RNN needs.
+
+    With `bigdl.engineType=mkldnn` BigDL converts the model to an MKL-DNN graph, assuming an NCHW input
+    unless told otherwise; a 3-D input then reaches the RNN as 4-D NCHW ("Unsupported input format: 7").
+    """
+    jvm = spark.sparkContext._jvm
+    graph = model.to_graph()
+
+    def seq(*formats):
+        items = jvm.java.util.ArrayList()
+        for f in formats:
+            items.add(f)
+        return jvm.scala.collection.JavaConverters.asScalaBufferConverter(items).asScala().toSeq()
+
+    memory_format = getattr(jvm.com.intel.analytics.bigdl.mkl, "Memory$Format")
+    graph.value.setInputFormats(seq(memory_format.ntc))
+    graph.value.setOutputFormats(seq(memory_format.nc))
+    return graph
 
 
 def worker(args) -> None:
@@ -217,6 +237,8 @@ class Peer:
         for line in self.process.stdout:
             if line.startswith(MARK):
                 return json.loads(line[len(MARK):])
+            with open(self.log, "a") as log:  # the JVM's and native libraries' stdout
+                log.write(line)
         raise RuntimeError(f"{self.name} ended early; see {self.log}")
 
     @property
@@ -233,8 +255,12 @@ def start(peer: Peer, args) -> None:
                *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k in ("samples", "epochs", "length", "features", "hidden", "batch_size", "learning_rate",
                           "threads", "partitions", "seed"))]
+    open(peer.log, "w").close()
+    env = dict(os.environ)
+    if peer.kind == "torch" and args.omp_wait_policy:
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     peer.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=open(peer.log, "w"), text=True)
+                                    stderr=open(peer.log, "a"), text=True, env=env)
     peer.info = peer.read()
     print(f"  {peer.name}: ready after {peer.info.pop('ready')} s {peer.info}", file=sys.stderr, flush=True)
 
@@ -321,6 +347,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="PyTorch and TensorFlow threads (= Spark's cores)")
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the windows DataFrame")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--omp-wait-policy", default="PASSIVE",
+                        help="OMP_WAIT_POLICY of the PyTorch process ('' for libgomp's default, which spins: on a "
+                             "shared, oversubscribed machine two spinning threads fall to a tenth of their speed)")
     parser.add_argument("--peers", nargs="+", default=["bigdl", "torch", "tf"], choices=["bigdl", "torch", "tf"])
     parser.add_argument("--bigdl", action="append", default=[], metavar="NAME=SETTINGS",
                         help="a BigDL variant (repeatable), e.g. mkldnn=java=-Dbigdl.engineType=mkldnn")
