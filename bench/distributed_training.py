@@ -1,6 +1,6 @@
 """Distributed training on the standalone cluster: BigDL DistriOptimizer against PyTorch DDP (TorchDistributor).
 
-    .venv/bin/pip install -r requirements-bench.txt        # torch, once
+    make bench-deps        # torch, once (requirements-bench.txt)
     .venv/bin/python -m bench.distributed_training [--train 6144] [--target-loss 0.35] [--max-epochs 12]
 
 On the loopback standalone cluster of `infra/cluster.sh` (two workers of one core each; started here and
@@ -82,7 +82,8 @@ def train_bigdl(args) -> dict:
                        n_features=args.features).cache()
     val = to_samples(spark.read.parquet(f"file://{args.data}/val"), length=args.length,
                      n_features=args.features).cache()
-    n_train, n_val = train.count(), val.count()
+    n_train = train.count()
+    val.count()  # cached before the clock starts
     optimizer = Optimizer.create(
         model=build_lstm(args.features, hidden_size=args.hidden), training_set=train, criterion=ClassNLLCriterion(),
         optim_method=Adam(learningrate=args.learning_rate), end_trigger=MaxEpoch(0), batch_size=args.batch_size,

@@ -1,6 +1,6 @@
 """Training throughput of the BigDL LSTM on Spark against PyTorch and TensorFlow Keras on the same cores.
 
-    .venv/bin/pip install -r requirements-bench.txt        # torch, once
+    make bench-deps        # torch, once (requirements-bench.txt)
     .venv/bin/python -m bench.train_throughput [--samples 4096] [--rounds 3] [--epochs 2]
     .venv/bin/python -m bench.train_throughput --peers bigdl --bigdl default= --bigdl mkl_own=env.MKL_DEBUG_CPU_TYPE=
 
