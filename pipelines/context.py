@@ -80,7 +80,7 @@ def _cluster_kind(master: str) -> str:
 
 # BigDL's native maths is MKL 2019 (inside bigdl-core), which takes its slow generic code path on CPUs that do not
 # say "GenuineIntel", whatever they support. MKL_DEBUG_CPU_TYPE=5 makes it use its AVX2 kernels: on this AMD EPYC,
-# the LSTM's SGEMMs took a third of the time and training throughput rose by 27-55 %
+# the LSTM's SGEMMs took a third of the time and training throughput rose by 27-78 %
 # (bench/train_throughput.py, bench/README.md). MKL reads it when the JVM loads the library, so it has to be in the
 # JVM's environment: set here before a local JVM starts; `spark.executorEnv.MKL_DEBUG_CPU_TYPE` for executors on a
 # cluster (conf/spark/standalone.conf). Intel CPUs are left alone (there it would only cap MKL at AVX2).
