@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv shell clean hdfs-up hdfs-down cluster-up cluster-down package
+.PHONY: demo test venv shell clean hdfs-up hdfs-down cluster-up cluster-down package bench-deps
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ test: $(STAMP)
 # The pyspark shell with BigDL's jars and the project importable (infra/shell.sh; SHELL_ARGS go to pyspark).
 shell: $(STAMP)
 	infra/shell.sh $(SHELL_ARGS)
+
+# What bench/ needs beyond the project (torch for the training benchmarks); not part of `make venv`.
+bench-deps: $(STAMP)
+	$(BIN)/pip install --quiet -r requirements-bench.txt
 
 # A development HDFS (NameNode + DataNode, Hadoop 3.3.4 jars from Maven Central) on loopback.
 hdfs-up: $(STAMP)

@@ -24,6 +24,13 @@ for i in "${!args[@]}"; do
   if [ "${args[$i]}" = --master ] && [ $((i + 1)) -lt ${#args[@]} ]; then master="${args[$((i + 1))]}"; fi
 done
 
+# MKL's code path for this CPU (pipelines.context.mkl_environment): local executors live in the shell's JVM,
+# which takes its environment from here. A value already set wins.
+while IFS='=' read -r key value; do
+  if [ -n "$key" ] && [ -z "${!key+x}" ]; then export "$key=$value"; fi
+done < <("$PYTHON" -c 'from pipelines.context import cpu_vendor, mkl_environment
+for k, v in mkl_environment(cpu_vendor()).items(): print(f"{k}={v}")')
+
 properties="$(mktemp "${TMPDIR:-/tmp}/pipelines-shell.XXXXXX.conf")"
 trap 'rm -f "$properties"' EXIT
 "$PYTHON" -m pipelines.context --properties "$master" > "$properties"

@@ -50,6 +50,8 @@ def _jvm_is_running() -> bool:
 # an imported TensorFlow LSTM unrolled over 96 steps (about 1,500 nodes) overflows the default 1 MB stack.
 JAVA_STACK = "-Xss16m"
 
+JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+
 # Resolved by the factory itself (absolute paths, the running interpreter), not taken from conf/spark/*.conf.
 FACTORY_KEYS = ("spark.master", "spark.pyspark.python", "spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 
@@ -76,6 +78,31 @@ def _cluster_kind(master: str) -> str:
     return "local"
 
 
+# BigDL's native maths is MKL 2019 (inside bigdl-core), which takes its slow generic code path on CPUs that do not
+# say "GenuineIntel", whatever they support. MKL_DEBUG_CPU_TYPE=5 makes it use its AVX2 kernels: on this AMD EPYC,
+# the LSTM's SGEMMs took a third of the time and training throughput rose by 27-78 %
+# (bench/train_throughput.py, bench/README.md). MKL reads it when the JVM loads the library, so it has to be in the
+# JVM's environment: set here before a local JVM starts; `spark.executorEnv.MKL_DEBUG_CPU_TYPE` for executors on a
+# cluster (conf/spark/standalone.conf). Intel CPUs are left alone (there it would only cap MKL at AVX2).
+MKL_CPU_TYPE_AVX2 = "5"
+
+
+def cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    try:
+        with open(cpuinfo) as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def mkl_environment(vendor: str | None) -> dict[str, str]:
+    """Environment for MKL on this CPU (see MKL_CPU_TYPE_AVX2)."""
+    return {"MKL_DEBUG_CPU_TYPE": MKL_CPU_TYPE_AVX2} if vendor == "AuthenticAMD" else {}
+
+
 def _launch_conf(master: str | None, app_name: str) -> SparkConf:
     """Conf for a JVM this process launches itself (python -m jobs.x, pytest)."""
     master = master or os.environ.get("PIPELINES_MASTER") or DEFAULT_LOCAL_MASTER
@@ -95,6 +122,13 @@ def _launch_conf(master: str | None, app_name: str) -> SparkConf:
     # Workers run the same interpreter (and so the same venv) as this process unless told otherwise;
     # pyspark reads the worker's interpreter from the environment, not from the conf.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # The local JVM (driver and executors) inherits this process's environment; an explicit setting wins,
+    # and an empty one (MKL_DEBUG_CPU_TYPE=) leaves MKL to its own choice.
+    for key, value in mkl_environment(cpu_vendor()).items():
+        if os.environ.get(key) == "":
+            del os.environ[key]
+        else:
+            os.environ.setdefault(key, value)
     return conf
 
 
@@ -105,7 +139,8 @@ def get_or_create(
 
     Inside `spark-submit` or the shell the master they were given is kept; otherwise `master`, else
     `$PIPELINES_MASTER`, else `local[2]`.
-    `conf` entries win over the defaults here; in an existing JVM, launch-only settings are ignored.
+    `conf` entries win over the defaults here (Java options are appended to the factory's own); in an existing
+    JVM, launch-only settings are ignored.
     """
     extra = dict(conf or {})
     if _jvm_is_running():
@@ -125,6 +160,9 @@ def get_or_create(
         if not sc_conf.contains(key):
             sc_conf.set(key, value)
     for key, value in extra.items():
+        if key in JAVA_OPTION_KEYS and sc_conf.contains(key):
+            # Added to the factory's own options (log4j, stack size), not instead of them.
+            value = f"{sc_conf.get(key)} {value}"
         sc_conf.set(key, str(value))
 
     spark = SparkSession.builder.config(conf=sc_conf).getOrCreate()
