@@ -134,8 +134,8 @@ def _matches(spark: SparkSession, uri: str) -> bool:
 def classify(raw: DataFrame, *, config: IngestConfig, known_devices: DataFrame | None = None) -> DataFrame:
     """`raw` with parsed columns (`_device`, `_ts`, `_v_<sensor>`, `_slot`) and `reason` (null for clean records).
 
-    `raw` has `RAW_COLUMNS` as text; `_corrupt_record` and `source_file` are optional. The result is
-    partitioned by `_device` and sorted by `_device, _slot` within partitions, as `fill_gaps` needs it.
+    `raw` has `RAW_COLUMNS` as text; `_corrupt_record` and `source_file` are optional. `_slot` is the grid
+    point (`resample.grid_slot`) of records that passed every check but the duplicate one, else null.
     """
     _check_config(config)
     if CORRUPT_RECORD not in raw.columns:
@@ -166,9 +166,9 @@ def classify(raw: DataFrame, *, config: IngestConfig, known_devices: DataFrame |
     else:
         unknown = F.lit(False)
 
-    # One shuffle by device serves the duplicate ranking below and the resampling after it. The checks run
-    # after it, so that parsing and checking are two code-generated stages, each small enough for the JVM to
-    # compile (one stage holding both exceeds HotSpot's 8 kB method limit and runs interpreted).
+    # The duplicate ranking below needs the records by device. The checks run after that shuffle, so that
+    # parsing and checking are two code-generated stages, each closer to what the JVM compiles (one stage
+    # holding both exceeds HotSpot's 8 kB method limit and runs interpreted).
     shuffled = parsed.repartition("_device")
     trimmed = shuffled.select(*shuffled.columns, *[F.trim(F.col(c)).alias(_text(c)) for c in RAW_COLUMNS])
     parsed = trimmed.select(
