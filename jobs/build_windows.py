@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from pipelines.cli import job_parser, run
 from pipelines.context import get_or_create
@@ -27,9 +28,13 @@ def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="build_windows")
     readings = sources.read_parquet(spark, args.clean, "clean readings")
     failures = sources.read_failures(spark, args.failures)
+    started = time.perf_counter()
     windows, stats = build_window_dataset(readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes)
     counts = sources.write_windows(spark, windows, stats, args.out)
+    seconds = time.perf_counter() - started
+    total = sum(split["windows"] for split in counts.values())
     log.info("windows written to %s: %s", args.out, counts)
+    log.info("split, normalise, window, label and write: %d windows in %.1f s (%.0f windows/s)", total, seconds, total / max(seconds, 1e-9))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import time
 from functools import reduce
 from typing import Any
 
@@ -36,7 +37,7 @@ from pipelines.cli import InputError
 from pipelines.config import IngestConfig
 from pipelines.io import fs
 from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
-from pipelines.telemetry.resample import resample
+from pipelines.telemetry.resample import fill_gaps, grid_slot
 from pipelines.telemetry.schema import (
     CLEAN_SCHEMA, COUNTERS, DEVICES_SCHEMA, FANS, RAW_COLUMNS, RAW_TEXT_SCHEMA, SENSORS, TEMPERATURES,
     TIMESTAMP_FORMAT,
@@ -61,8 +62,8 @@ QUARANTINE_COLUMNS = [*RAW_COLUMNS, RAW_LINE, REASON, SOURCE_FILE]
 FILE_FILTER = "*.csv*"  # .csv and compressed .csv.gz (read transparently)
 
 _TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
-_NUMBER_RE = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
-_NOT_FINITE_RE = r"(?i)^[+-]?(nan|inf|infinity)$"
+# A plain decimal number, or NaN or +-infinity spelled out (refused later as not finite).
+_NUMERIC_RE = r"^[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?|(?i:nan|inf|infinity))$"
 
 
 class CountMismatchError(RuntimeError):
@@ -131,9 +132,10 @@ def _matches(spark: SparkSession, uri: str) -> bool:
 
 
 def classify(raw: DataFrame, *, config: IngestConfig, known_devices: DataFrame | None = None) -> DataFrame:
-    """`raw` with parsed columns (`_device`, `_ts`, `_v_<sensor>`) and `reason` (null for clean records).
+    """`raw` with parsed columns (`_device`, `_ts`, `_v_<sensor>`, `_slot`) and `reason` (null for clean records).
 
-    `raw` has `RAW_COLUMNS` as text; `_corrupt_record` and `source_file` are optional.
+    `raw` has `RAW_COLUMNS` as text; `_corrupt_record` and `source_file` are optional. `_slot` is the grid
+    point (`resample.grid_slot`) of records that passed every check but the duplicate one, else null.
     """
     _check_config(config)
     if CORRUPT_RECORD not in raw.columns:
@@ -159,53 +161,88 @@ def classify(raw: DataFrame, *, config: IngestConfig, known_devices: DataFrame |
             .where(F.col("_known_device") != "")
             .distinct()
         )
-        parsed = parsed.join(known, parsed["_device"] == known["_known_device"], "left")
+        parsed = parsed.join(F.broadcast(known), parsed["_device"] == known["_known_device"], "left")
         unknown = F.col("_known_device").isNull()
     else:
         unknown = F.lit(False)
 
-    def empty(c: str) -> Column:
-        return text[c].isNull() | (text[c] == "")
-
-    def value(c: str) -> Column:
-        return F.col(f"_v_{c}")
-
-    def is_number(c: str) -> Column:
-        return text[c].rlike(_NUMBER_RE)
-
-    is_header = _all([text[c] == c for c in RAW_COLUMNS])
-    not_finite = [
-        text[c].rlike(_NOT_FINITE_RE) | F.isnan(value(c)) | (F.abs(value(c)) == float("inf")) for c in SENSORS
-    ]
-    out_of_bounds = (
-        [(value(c) < config.temperature_min_c) | (value(c) > config.temperature_max_c) for c in TEMPERATURES]
-        + [(value(c) < 0) | (value(c) > config.fan_rpm_max) for c in FANS]
-        + [value(c) < 0 for c in [*COUNTERS, "fault_code"]]
+    # The duplicate ranking below needs the records by device. The checks run after that shuffle, so that
+    # parsing and checking are two code-generated stages, each closer to what the JVM compiles (one stage
+    # holding both exceeds HotSpot's 8 kB method limit and runs interpreted).
+    shuffled = parsed.repartition("_device")
+    trimmed = shuffled.select(*shuffled.columns, *[F.trim(F.col(c)).alias(_text(c)) for c in RAW_COLUMNS])
+    parsed = trimmed.select(
+        *shuffled.columns,
+        (F.col(CORRUPT_RECORD).isNotNull() | _all([_t(c) == c for c in RAW_COLUMNS])).alias("_malformed"),
+        (_empty("device_id") | _empty("timestamp")).alias("_missing_field"),
+        *[_sensor_check(c, config).alias(f"_check_{c}") for c in SENSORS],
     )
+
+    # The first failing check wins: the sensor checks are ranked, the worst sensor decides.
+    sensors = F.least(*[F.col(f"_check_{c}") for c in SENSORS])
     reason = (
-        F.when(F.col(CORRUPT_RECORD).isNotNull() | is_header, "malformed_line")
-        .when(empty("device_id") | empty("timestamp"), "missing_field")
+        F.when(F.col("_malformed"), "malformed_line")
+        .when(F.col("_missing_field"), "missing_field")
         .when(F.col("_ts").isNull(), "bad_timestamp")
-        .when(_any([empty(c) for c in SENSORS]), "missing_value")
-        .when(_any([~(is_number(c) | text[c].rlike(_NOT_FINITE_RE)) for c in SENSORS]), "non_numeric")
-        .when(_any(not_finite), "not_finite")
-        .when(_any(out_of_bounds), "out_of_bounds")
+        .when(sensors == _MISSING_VALUE, "missing_value")
+        .when(sensors == _NON_NUMERIC, "non_numeric")
+        .when(sensors == _NOT_FINITE, "not_finite")
+        .when(sensors == _OUT_OF_BOUNDS, "out_of_bounds")
         .when(unknown, "unknown_device")
     )
-    checked = parsed.withColumn(REASON, reason)
+    checked = parsed.select(
+        *RAW_COLUMNS, CORRUPT_RECORD, SOURCE_FILE, "_device", "_model", "_ts", *[f"_v_{c}" for c in SENSORS],
+        reason.alias(REASON),
+    )
 
     # Duplicates among the otherwise valid readings: one per device and grid point.
-    step = config.interval_minutes * 60
     sec = F.col("_ts").cast("long")
-    slot = F.floor((sec + F.lit(step // 2)) / F.lit(step)) * F.lit(step)
-    checked = checked.withColumn("_slot", F.when(F.col(REASON).isNull(), slot))
+    checked = checked.withColumn(
+        "_slot", F.when(F.col(REASON).isNull(), grid_slot(F.col("_ts"), config.interval_minutes))
+    )
     same_slot = Window.partitionBy("_device", "_slot").orderBy(
         F.abs(sec - F.col("_slot")), "_ts", SOURCE_FILE, *RAW_COLUMNS
     )
     rank = F.row_number().over(same_slot)
     return checked.withColumn(
         REASON, F.when(F.col(REASON).isNull() & (rank > 1), F.lit("duplicate")).otherwise(F.col(REASON))
-    ).drop("_slot", "_known_device")
+    )
+
+
+# Sensor checks, in the order they are applied; _OK ranks after all of them.
+_MISSING_VALUE, _NON_NUMERIC, _NOT_FINITE, _OUT_OF_BOUNDS, _OK = 1, 2, 3, 4, 9
+
+
+def _text(c: str) -> str:
+    return f"_t_{c}"
+
+
+def _t(c: str) -> Column:
+    return F.col(_text(c))
+
+
+def _empty(c: str) -> Column:
+    return _t(c).isNull() | (_t(c) == "")
+
+
+def _sensor_check(c: str, config: IngestConfig) -> Column:
+    """The first check that sensor `c` fails (`_MISSING_VALUE` ... `_OUT_OF_BOUNDS`), else `_OK`."""
+    value = F.col(f"_v_{c}")
+    if c in TEMPERATURES:
+        out_of_bounds = (value < config.temperature_min_c) | (value > config.temperature_max_c)
+    elif c in FANS:
+        out_of_bounds = (value < 0) | (value > config.fan_rpm_max)
+    else:
+        out_of_bounds = value < 0
+    # NaN sorts above infinity in Spark, so |v| < inf is false for NaN and +-inf (and null for null).
+    finite = F.coalesce(F.abs(value) < F.lit(float("inf")), F.lit(False))
+    return (
+        F.when(_empty(c), _MISSING_VALUE)
+        .when(~_t(c).rlike(_NUMERIC_RE), _NON_NUMERIC)
+        .when(~finite, _NOT_FINITE)
+        .when(out_of_bounds, _OUT_OF_BOUNDS)
+        .otherwise(_OK)
+    )
 
 
 def split(checked: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -242,10 +279,6 @@ def _check_config(config: IngestConfig) -> None:
         raise ValueError("ingest.temperature_min_c is above ingest.temperature_max_c")
 
 
-def _any(conditions: list[Column]) -> Column:
-    return reduce(operator.or_, conditions)
-
-
 def _all(conditions: list[Column]) -> Column:
     return reduce(operator.and_, conditions)
 
@@ -275,10 +308,6 @@ def ingest(
     _check_config(config)
     readings_uri, devices_uri = resolve_input(spark, input_uri, devices_uri)
     raw = read_raw(spark, readings_uri)
-    n_read = raw.count()
-    if n_read == 0:
-        raise InputError(f"no telemetry records in {readings_uri} (files matching {FILE_FILTER}, header excluded)")
-    log.info("read %d records from %s", n_read, readings_uri)
     if devices_uri is None:
         known = None
         log.warning("no device list (devices.csv or --devices): the unknown_device check is skipped")
@@ -289,16 +318,40 @@ def ingest(
             raise InputError(f"device list {devices_uri} has no devices")
         log.info("device list %s: %d devices", devices_uri, n_devices)
 
-    checked = classify(raw, config=config, known_devices=known).persist(StorageLevel.MEMORY_AND_DISK)
+    checked = classify(raw, config=config, known_devices=known)
+    # Clean records need only their parsed values from here on; quarantined ones keep their raw text.
+    as_read = [*RAW_COLUMNS, CORRUPT_RECORD, SOURCE_FILE]
+    cached = checked.select(
+        *[F.when(F.col(REASON).isNotNull(), F.col(c)).alias(c) for c in as_read],
+        *[c for c in checked.columns if c not in as_read],
+    ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        clean, quarantine = split(checked)
-        resampled = resample(
+        started = time.perf_counter()
+        n_read = cached.count()
+        if n_read == 0:
+            raise InputError(
+                f"no telemetry records in {readings_uri} (files matching {FILE_FILTER}, header excluded)"
+            )
+        _progress("read, parse, validate and find duplicates", n_read, started, f"records from {readings_uri}")
+        clean = cached.where(F.col(REASON).isNull()).select(
+            F.col("_device").alias("device_id"),
+            F.col("_model").alias("model"),
+            "_slot",
+            *[F.col(f"_v_{c}").alias(c) for c in SENSORS],
+        )
+        _, quarantine = split(cached)
+        resampled = fill_gaps(
             clean, interval_minutes=config.interval_minutes, max_fill_gap_readings=config.max_fill_gap_readings
         )
         with fs.atomic_output(spark, out_uri) as tmp:
+            started = time.perf_counter()
             write_quarantine(quarantine, f"{tmp}/quarantine")
+            by_reason = count_by_reason(spark, f"{tmp}/quarantine", REASONS)
+            _progress("write quarantine", sum(by_reason.values()), started, "records")
+            started = time.perf_counter()
             resampled.write.parquet(f"{tmp}/clean")
-            counts = _counts(spark, tmp, n_read)
+            counts = _counts(spark, tmp, n_read, by_reason)
+            _progress("resample and write clean", counts["resampled_rows"], started, "rows on the grid")
             fs.write_json(spark, f"{tmp}/counts.json", counts)
     except Exception as e:
         message = _header_mismatch(e)
@@ -306,7 +359,7 @@ def ingest(
             raise InputError(message) from None
         raise
     finally:
-        checked.unpersist()
+        cached.unpersist()
     log.info(
         "clean %d, quarantined %d %s; %d rows on the grid (%d filled) in %d segments, written to %s",
         counts["clean"], counts["quarantined"],
@@ -316,9 +369,13 @@ def ingest(
     return counts
 
 
-def _counts(spark: SparkSession, out: str, n_read: int) -> dict[str, Any]:
+def _progress(stage: str, rows: int, started: float, what: str) -> None:
+    seconds = time.perf_counter() - started
+    log.info("%s: %d %s in %.1f s (%.0f rows/s)", stage, rows, what, seconds, rows / max(seconds, 1e-9))
+
+
+def _counts(spark: SparkSession, out: str, n_read: int, by_reason: dict[str, int]) -> dict[str, Any]:
     """Counts from what was written, checked: read = clean + quarantined."""
-    by_reason = count_by_reason(spark, f"{out}/quarantine", REASONS)
     row = (
         spark.read.schema(CLEAN_SCHEMA).parquet(f"{out}/clean")
         .agg(

@@ -26,30 +26,37 @@ def resample(df: DataFrame, *, interval_minutes: int, max_fill_gap_readings: int
 
     `df` has `device_id`, `model`, `timestamp` and the `SENSORS` columns; other columns are ignored.
     """
-    if interval_minutes < 1:
-        raise ValueError(f"interval_minutes must be >= 1, got {interval_minutes}")
-    if max_fill_gap_readings < 0:
-        raise ValueError(f"max_fill_gap_readings must be >= 0, got {max_fill_gap_readings}")
-    step = interval_minutes * 60
-    sec = F.col("timestamp").cast("long")
-    readings = (
-        df.where(F.col("device_id").isNotNull() & F.col("timestamp").isNotNull())
-        .select(
-            "device_id", "model", "timestamp", *SENSORS,
-            (F.floor((sec + F.lit(step // 2)) / F.lit(step)) * F.lit(step)).alias("_slot"),
-        )
+    _check(interval_minutes, max_fill_gap_readings)
+    readings = df.where(F.col("device_id").isNotNull() & F.col("timestamp").isNotNull()).select(
+        "device_id", "model", "timestamp", *SENSORS, grid_slot(F.col("timestamp"), interval_minutes).alias("_slot")
     )
-
     in_slot = Window.partitionBy("device_id", "_slot").orderBy(
         F.abs(F.col("timestamp").cast("long") - F.col("_slot")), "timestamp", "model", *SENSORS
     )
     one_per_slot = readings.withColumn("_rank", F.row_number().over(in_slot)).where(F.col("_rank") == 1)
+    return fill_gaps(
+        one_per_slot, interval_minutes=interval_minutes, max_fill_gap_readings=max_fill_gap_readings
+    )
 
+
+def grid_slot(timestamp: Column, interval_minutes: int) -> Column:
+    """Seconds since the epoch of the grid point nearest to `timestamp` (half an interval rounds up)."""
+    step = interval_minutes * 60
+    return F.floor((timestamp.cast("long") + F.lit(step // 2)) / F.lit(step)) * F.lit(step)
+
+
+def fill_gaps(readings: DataFrame, *, interval_minutes: int, max_fill_gap_readings: int) -> DataFrame:
+    """`resample` for readings already reduced to one per device and grid point, in `_slot` (see `grid_slot`).
+
+    Ingest calls this directly: it has quarantined the duplicates already.
+    """
+    _check(interval_minutes, max_fill_gap_readings)
+    step = interval_minutes * 60
     by_time = Window.partitionBy("device_id").orderBy("_slot")
     missing_before = (F.col("_slot") - F.lag("_slot").over(by_time)) / F.lit(step) - 1
     missing_after = ((F.lead("_slot").over(by_time) - F.col("_slot")) / F.lit(step) - 1).cast("int")
     fill = F.when(missing_after.between(1, max_fill_gap_readings), missing_after).otherwise(F.lit(0))
-    with_gaps = one_per_slot.select(
+    with_gaps = readings.select(
         "device_id", "model", "_slot", *SENSORS,
         F.when(missing_before > max_fill_gap_readings, 1).otherwise(0).alias("_new_segment"),
         fill.alias("_fill"),
@@ -69,6 +76,13 @@ def resample(df: DataFrame, *, interval_minutes: int, max_fill_gap_readings: int
         "segment",
     )
     return _conform(out)
+
+
+def _check(interval_minutes: int, max_fill_gap_readings: int) -> None:
+    if interval_minutes < 1:
+        raise ValueError(f"interval_minutes must be >= 1, got {interval_minutes}")
+    if max_fill_gap_readings < 0:
+        raise ValueError(f"max_fill_gap_readings must be >= 0, got {max_fill_gap_readings}")
 
 
 def _conform(df: DataFrame) -> DataFrame:

@@ -7,9 +7,10 @@ grid so that they fall every `stride` readings from midnight UTC, whatever a seg
 """
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -96,45 +97,66 @@ def make_windows(
 
     `readings` has `device_id, timestamp, segment` and the feature columns, on the grid.
     Windows of devices not known to fail whose horizon reaches past `observed_until` are dropped:
-    whether those devices failed is not known (right-censoring).
+    whether those devices failed is not known (right-censoring). A window holding a value that is not a
+    finite float is dropped too.
+
+    Built-in expressions only: each segment's readings are collected in time order into one array, and
+    every aligned end position of it becomes a window by slicing that array.
     """
     features = list(features)
-    horizon = pd.Timedelta(days=horizon_days)
-    step_ns = pd.Timedelta(minutes=interval_minutes * stride).value
-    until = pd.Timestamp(observed_until) if observed_until is not None else None
-
-    def windows_of(pdf: pd.DataFrame) -> pd.DataFrame:
-        pdf = pdf.sort_values("timestamp")
-        values = pdf[features].to_numpy(dtype=np.float32)
-        times = pd.DatetimeIndex(pdf["timestamp"]).as_unit("ns")  # Arrow hands over microseconds
-        n = len(pdf)
-        if n < length:
-            return pd.DataFrame(columns=WINDOW_SCHEMA.fieldNames())
-        ends = np.arange(length - 1, n)
-        ends = ends[(times.asi8[ends] % step_ns) == 0]
-        failure = pdf["failure_time"].iloc[0]
-        rows = []
-        for end in ends:
-            block = values[end - length + 1 : end + 1]
-            if not np.isfinite(block).all():
-                continue
-            end_time = times[end]
-            if pd.notna(failure):
-                label = int(end_time < failure <= end_time + horizon)
-            else:
-                if until is not None and end_time + horizon > until:
-                    continue
-                label = 0
-            rows.append((pdf["device_id"].iloc[0], end_time, block.reshape(-1), label))
-        return pd.DataFrame(rows, columns=WINDOW_SCHEMA.fieldNames())
-
-    first_failure = failures.groupBy("device_id").agg(F.min("failure_time").alias("failure_time"))
-    return (
-        readings.select("device_id", "timestamp", "segment", *features)
-        .join(first_failure, "device_id", "left")
+    step_us = interval_minutes * stride * 60 * 1_000_000
+    horizon_ns = pd.Timedelta(days=horizon_days).value
+    values = [F.coalesce(F.col(c).cast("float"), F.lit(float("nan")).cast("float")) for c in features]
+    finite = [F.abs(v) < F.lit(float("inf")) for v in values]  # NaN sorts above infinity in Spark
+    readings_in_order = (
+        readings.select(
+            "device_id",
+            "segment",
+            F.struct(
+                F.col("timestamp").alias("t"),
+                F.array(*values).alias("x"),
+                reduce(operator.and_, finite).alias("ok"),
+            ).alias("_r"),
+        )
         .groupBy("device_id", "segment")
-        .applyInPandas(windows_of, schema=WINDOW_SCHEMA)
+        .agg(F.sort_array(F.collect_list("_r")).alias("_rows"))
     )
+    # 1-based positions of the windows' last readings; a window needs `length` readings up to its end.
+    ends = readings_in_order.where(F.size("_rows") >= length).select(
+        "device_id", "_rows", F.explode(F.sequence(F.lit(length), F.size("_rows"))).alias("_end")
+    )
+    window_end = F.element_at("_rows", F.col("_end")).getField("t")
+    block = F.slice("_rows", F.col("_end") - length + 1, F.lit(length))
+    windows = ends.where(F.unix_micros(window_end) % step_us == 0).select(
+        "device_id",
+        window_end.alias("window_end"),
+        F.flatten(block.getField("x")).alias("features"),
+        F.array_contains(block.getField("ok"), False).alias("_bad"),
+    ).where(~F.col("_bad"))
+
+    first_failure = failures.groupBy("device_id").agg(F.min("failure_time").alias("_failure"))
+    end_ns = F.unix_micros("window_end") * 1000
+    failure_ns = F.unix_micros("_failure") * 1000
+    labelled = windows.join(first_failure, "device_id", "left")
+    if observed_until is not None:
+        until_ns = F.unix_micros(F.lit(observed_until).cast("timestamp")) * 1000
+        labelled = labelled.where(F.col("_failure").isNotNull() | (end_ns + horizon_ns <= until_ns))
+    label = F.when(
+        F.col("_failure").isNotNull(), ((end_ns < failure_ns) & (failure_ns <= end_ns + horizon_ns)).cast("int")
+    ).otherwise(F.lit(0))
+    return _conform(labelled.select("device_id", "window_end", "features", label.alias("label")), WINDOW_SCHEMA)
+
+
+def _conform(df: DataFrame, schema: StructType) -> DataFrame:
+    """`df` with the nullability of `schema`: its columns are never null here by construction, `coalesce`
+    with a literal only tells Spark so."""
+    placeholders = {
+        "device_id": F.lit(""),
+        "window_end": F.lit(0).cast("timestamp"),
+        "features": F.array_repeat(F.lit(0.0).cast("float"), 0),
+        "label": F.lit(0),
+    }
+    return df.select(*[F.coalesce(F.col(c), placeholders[c]).alias(c) for c in schema.fieldNames()])
 
 
 def downsample_negatives(windows: DataFrame, *, negatives_per_positive: float, seed: int) -> DataFrame:
