@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from pipelines.config import IngestConfig, WindowsConfig
 from pipelines.telemetry.ingest import REASONS, _NUMERIC_RE, _TIMESTAMP_RE
-from pipelines.telemetry.schema import COUNTERS, FANS, RAW_COLUMNS, SENSORS, TEMPERATURES
+from pipelines.telemetry.schema import FANS, RAW_COLUMNS, SENSORS, TEMPERATURES
 
 _MAX_FIELDS = 24  # more fields than that on one line is not expected in the benchmark's input
 _CHUNK = 20_000  # windows built and written at a time
