@@ -10,6 +10,7 @@ import math
 
 from pipelines.config import TrainConfig
 
+
 def scaled_learning_rate(config: TrainConfig, batch_size: int) -> float:
     """The peak learning rate for `batch_size`, from `learning_rate` tuned at `base_batch_size`."""
     ratio = batch_size / config.base_batch_size
@@ -18,7 +19,7 @@ def scaled_learning_rate(config: TrainConfig, batch_size: int) -> float:
 
 
 def learning_rate_plan(config: TrainConfig, *, batch_size: int, iterations_per_epoch: int) -> dict:
-    """What the schedule will do, for logs and records: start, peak, warm-up and decay iterations."""
+    """What the schedule will do, for logs and records: start and peak rate, warm-up and total iterations."""
     peak = scaled_learning_rate(config, batch_size)
     warmup = int(round(config.warmup_epochs * iterations_per_epoch))
     # Warm-up climbs from the rate tuned at the base batch size (Goyal et al. 2017), or from a tenth of
