@@ -66,7 +66,10 @@ def test_make_and_the_dockerfile_run_the_script_on_the_files_it_reads():
     assert inputs == ["requirements.txt", "requirements-bigdl.txt", "setup.py"]
     assert all((PROJECT_ROOT / name).is_file() for name in inputs)
 
-    make = subprocess.run(["make", "-n", "-B", "venv", "VENV=/tmp/venv-x"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    make = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-B", "venv", "VENV=/tmp/venv-x"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )
     assert make.returncode == 0, make.stderr
     assert make.stdout.splitlines() == ["PYTHON=python3.11 infra/install.sh /tmp/venv-x", "touch /tmp/venv-x/.installed"]
     makefile = (PROJECT_ROOT / "Makefile").read_text()

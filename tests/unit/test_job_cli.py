@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pyspark import SparkContext
 
-from pipelines import PROJECT_ROOT
+from pipelines import PROJECT_ROOT, context
 from pipelines.cli import EXIT_BAD_CONFIG, run
 from pipelines.config import PipelineConfig
 
@@ -61,12 +61,22 @@ def test_help_lists_options_and_the_config_it_uses(name, capsys):
 
 
 @pytest.mark.parametrize("name", JOBS)
-def test_dry_run_plans_without_starting_spark(name, tmp_path, capfd):
+def test_dry_run_plans_without_starting_spark(name, tmp_path, capfd, monkeypatch):
     module, parser = job(name)
     argv = path_argv(parser, tmp_path) + ["--dry-run", "--env", "ci"]
+
+    asked = []
+
+    def no_spark(*args, **kwargs):
+        asked.append(args)
+        raise RuntimeError("no Spark in a dry run")
+
+    monkeypatch.setattr(module, "get_or_create", no_spark, raising=False)
+    monkeypatch.setattr(context, "get_or_create", no_spark)
     # Every input is missing, so the dry run says the job would fail (exit 1); a job without inputs would run.
+    before = SparkContext._active_spark_context  # the suite's shared session, when an earlier test made it
     code = run(module.main, parser, argv)
-    assert SparkContext._active_spark_context is None, f"{name} --dry-run started Spark"
+    assert not asked and SparkContext._active_spark_context is before, f"{name} --dry-run started Spark"
     plan = yaml.safe_load(capfd.readouterr().out)
     assert plan["job"] == name
     assert plan["config"]["output"]["if_exists"] == "replace"
