@@ -8,6 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LOCAL="${PIPELINES_LOCAL:-$ROOT/.local}"
 STATE="$LOCAL/spark"
+PIDS="$STATE/pids"
 PYTHON="${PIPELINES_PYTHON:-$ROOT/.venv/bin/python}"
 PORT="${SPARK_MASTER_PORT:-17077}"
 WEB_PORT="${SPARK_MASTER_WEBUI_PORT:-18080}"
@@ -16,18 +17,17 @@ WORKERS="${SPARK_WORKERS:-2}"
 export SPARK_HOME="${SPARK_HOME:-$("$PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}"
 export SPARK_LOCAL_IP=127.0.0.1
 export SPARK_LOG_DIR="$STATE/logs"
-
-running() { [ -f "$STATE/pids/$1.pid" ] && kill -0 "$(cat "$STATE/pids/$1.pid")" 2>/dev/null; }
+source "$ROOT/infra/lib.sh"
 
 start() {
   local name="$1"; shift
   if running "$name"; then return; fi
   nohup "$SPARK_HOME/bin/spark-class" "$@" > "$STATE/logs/$name.out" 2>&1 &
-  echo $! > "$STATE/pids/$name.pid"
+  echo $! > "$PIDS/$name.pid"
 }
 
 up() {
-  mkdir -p "$STATE/logs" "$STATE/pids"
+  mkdir -p "$STATE/logs" "$PIDS"
   start master org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "$PORT" --webui-port "$WEB_PORT"
   for i in $(seq 1 "$WORKERS"); do
     mkdir -p "$STATE/work$i"
@@ -55,15 +55,12 @@ PY
 }
 
 down() {
-  for pidfile in "$STATE"/pids/worker*.pid "$STATE/pids/master.pid"; do
+  # spark-class execs the JVM, so the recorded pid is the daemon's own.
+  for pidfile in "$PIDS"/worker*.pid; do
     [ -f "$pidfile" ] || continue
-    local pid; pid="$(cat "$pidfile")"
-    # spark-class execs the JVM, so the recorded pid is the daemon's own.
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
+    stop "$(basename "$pidfile" .pid)"
   done
+  stop master
 }
 
 status() { running master; }

@@ -10,11 +10,13 @@ LOCAL="${PIPELINES_LOCAL:-$ROOT/.local}"
 JARS="$LOCAL/hadoop/jars"
 HOME_DIR="$LOCAL/hdfs"
 CONF="$HOME_DIR/conf"
+PIDS="$HOME_DIR/pids"
 PORT="${HDFS_PORT:-19000}"
 URI="hdfs://127.0.0.1:$PORT"
 JAVA_OPTS=(-Xmx512m -Dhadoop.log.dir="$HOME_DIR/logs" -Dlog4j.configuration="file:$CONF/log4j.properties"
   --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED
   --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED)
+source "$ROOT/infra/lib.sh"
 
 fetch_jars() {
   if [ ! -f "$JARS/.complete" ]; then
@@ -26,7 +28,7 @@ fetch_jars() {
 }
 
 write_conf() {
-  mkdir -p "$CONF" "$HOME_DIR/name" "$HOME_DIR/data" "$HOME_DIR/logs" "$HOME_DIR/pids"
+  mkdir -p "$CONF" "$HOME_DIR/name" "$HOME_DIR/data" "$HOME_DIR/logs" "$PIDS"
   # The daemons' web UIs look for these folders on the class path; Maven's hadoop-hdfs jar has none.
   mkdir -p "$CONF/webapps/hdfs" "$CONF/webapps/datanode" "$CONF/webapps/static" "$CONF/webapps/secondary"
   cat > "$CONF/core-site.xml" <<XML
@@ -63,13 +65,11 @@ PROPS
 
 hadoop() { java "${JAVA_OPTS[@]}" -cp "$CONF:$JARS/*" "$@"; }
 
-running() { [ -f "$HOME_DIR/pids/$1.pid" ] && kill -0 "$(cat "$HOME_DIR/pids/$1.pid")" 2>/dev/null; }
-
 start() {
   local name="$1" class="$2"
   if running "$name"; then return; fi
   nohup java "${JAVA_OPTS[@]}" -cp "$CONF:$JARS/*" "$class" > "$HOME_DIR/logs/$name.out" 2>&1 &
-  echo $! > "$HOME_DIR/pids/$name.pid"
+  echo $! > "$PIDS/$name.pid"
 }
 
 up() {
@@ -97,16 +97,8 @@ up() {
 }
 
 down() {
-  for name in datanode namenode; do
-    local pidfile="$HOME_DIR/pids/$name.pid"
-    if [ -f "$pidfile" ]; then
-      local pid; pid="$(cat "$pidfile")"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$pidfile"
-    fi
-  done
+  stop datanode
+  stop namenode
 }
 
 status() { running namenode && running datanode; }
