@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Sequence
 
 from jobs.evaluate_telemetry import METRICS_FILE
 from jobs.train_lstm import MODEL_DIR, MODEL_FILE
-from pipelines.cli import InputError, job_parser, report, run
+from pipelines.cli import InputError, add_tf_model_options, job_parser, report, run
 from pipelines.context import get_or_create
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.io import fs
@@ -32,11 +33,9 @@ COMPARE_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 parser = job_parser(__doc__.splitlines()[0], sections=("windows", "evaluate"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
+parser.reads("windows")
 parser.add_argument("--run-dir", required=True, help="run folder; metrics.json is merged, predictions_tf/ written")
-parser.add_argument("--model", required=True, help="frozen TensorFlow graph (.pb), any Hadoop URI")
-parser.add_argument("--bin", default=None, help="BigDL .bin with the graph's variables (trusted locations only)")
-parser.add_argument("--inputs", default=None, help="comma-separated input node names (default: the one placeholder)")
-parser.add_argument("--outputs", default=None, help="comma-separated output node names (default: the one candidate)")
+add_tf_model_options(parser)
 parser.add_argument("--output-kind", choices=OUTPUT_KINDS, default=None,
                     help="what the output holds (default: read from its op: Softmax, LogSoftmax, Sigmoid)")
 parser.add_argument("--name", default="tf_imported", help="key of the metrics in metrics.json")
@@ -44,21 +43,14 @@ parser.add_argument("--split", default="test", help="windows split to evaluate")
 parser.add_argument("--parity-samples", type=int, default=256,
                     help="windows on which TensorFlow's own outputs are compared with BigDL's (0: no check)")
 parser.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: evaluate.batch_size)")
-parser.reads("windows")
-parser.reads("model")
-parser.reads("bin")
 parser.writes("run_dir", PREDICTIONS_DIR + "/{name}")
 parser.writes("run_dir", METRICS_FILE, mode="merge")
 
 
-def _names(value: str | None) -> list[str] | None:
-    return [x.strip() for x in value.split(",") if x.strip()] if value else None
-
-
 def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: str, bin_path: str | None = None,
-                    inputs: list[str] | None = None, outputs: list[str] | None = None, output_kind: str | None = None,
-                    name: str = "tf_imported", split: str = "test", parity_samples: int = 256,
-                    batch_size: int | None = None) -> dict:
+                    inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                    output_kind: str | None = None, name: str = "tf_imported", split: str = "test",
+                    parity_samples: int = 256, batch_size: int | None = None) -> dict:
     """Evaluate, write predictions, merge `name` and `name_info` into the run's metrics.json; returns the merge."""
     length, n_features = config.windows.length, len(config.windows.features)
     batch_size = batch_size or config.evaluate.batch_size
@@ -105,8 +97,8 @@ def comparison(merged: dict, name: str) -> str:
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="evaluate_tf")
     merged = evaluate_tf_run(
-        spark, args.windows, args.run_dir, config, model=args.model, bin_path=args.bin, inputs=_names(args.inputs),
-        outputs=_names(args.outputs), output_kind=args.output_kind, name=args.name, split=args.split,
+        spark, args.windows, args.run_dir, config, model=args.model, bin_path=args.bin, inputs=args.inputs,
+        outputs=args.outputs, output_kind=args.output_kind, name=args.name, split=args.split,
         parity_samples=args.parity_samples, batch_size=args.batch_size,
     )
     info = merged[f"{args.name}_info"]

@@ -15,7 +15,7 @@ import sys
 
 from jobs.evaluate_telemetry import METRICS_FILE
 from jobs.train_lstm import MODEL_DIR
-from pipelines.cli import InputError, job_parser, run
+from pipelines.cli import InputError, add_tf_model_options, job_parser, run
 from pipelines.context import get_or_create
 from pipelines.io import fs
 from pipelines.telemetry import sources
@@ -30,11 +30,10 @@ RECORD_FILE = "finetune.json"
 
 parser = job_parser(__doc__.splitlines()[0], sections=("windows", "train", "evaluate"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
+parser.reads("windows")
 parser.add_argument("--run-dir", required=True, help="run folder")
-parser.add_argument("--model", required=True, help="TensorFlow graph (.pb), any Hadoop URI")
-parser.add_argument("--bin", default=None, help="BigDL .bin with the graph's variables (trusted locations only)")
-parser.add_argument("--inputs", default=None, help="comma-separated input node names")
-parser.add_argument("--outputs", default=None, help="comma-separated output node names")
+add_tf_model_options(parser, model_help="TensorFlow graph (.pb), any Hadoop URI",
+                     inputs_help="comma-separated input node names", outputs_help="comma-separated output node names")
 parser.add_argument("--head", choices=("replace", "append"), default="replace",
                     help="replace: cut before the last dense layer; append: add a layer after the output")
 parser.add_argument("--feature-node", default=None, help="node to cut at with --head replace (default: found)")
@@ -43,16 +42,9 @@ parser.add_argument("--epochs", type=int, default=None, help="default: train.epo
 parser.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: train.learning_rate)")
 parser.add_argument("--batch-size", type=int, default=None, help="default: train.batch_size")
 parser.add_argument("--name", default="tf_finetuned", help="key of the test metrics in metrics.json")
-parser.reads("windows")
-parser.reads("model")
-parser.reads("bin")
 parser.writes("run_dir", f"{MODEL_DIR}/{MODEL_FILE}", RECORD_FILE, mode="overwrite")
 parser.writes("run_dir", "summaries", mode="append")
 parser.writes("run_dir", METRICS_FILE, mode="merge")
-
-
-def _names(value: str | None) -> tuple[str, ...] | None:
-    return tuple(x.strip() for x in value.split(",") if x.strip()) if value else None
 
 
 def finetune_run(spark, windows_root: str, run_dir: str, config, spec: TransferSpec, *, epochs: int | None = None,
@@ -85,7 +77,7 @@ def finetune_run(spark, windows_root: str, run_dir: str, config, spec: TransferS
 
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="finetune_tf")
-    spec = TransferSpec(pb_uri=args.model, bin_uri=args.bin, inputs=_names(args.inputs), outputs=_names(args.outputs),
+    spec = TransferSpec(pb_uri=args.model, bin_uri=args.bin, inputs=args.inputs, outputs=args.outputs,
                         head=args.head, feature_node=args.feature_node, freeze=tuple(args.freeze))
     out = finetune_run(spark, args.windows, args.run_dir, config, spec, epochs=args.epochs,
                        learning_rate=args.learning_rate, batch_size=args.batch_size, name=args.name)

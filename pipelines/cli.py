@@ -92,6 +92,27 @@ def job_parser(description: str, sections: Sequence[str] = ()) -> JobParser:
     return parser
 
 
+def add_tf_model_options(
+    parser: JobParser,
+    *,
+    model_help: str = "frozen TensorFlow graph (.pb), any Hadoop URI",
+    inputs_help: str = "comma-separated input node names (default: the one placeholder)",
+    outputs_help: str = "comma-separated output node names (default: the one candidate)",
+) -> None:
+    """--model, --bin, --inputs, --outputs of a job that imports a TensorFlow graph; --model and --bin are inputs."""
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--bin", default=None, help="BigDL .bin with the graph's variables (trusted locations only)")
+    parser.add_argument("--inputs", default=None, type=node_names, help=inputs_help)
+    parser.add_argument("--outputs", default=None, type=node_names, help=outputs_help)
+    parser.reads("model")
+    parser.reads("bin")
+
+
+def node_names(value: str) -> tuple[str, ...] | None:
+    """Comma-separated node names as a tuple; None when there are none."""
+    return tuple(x.strip() for x in value.split(",") if x.strip()) or None
+
+
 def _defaults(sections: Sequence[str]) -> str:
     config = as_dict(load_config())
     lines = ["configuration (conf/base/*.yml; change with --env ENV or --set SECTION.KEY=VALUE):"]
