@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from pipelines.tfimport import ops as tfops
 from pipelines.tfimport.errors import GraphFormatError, NodeNameError
@@ -252,20 +252,25 @@ def summarize(graph) -> GraphSummary:
     )
 
 
+def _in_graph(graph, given: Sequence[str], kind: str, hint: str, choices: Callable[[Any], list[str]]) -> list[str]:
+    """`given` without ':N' ports; NodeNameError for names not in the graph, listing `choices(graph)` as `hint`."""
+    given = [node_name(x) for x in given]
+    names = {n.name for n in graph.node}
+    missing = [x for x in given if x not in names]
+    if missing:
+        raise NodeNameError(
+            f"{kind} node(s) {', '.join(missing)} not in the graph; {hint}: {', '.join(choices(graph)) or '(none)'}"
+        )
+    return given
+
+
 def resolve_names(graph, inputs: Sequence[str] | None, outputs: Sequence[str] | None) -> tuple[list[str], list[str]]:
     """Check given input/output node names, or pick the single candidate when omitted.
 
     Names may carry a ':0' port suffix, which is dropped.
     """
-    names = {n.name for n in graph.node}
     if outputs:
-        outputs = [node_name(o) for o in outputs]
-        missing = [o for o in outputs if o not in names]
-        if missing:
-            raise NodeNameError(
-                f"output node(s) {', '.join(missing)} not in the graph; candidate outputs: "
-                f"{', '.join(candidate_outputs(graph)) or '(none)'}"
-            )
+        outputs = _in_graph(graph, outputs, "output", "candidate outputs", candidate_outputs)
     else:
         found = candidate_outputs(graph)
         if len(found) != 1:
@@ -275,13 +280,7 @@ def resolve_names(graph, inputs: Sequence[str] | None, outputs: Sequence[str] | 
         outputs = found
     needed = reachable(graph, outputs)
     if inputs:
-        inputs = [node_name(i) for i in inputs]
-        missing = [i for i in inputs if i not in names]
-        if missing:
-            raise NodeNameError(
-                f"input node(s) {', '.join(missing)} not in the graph; placeholders: "
-                f"{', '.join(placeholders(graph)) or '(none)'}"
-            )
+        inputs = _in_graph(graph, inputs, "input", "placeholders", placeholders)
         unused = [i for i in inputs if i not in needed]
         if unused:
             raise NodeNameError(f"input node(s) {', '.join(unused)} do not feed the output(s) {', '.join(outputs)}")
@@ -293,3 +292,4 @@ def resolve_names(graph, inputs: Sequence[str] | None, outputs: Sequence[str] | 
             )
         inputs = found
     return list(inputs), list(outputs)
+
