@@ -70,7 +70,8 @@ def classify_file(path: str, config: IngestConfig, known: set[str] | None) -> tu
         check = np.select([empty(c), ~numeric, ~np.isfinite(v), oob], [1, 2, 3, 4], 9)
         status = np.minimum(status, check)
     device = text["device_id"].fillna("").to_numpy(object)
-    unknown = ~np.isin(device, list(known)) if known is not None else np.zeros(len(df), bool)
+    # A hash lookup: np.isin on object arrays compares every pair (9 s for 191k rows and 3,580 devices).
+    unknown = ~pd.Series(device).isin(known).to_numpy() if known is not None else np.zeros(len(df), bool)
     reason = np.select(
         [malformed, empty("device_id") | empty("timestamp"), ts.isna().to_numpy(), status == 1, status == 2,
          status == 3, status == 4, unknown],

@@ -49,6 +49,9 @@ def _jvm_is_running() -> bool:
 # BigDL copies models to the executors with Java serialisation, which recurses through the graph:
 # an imported TensorFlow LSTM unrolled over 96 steps (about 1,500 nodes) overflows the default 1 MB stack.
 JAVA_STACK = "-Xss16m"
+# Spark's generated code for the ingest's validation and duplicate ranking is over HotSpot's 8 kB limit for
+# JIT compilation and would otherwise run interpreted: a fifth of ingest's CPU time (bench/README.md).
+JAVA_JIT = "-XX:-DontCompileHugeMethods"
 
 JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 
@@ -108,7 +111,7 @@ def _launch_conf(master: str | None, app_name: str) -> SparkConf:
     master = master or os.environ.get("PIPELINES_MASTER") or DEFAULT_LOCAL_MASTER
     jars = bigdl_jars()
     log4j = CONF_DIR / "log4j2.properties"
-    java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dbigdl.utils.LoggerFilter.disable=true {JAVA_STACK}"
+    java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dbigdl.utils.LoggerFilter.disable=true {JAVA_STACK} {JAVA_JIT}"
     conf = SparkConf(loadDefaults=False)
     for key, value in properties_file(_cluster_kind(master)).items():
         if key not in FACTORY_KEYS:

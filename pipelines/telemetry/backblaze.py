@@ -570,7 +570,7 @@ def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineC
     if config.backblaze.disappeared == "censor":
         windows = censor_disappeared(windows, readings, failures, horizon_days=wc.horizon_days)
     windows = windows.join(F.broadcast(splits), "device_id")
-    train = downsample_negatives(
-        windows.where(F.col("split") == "train"), negatives_per_positive=wc.negatives_per_positive, seed=wc.split_seed
+    balanced = downsample_negatives(
+        windows, negatives_per_positive=wc.negatives_per_positive, seed=wc.split_seed, split="train"
     )
-    return train.unionByName(windows.where(F.col("split") != "train")), stats
+    return balanced, stats

@@ -100,39 +100,40 @@ def make_windows(
     whether those devices failed is not known (right-censoring). A window holding a value that is not a
     finite float is dropped too.
 
-    Built-in expressions only: each segment's readings are collected in time order into one array, and
-    every aligned end position of it becomes a window by slicing that array.
+    Built-in expressions only: each segment's readings are collected in time order, their features flattened
+    into one array, and each aligned end position whose window holds only finite values becomes a window by
+    slicing that array.
     """
     features = list(features)
+    n = len(features)
     step_us = interval_minutes * stride * 60 * 1_000_000
     horizon_ns = pd.Timedelta(days=horizon_days).value
     values = [F.coalesce(F.col(c).cast("float"), F.lit(float("nan")).cast("float")) for c in features]
     finite = [F.abs(v) < F.lit(float("inf")) for v in values]  # NaN sorts above infinity in Spark
-    readings_in_order = (
-        readings.select(
+    # Built before the aggregation: collect_list evaluates its argument interpreted, a projection is compiled.
+    reading = F.struct(
+        F.col("timestamp").alias("t"), F.array(*values).alias("x"), reduce(operator.and_, finite).alias("ok")
+    )
+    segments = (
+        readings.select("device_id", "segment", reading.alias("_r"))
+        .groupBy("device_id", "segment").agg(F.sort_array(F.collect_list("_r")).alias("_rows"))
+        .where(F.size("_rows") >= length)
+        .select("device_id", F.col("_rows.t").alias("_t"), F.flatten("_rows.x").alias("_x"), F.col("_rows.ok").alias("_ok"))
+    )
+    # 1-based positions of the windows' last readings, aligned to the stride; a window needs `length` readings.
+    aligned = F.filter(
+        F.sequence(F.lit(length), F.size("_t")), lambda end: F.unix_micros(F.element_at("_t", end)) % step_us == 0
+    )
+    start = F.col("_end") - length + 1
+    windows = (
+        segments.select("device_id", "_t", "_x", "_ok", F.explode(aligned).alias("_end"))
+        .where(~F.array_contains(F.slice("_ok", start, F.lit(length)), False))
+        .select(
             "device_id",
-            "segment",
-            F.struct(
-                F.col("timestamp").alias("t"),
-                F.array(*values).alias("x"),
-                reduce(operator.and_, finite).alias("ok"),
-            ).alias("_r"),
+            F.element_at("_t", F.col("_end")).alias("window_end"),
+            F.slice("_x", (start - 1) * n + 1, F.lit(length * n)).alias("features"),
         )
-        .groupBy("device_id", "segment")
-        .agg(F.sort_array(F.collect_list("_r")).alias("_rows"))
     )
-    # 1-based positions of the windows' last readings; a window needs `length` readings up to its end.
-    ends = readings_in_order.where(F.size("_rows") >= length).select(
-        "device_id", "_rows", F.explode(F.sequence(F.lit(length), F.size("_rows"))).alias("_end")
-    )
-    window_end = F.element_at("_rows", F.col("_end")).getField("t")
-    block = F.slice("_rows", F.col("_end") - length + 1, F.lit(length))
-    windows = ends.where(F.unix_micros(window_end) % step_us == 0).select(
-        "device_id",
-        window_end.alias("window_end"),
-        F.flatten(block.getField("x")).alias("features"),
-        F.array_contains(block.getField("ok"), False).alias("_bad"),
-    ).where(~F.col("_bad"))
 
     first_failure = failures.groupBy("device_id").agg(F.min("failure_time").alias("_failure"))
     end_ns = F.unix_micros("window_end") * 1000
@@ -159,16 +160,22 @@ def _conform(df: DataFrame, schema: StructType) -> DataFrame:
     return df.select(*[F.coalesce(F.col(c), placeholders[c]).alias(c) for c in schema.fieldNames()])
 
 
-def downsample_negatives(windows: DataFrame, *, negatives_per_positive: float, seed: int) -> DataFrame:
-    """Keep every positive and about `negatives_per_positive` negatives for each (0 keeps all)."""
+def downsample_negatives(
+    windows: DataFrame, *, negatives_per_positive: float, seed: int, split: str | None = None
+) -> DataFrame:
+    """Keep every positive and about `negatives_per_positive` negatives for each (0 keeps all).
+
+    With `split`, only that split's windows are thinned (by its own counts); the other splits' pass untouched.
+    """
     if negatives_per_positive <= 0:
         return windows
-    counts = {r["label"]: r["count"] for r in windows.groupBy("label").count().collect()}
+    in_scope = F.col("split") == split if split else F.lit(True)
+    counts = {r["label"]: r["count"] for r in windows.where(in_scope).groupBy("label").count().collect()}
     positives, negatives = counts.get(1, 0), counts.get(0, 0)
     if positives == 0 or negatives == 0:
         return windows
     fraction = min(1.0, negatives_per_positive * positives / negatives)
-    return windows.sampleBy("label", {0: fraction, 1: 1.0}, seed=seed)
+    return windows.where(~in_scope | (F.col("label") == 1) | (F.rand(seed) < fraction))
 
 
 def build_window_dataset(
@@ -198,9 +205,7 @@ def build_window_dataset(
         interval_minutes=interval_minutes,
         observed_until=observed_until,
     ).join(F.broadcast(splits), "device_id")
-    train = downsample_negatives(
-        windows.where(F.col("split") == "train"),
-        negatives_per_positive=config.negatives_per_positive,
-        seed=config.split_seed,
+    balanced = downsample_negatives(
+        windows, negatives_per_positive=config.negatives_per_positive, seed=config.split_seed, split="train"
     )
-    return train.unionByName(windows.where(F.col("split") != "train")), stats
+    return balanced, stats

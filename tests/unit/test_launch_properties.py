@@ -22,6 +22,7 @@ def test_local_shell_gets_the_factory_settings():
     assert props["spark.jars"] == ",".join(jars)
     assert props["spark.driver.extraClassPath"] == props["spark.executor.extraClassPath"] == ":".join(jars)
     assert "-Xss16m" in props["spark.driver.extraJavaOptions"]
+    assert "-XX:-DontCompileHugeMethods" in props["spark.driver.extraJavaOptions"]
     assert f"-Dlog4j2.configurationFile=file:{CONF_DIR / 'log4j2.properties'}" in props["spark.driver.extraJavaOptions"]
     assert props["spark.pyspark.python"] == sys.executable
     assert props["spark.sql.shuffle.partitions"] == "8"  # from conf/spark/local.conf
