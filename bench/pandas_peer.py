@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.config import IngestConfig, WindowsConfig
-from pipelines.telemetry.ingest import REASONS, _NUMERIC_RE, _TIMESTAMP_RE
-from pipelines.telemetry.schema import FANS, RAW_COLUMNS, SENSORS, TEMPERATURES
+from pipelines.telemetry.ingest import REASONS, _NUMERIC_RE, _TIMESTAMP_RE, sensor_bounds
+from pipelines.telemetry.schema import RAW_COLUMNS, SENSORS
 
 _MAX_FIELDS = 24  # more fields than that on one line is not expected in the benchmark's input
 _CHUNK = 20_000  # windows built and written at a time
@@ -60,12 +60,8 @@ def classify_file(path: str, config: IngestConfig, known: set[str] | None) -> tu
     for c in SENSORS:
         v = pd.to_numeric(text[c].astype(object), errors="coerce").to_numpy(np.float64)
         values[c] = v
-        if c in TEMPERATURES:
-            oob = (v < config.temperature_min_c) | (v > config.temperature_max_c)
-        elif c in FANS:
-            oob = (v < 0) | (v > config.fan_rpm_max)
-        else:
-            oob = v < 0
+        low, high = sensor_bounds(c, config)
+        oob = (v < low) | (v > high)
         numeric = text[c].str.fullmatch(_NUMERIC_RE).fillna(False).to_numpy(bool)
         check = np.select([empty(c), ~numeric, ~np.isfinite(v), oob], [1, 2, 3, 4], 9)
         status = np.minimum(status, check)

@@ -95,6 +95,7 @@ class TrainConfig:
     batch_size: int = 256
     epochs: int = 5
     class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse settings BigDL cannot honour, naming the key."""

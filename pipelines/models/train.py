@@ -116,7 +116,10 @@ def train_lstm(
         optim_method = loaded if config.optimizer == "lars" else next(iter(loaded.values()))
         plan = optim.learning_rate_plan(config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch)
     else:
-        model = build_lstm(n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout)
+        model = build_lstm(
+            n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout,
+            seed=config.seed,
+        )
         optim_method, plan = optim.make_optim_methods(
             model, config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch
         )

@@ -225,15 +225,21 @@ def _empty(c: str) -> Column:
     return _t(c).isNull() | (_t(c) == "")
 
 
+def sensor_bounds(sensor: str, config: IngestConfig) -> tuple[float, float]:
+    """The range [low, high] of valid readings of `sensor`: temperatures and fan speeds from the config,
+    counters and the fault code non-negative."""
+    if sensor in TEMPERATURES:
+        return config.temperature_min_c, config.temperature_max_c
+    if sensor in FANS:
+        return 0.0, config.fan_rpm_max
+    return 0.0, float("inf")
+
+
 def _sensor_check(c: str, config: IngestConfig) -> Column:
     """The first check that sensor `c` fails (`_MISSING_VALUE` ... `_OUT_OF_BOUNDS`), else `_OK`."""
     value = F.col(f"_v_{c}")
-    if c in TEMPERATURES:
-        out_of_bounds = (value < config.temperature_min_c) | (value > config.temperature_max_c)
-    elif c in FANS:
-        out_of_bounds = (value < 0) | (value > config.fan_rpm_max)
-    else:
-        out_of_bounds = value < 0
+    low, high = sensor_bounds(c, config)
+    out_of_bounds = (value < low) | (value > high)
     # NaN sorts above infinity in Spark, so |v| < inf is false for NaN and +-inf (and null for null).
     finite = F.coalesce(F.abs(value) < F.lit(float("inf")), F.lit(False))
     return (

@@ -6,6 +6,7 @@ import pytest
 
 from pipelines.config import TrainConfig
 from pipelines.models import train as training
+from pipelines.models.lstm import build_lstm
 from tests.fixtures.windows import trend_windows
 
 LENGTH, N_FEATURES = 12, 3
@@ -26,6 +27,16 @@ def test_samples_are_built_on_the_executors(spark, windows):
     first = samples.first()
     assert list(first.features[0].shape) == [LENGTH, N_FEATURES]
     assert first.labels[0].storage[0] in (1.0, 2.0)
+
+
+def test_a_seed_fixes_the_initial_weights(spark):
+    def weights(seed):
+        return np.concatenate([w.ravel() for w in build_lstm(N_FEATURES, hidden_size=4, seed=seed).get_weights()])
+
+    first, again, other = weights(11), weights(11), weights(12)
+    assert np.array_equal(first, again)
+    assert not np.allclose(first, other)
+    assert not np.allclose(weights(None), weights(None))
 
 
 def test_round_batch_size():
