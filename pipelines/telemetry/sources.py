@@ -53,7 +53,7 @@ def window_counts(windows: DataFrame) -> dict[str, dict[str, int]]:
 def write_windows(spark: SparkSession, windows: DataFrame, stats: dict, out_uri: str, *, overwrite: bool | None = None) -> dict:
     """Write windows (Parquet, partitioned by split), the normalisation and the counts, atomically."""
     with fs.atomic_output(spark, out_uri, overwrite=overwrite) as tmp:
-        # Dictionary encoding never pays off for normalised floats; it cost an eighth of the write (bench/README.md).
+        # Dictionary encoding never pays off for normalised floats; it cost a fifth of the write (bench/README.md).
         windows.write.partitionBy("split").option(f"parquet.enable.dictionary#{FEATURES_COLUMN_PATH}", "false").parquet(
             f"{tmp}/{WINDOWS_DIR}"
         )

@@ -165,7 +165,7 @@ def downsample_negatives(
 ) -> DataFrame:
     """Keep every positive and about `negatives_per_positive` negatives for each (0 keeps all).
 
-    With `split`, only that split's windows are thinned (by its own counts); the other splits' pass untouched.
+    With `split`, only that split's windows are thinned (by its own counts); other splits pass untouched.
     """
     if negatives_per_positive <= 0:
         return windows

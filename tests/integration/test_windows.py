@@ -120,6 +120,18 @@ def test_downsampling_keeps_positives_and_thins_negatives(spark):
     untouched = downsample_negatives(windows, negatives_per_positive=0, seed=1).count()
     assert untouched == 2050
 
+    # Only the named split is thinned, by its own counts; the others pass whole.
+    split = F.when(F.col("device_id").isin("d0", "d1", *[f"d{i}" for i in range(1000, 2000)]), "test").otherwise("train")
+    with_split = windows.withColumn("split", split)
+    kept = {
+        (r["split"], r["label"]): r["count"]
+        for r in downsample_negatives(with_split, negatives_per_positive=2.0, seed=1, split="train")
+        .groupBy("split", "label").count().collect()
+    }
+    assert kept[("test", 1)] == 2 and kept[("test", 0)] == 1000
+    assert kept[("train", 1)] == 48
+    assert 56 < kept[("train", 0)] < 136
+
 
 def test_build_window_dataset_keeps_devices_in_one_split(spark):
     devices = {f"d{i}": i for i in range(12)}
