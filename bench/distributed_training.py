@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from bench.train_throughput import add_lstm_shape_options
 from pipelines import PROJECT_ROOT
 
 MARK = "@@bench "
@@ -270,10 +271,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--master", default="spark://127.0.0.1:17077")
     parser.add_argument("--train", type=int, default=6144, help="training windows")
     parser.add_argument("--val", type=int, default=2048, help="validation windows")
-    parser.add_argument("--length", type=int, default=96)
-    parser.add_argument("--features", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=256, help="global batch size")
+    add_lstm_shape_options(parser)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--target-loss", type=float, default=0.35)
     parser.add_argument("--max-epochs", type=int, default=12)

@@ -334,15 +334,20 @@ def main(argv=None) -> dict:
     return results
 
 
+def add_lstm_shape_options(parser: argparse.ArgumentParser) -> None:
+    """The LSTM every training benchmark measures: steps, features, hidden units, global batch size."""
+    parser.add_argument("--length", type=int, default=96)
+    parser.add_argument("--features", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256, help="global batch size")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4096, help="training windows per epoch")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per measured round")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per peer (best and median kept)")
-    parser.add_argument("--length", type=int, default=96)
-    parser.add_argument("--features", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=256)
+    add_lstm_shape_options(parser)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2, help="PyTorch and TensorFlow threads (= Spark's cores)")
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the windows DataFrame")

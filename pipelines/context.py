@@ -56,7 +56,7 @@ JAVA_JIT = "-XX:-DontCompileHugeMethods"
 JAVA_OPTION_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 
 # Resolved by the factory itself (absolute paths, the running interpreter), not taken from conf/spark/*.conf.
-FACTORY_KEYS = ("spark.master", "spark.pyspark.python", "spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+FACTORY_KEYS = ("spark.master", "spark.pyspark.python", *JAVA_OPTION_KEYS)
 
 
 def properties_file(kind: str) -> dict[str, str]:
