@@ -10,8 +10,9 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-# infra/install.sh is the one installation (docker/Dockerfile runs it too); these are the files it reads.
-$(STAMP): infra/install.sh requirements.txt requirements-bigdl.txt setup.py
+# infra/install.sh is the one installation (docker/Dockerfile runs it too); these are the files it reads (`--inputs`:
+# the requirements, setup.py and jvm/'s pom and sources, from which it builds pipelines/jars/pipelines-jvm.jar).
+$(STAMP): infra/install.sh $(shell infra/install.sh --inputs)
 	PYTHON=$(PYTHON) infra/install.sh $(VENV)
 	touch $(STAMP)
 
@@ -57,4 +58,4 @@ package: $(STAMP)
 	rm -rf dist/venv build
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache dist
+	rm -rf $(VENV) runs .pytest_cache dist jvm/target pipelines/jars

@@ -19,7 +19,7 @@ up once (one epoch); then the peers take turns, `--rounds` times, each training 
 the others wait. BigDL's time is the wall time of `optimize()` (its per-call set-up included). Prints the
 best and median samples/s of each and the ratios to PyTorch. Several `--bigdl NAME=SETTINGS` variants
 (comma-separated `spark.key=value`, `java=-Dkey=value`, `env.NAME=value` (`env.MKL_DEBUG_CPU_TYPE=`: MKL's own choice),
-`master=local[N]`) are compared the same way: the way settings were measured one factor at a time.
+`master=local[N]`, `lstm=reference` for BigDL's `Recurrent(LSTM)` instead of the fused layer) are compared the same way: the way settings were measured one factor at a time.
 """
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ class BigDLPeer:
         windows.count()
         samples = to_samples(windows, length=length, n_features=n_features).cache()
         samples.count()
-        model = build_lstm(n_features, hidden_size=args.hidden)
+        model = build_lstm(n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"))
         if settings.get("ntc"):
             model = ntc_graph(spark, model)
         self.optimizer = Optimizer.create(

@@ -32,14 +32,18 @@ BIGDL_DEFAULTS = {
 LAUNCH_ONLY = ("spark.driver.memory", "spark.driver.extraClassPath", "spark.driver.extraJavaOptions", "spark.jars")
 
 
+# The project's own BigDL modules (jvm/, compiled by infra/install.sh into the package, so wheels carry it too).
+PROJECT_JAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jars", "pipelines-jvm.jar")
+
+
 def bigdl_jars() -> list[str]:
-    """Paths of the BigDL jars shipped in the installed Python packages."""
+    """Paths of the BigDL jars shipped in the installed Python packages, and of the project's own (PROJECT_JAR)."""
     import bigdl.dllib  # noqa: F401  (sets BIGDL_JARS)
     from bigdl.dllib.utils.engine import get_bigdl_classpath
 
     share = os.path.join(os.path.dirname(os.path.dirname(bigdl.dllib.__file__)), "share")
-    jars = sorted(glob.glob(os.path.join(share, "*", "lib", "*.jar")))
-    return jars or [get_bigdl_classpath()]
+    jars = sorted(glob.glob(os.path.join(share, "*", "lib", "*.jar"))) or [get_bigdl_classpath()]
+    return jars + ([PROJECT_JAR] if os.path.exists(PROJECT_JAR) else [])
 
 
 def _jvm_is_running() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from pipelines.config import TrainConfig
 from pipelines.context import total_cores
 from pipelines.io import fs
 from pipelines.models import optim
+from pipelines.models.extension import binary_auc
 from pipelines.models.lstm import build_lstm
 
 log = logging.getLogger(__name__)
@@ -83,11 +85,11 @@ def train_lstm(
     run_dir: str,
     resume: bool = False,
 ) -> TrainResult:
-    """Train the LSTM with DistriOptimizer, validating, summarising and checkpointing every epoch.
+    """Train the LSTM with one DistriOptimizer run, validating, summarising and checkpointing every epoch.
 
-    Validation after each epoch: BigDL's Top1Accuracy and Loss, and ROC-AUC and PR-AUC of the
-    validation predictions. With `resume`, training continues from the newest checkpoint in
-    `run_dir/checkpoints`, and `config.epochs` counts the epochs already done.
+    Validation after each epoch, by BigDL on the executors: Top1Accuracy, Loss, and the project's ROC-AUC and
+    PR-AUC; each epoch is logged as BigDL's summaries record it. With `resume`, training continues from the
+    newest checkpoint in `run_dir/checkpoints`, and `config.epochs` counts the epochs already done.
     """
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
@@ -96,8 +98,6 @@ def train_lstm(
     )
 
     from bigdl.dllib.utils.common import callBigDlFunc
-
-    from pipelines.evaluation.metrics import binary_metrics
 
     batch_size = round_batch_size(config.batch_size, total_cores(spark))
     checkpoint_dir = f"{run_dir}/checkpoints"
@@ -118,7 +118,7 @@ def train_lstm(
     else:
         model = build_lstm(
             n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout,
-            seed=config.seed,
+            seed=config.seed, kind=config.lstm,
         )
         optim_method, plan = optim.make_optim_methods(
             model, config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch
@@ -138,13 +138,14 @@ def train_lstm(
         training_set=train_rdd,
         criterion=criterion,
         optim_method=optim_method,
-        end_trigger=MaxEpoch(done + 1),
+        end_trigger=MaxEpoch(config.epochs),
         batch_size=batch_size,
     )
     optim.set_gradient_clipping(optimizer, config)
+    # BigDL validates after every epoch on the executors; the AUCs are the project's own validation method.
     optimizer.set_validation(
         batch_size=batch_size, val_rdd=val_rdd, trigger=EveryEpoch(),
-        val_method=[Top1Accuracy(), Loss(ClassNLLCriterion())],
+        val_method=[Top1Accuracy(), Loss(ClassNLLCriterion()), binary_auc("roc"), binary_auc("pr")],
     )
     summary_dir = f"{run_dir}/summaries"
     train_summary = TrainSummary(log_dir=summary_dir, app_name="lstm")
@@ -158,53 +159,107 @@ def train_lstm(
     fs.mkdirs(spark, checkpoint_dir)
     callBigDlFunc("float", "setCheckPoint", optimizer.value, EveryEpoch(), checkpoint_dir, False)
 
-    # Computed here from the validation predictions: BigDL's summaries reach the disk asynchronously.
-    curves: dict[str, list[tuple[int, float]]] = {"roc_auc": [], "pr_auc": [], "log_loss": []}
-    epoch_seconds: list[float] = []
+    progress = EpochProgress(train_summary, val_summary, iterations_per_epoch=iterations_per_epoch,
+                             first_epoch=done + 1, last_epoch=config.epochs, samples_per_epoch=n_train)
     trained = model
-    started = time.perf_counter()
-    for epoch in range(done + 1, config.epochs + 1):
-        epoch_started = time.perf_counter()
-        optimizer.set_end_when(MaxEpoch(epoch))
-        trained = optimizer.optimize()
-        seconds = time.perf_counter() - epoch_started
-        epoch_seconds.append(seconds)
-        scores = binary_metrics(predict_scores(trained, validation, length=length, n_features=n_features, batch_size=batch_size))
-        for name in curves:
-            if scores[name] is not None:
-                curves[name].append((epoch, scores[name]))
-        left = (time.perf_counter() - started) / (epoch - done) * (config.epochs - epoch)
-        log.info(
-            "epoch %d/%d: train loss %.4f, val accuracy %.3f, val loss %.4f, val ROC-AUC %s, PR-AUC %s; "
-            "%.0f samples/s, %.0f s left",
-            epoch, config.epochs, _last(train_summary, "Loss"), scores["accuracy"],
-            scores["log_loss"], _fmt(scores["roc_auc"]), _fmt(scores["pr_auc"]),
-            n_train / seconds, left,
-        )
+    if done < config.epochs:
+        with progress:
+            trained = optimizer.optimize()  # one call for every epoch: BigDL's set-up is paid once
     train_rdd.unpersist()
     val_rdd.unpersist()
 
     state = optim_method_state(optim_method)
-    validation_curves = {
-        name: [(int(step), float(value)) for step, value, _ in val_summary.read_scalar(name)]
-        for name in ("Top1Accuracy", "Loss")
-    }
+    epochs = progress.epochs()
     return TrainResult(
         model=trained,
         epochs=state["epoch"] - 1,
         iterations=state["neval"] - 1,
         batch_size=batch_size,
         train_loss=[(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")],
-        validation={**validation_curves, **curves},
+        validation={
+            name: [(epoch, values[tag]) for epoch, values in sorted(epochs.items()) if values.get(tag) is not None]
+            for name, tag in VALIDATION_CURVES.items()
+        },
         learning_rate=plan,
-        epoch_seconds=epoch_seconds,
+        epoch_seconds=progress.epoch_seconds(),
         learning_rates=[(int(step), abs(float(value))) for step, value, _ in train_summary.read_scalar("LearningRate")],
     )
 
 
-def _last(summary, name: str) -> float:
-    values = summary.read_scalar(name)
-    return float(values[-1][1]) if len(values) else float("nan")
+# training.json's validation curves (per epoch) and the ValidationSummary tags they come from.
+VALIDATION_CURVES = {
+    "Top1Accuracy": "Top1Accuracy", "Loss": "Loss", "roc_auc": "RocAuc", "pr_auc": "PrAuc", "log_loss": "Loss",
+}
+
+
+class EpochProgress:
+    """Logs each epoch's validation while `optimize()` runs, from BigDL's summaries (read every few seconds).
+
+    As a context manager around the one `optimize()` call; afterwards `epochs()` gives every epoch the
+    summaries hold ({epoch: {tag: value, "time": wall-clock seconds}}) and `epoch_seconds()` this call's epochs.
+    """
+
+    def __init__(self, train_summary, val_summary, *, iterations_per_epoch: int, first_epoch: int,
+                 last_epoch: int, samples_per_epoch: int, interval_s: float = 2.0):
+        self.train_summary, self.val_summary = train_summary, val_summary
+        self.iterations_per_epoch, self.first_epoch, self.last_epoch = iterations_per_epoch, first_epoch, last_epoch
+        self.samples_per_epoch, self.interval_s = samples_per_epoch, interval_s
+        self.logged = first_epoch - 1
+        self.started = time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="epoch-progress", daemon=True)
+
+    def __enter__(self) -> "EpochProgress":
+        self.started = time.time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc[0] is None:
+            self._log_new()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._log_new()
+            except Exception:  # a summary file being written; the next read or the final one will see it
+                log.debug("epoch progress: summaries not readable yet", exc_info=True)
+
+    def epochs(self) -> dict[int, dict[str, float]]:
+        """Validation per epoch, keyed by epoch (an epoch validated twice, after a resume, keeps the last)."""
+        out: dict[int, dict[str, float]] = {}
+        for tag in set(VALIDATION_CURVES.values()):
+            for step, value, wall in self.val_summary.read_scalar(tag):
+                epoch = max(int(round(int(step) / self.iterations_per_epoch)), 1)
+                values = out.setdefault(epoch, {})
+                values[tag] = None if math.isnan(float(value)) else float(value)
+                values["time"] = max(values.get("time", 0.0), float(wall))
+        return out
+
+    def epoch_seconds(self) -> list[float]:
+        """Wall seconds of each epoch of this call, its validation included."""
+        ends = [values["time"] for epoch, values in sorted(self.epochs().items()) if epoch >= self.first_epoch]
+        return [round(end - start, 3) for start, end in zip([self.started, *ends[:-1]], ends)]
+
+    def _log_new(self) -> None:
+        epochs = self.epochs()
+        while self.logged + 1 in epochs and all(tag in epochs[self.logged + 1] for tag in VALIDATION_CURVES.values()):
+            self.logged += 1
+            values = epochs[self.logged]
+            losses = [v for step, v, _ in self.train_summary.read_scalar("Loss")
+                      if int(step) <= self.logged * self.iterations_per_epoch]
+            done = self.logged - self.first_epoch + 1
+            elapsed = values["time"] - self.started
+            log.info(
+                "epoch %d/%d: train loss %.4f, val accuracy %.3f, val loss %.4f, val ROC-AUC %s, PR-AUC %s; "
+                "%.0f samples/s, %.0f s left",
+                self.logged, self.last_epoch, float(losses[-1]) if losses else float("nan"), values["Top1Accuracy"],
+                values["Loss"], _fmt(values["RocAuc"]), _fmt(values["PrAuc"]),
+                self.samples_per_epoch * done / max(elapsed, 1e-9),
+                elapsed / done * (self.last_epoch - self.logged),
+            )
 
 
 def _fmt(value: float | None) -> str:

@@ -86,7 +86,7 @@ def test_lars_through_the_jvm_trains_checkpoints_each_layer_and_resumes(spark, w
 
     # One LarsSGD per layer with parameters, all saved, all reloaded on resume.
     model_path, optim_paths = training.latest_checkpoint(spark, f"{run_dir}/checkpoints")
-    assert len(optim_paths) == 3  # the LSTM's input projection, its cell, the head
+    assert len(optim_paths) == 2  # the (fused) LSTM and the head
     resumed = training.train_lstm(
         spark, train, val, config=TrainConfig(**{**config.__dict__, "epochs": 3}), length=LENGTH,
         n_features=N_FEATURES, run_dir=run_dir, resume=True,

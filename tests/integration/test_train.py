@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pipelines.config import TrainConfig
+from pipelines.evaluation.metrics import binary_metrics
 from pipelines.models import train as training
 from pipelines.models.lstm import build_lstm
 from tests.fixtures.windows import trend_windows
@@ -46,12 +47,17 @@ def test_round_batch_size():
 
 
 @pytest.mark.slow
-def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path):
+def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, caplog):
     run_dir = str(tmp_path / "run")
     config = TrainConfig(hidden_size=8, epochs=2, batch_size=64, learning_rate=0.02)
     train, val = windows.where("device_id < 'd30'"), windows.where("device_id >= 'd30'")
-    first = training.train_lstm(spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir)
+    with caplog.at_level("INFO", logger=training.__name__):
+        first = training.train_lstm(spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir)
     assert first.epochs == 2
+    # One optimize() for both epochs, each epoch logged with its validation as BigDL records it.
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [m.split(":")[0] for m in logged] == ["epoch 1/2", "epoch 2/2"] and "val ROC-AUC 0." in logged[-1]
+    assert len(first.epoch_seconds) == 2 and all(s > 0 for s in first.epoch_seconds)
     losses = [v for _, v in first.train_loss]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert len(first.validation["Top1Accuracy"]) == 2
@@ -64,7 +70,8 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path):
         length=LENGTH, n_features=N_FEATURES, run_dir=run_dir, resume=True,
     )
     assert resumed.epochs == 4
-    assert [epoch for epoch, _ in resumed.validation["roc_auc"]] == [3, 4]
+    assert [epoch for epoch, _ in resumed.validation["roc_auc"]] == [1, 2, 3, 4]  # the run folder's history
+    assert len(resumed.epoch_seconds) == 2
     iterations_per_epoch = first.iterations // 2
     assert resumed.iterations == 4 * iterations_per_epoch  # two more epochs, not four
 
@@ -74,6 +81,11 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path):
     assert all(0.0 <= r.score <= 1.0 for r in rows)
     by_label = {lab: np.mean([r.score for r in rows if r.label == lab]) for lab in (0, 1)}
     assert by_label[1] > by_label[0] + 0.2
+    # BigDL's validation of the last epoch (the project's BinaryAUC on binned log-odds) agrees with the metrics
+    # of the final model's predictions.
+    metrics = binary_metrics(scores)
+    for curve in ("roc_auc", "pr_auc", "log_loss"):
+        assert resumed.validation[curve][-1][1] == pytest.approx(metrics[curve], abs=2e-3), curve
 
     path = str(tmp_path / "model.bigdl")
     training.save_model(resumed.model, path)

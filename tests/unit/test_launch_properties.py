@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pipelines import CONF_DIR, PROJECT_ROOT
+from pipelines import CONF_DIR, PROJECT_ROOT, context
 from pipelines.context import bigdl_jars
 
 
@@ -39,3 +39,13 @@ def test_a_standalone_master_gets_standalone_conf():
 def test_usage_error():
     result = subprocess.run([sys.executable, "-m", "pipelines.context", "--frobnicate"], capture_output=True, text=True)
     assert result.returncode == 1 and "usage" in result.stderr
+
+
+def test_the_project_jar_goes_with_bigdls_once_built(tmp_path, monkeypatch):
+    jar = tmp_path / "jars" / "pipelines-jvm.jar"
+    monkeypatch.setattr(context, "PROJECT_JAR", str(jar))
+    bigdl = bigdl_jars()
+    assert bigdl and str(jar) not in bigdl and all("bigdl" in path for path in bigdl)
+    jar.parent.mkdir()
+    jar.write_bytes(b"PK")
+    assert bigdl_jars() == [*bigdl, str(jar)]
