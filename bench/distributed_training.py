@@ -8,16 +8,19 @@ stopped afterwards when it is not already running), the same LSTM (`--length` x 
 `--hidden` units, two classes, Adam, global batch `--batch-size`) is trained on the same windows four ways,
 one application at a time:
 
-- **bigdl**: `pipelines.models.train`'s path: Samples built on the executors from the Parquet windows,
-  BigDL `DistriOptimizer` over one executor (`spark.cores.max=1`) and over two;
+- **bigdl**: the product's path, `pipelines.models.train.train_lstm`: Samples built on the executors from the
+  Parquet windows, one BigDL `DistriOptimizer` run (the fused LSTM unless `--lstm reference`) validating after every
+  epoch, over one executor (`spark.cores.max=1`) and over two; its global batch is `--bigdl-batch-size` (default
+  `--batch-size`) with the learning rate scaled by `--lr-scaling`;
 - **torch_ddp**: PyTorch `DistributedDataParallel` (gloo, CPU, one thread per process) launched by Spark's own
   `pyspark.ml.torch.distributor.TorchDistributor(local_mode=False, use_gpu=False)` with `num_processes` 1 and 2;
   each process reads its shard of the same Parquet windows; the per-process batch is the global batch / processes.
 
 After every epoch the validation loss (mean negative log-likelihood over the validation windows) is
-measured; training stops at `--target-loss` or `--max-epochs`. Printed for each: training samples/s (epoch
-time only), epochs and wall seconds to the target (training and validation, from the first epoch; the
-application's start-up is given apart), and each one's scaling from one executor to two.
+measured; DDP stops at `--target-loss`, BigDL trains `--max-epochs` and its epochs up to the target count.
+Printed for each: training samples/s (DDP: epoch time only; BigDL: epoch time with its validation), epochs and
+wall seconds to the target (training and validation, from the first epoch; the application's start-up is given
+apart), and each one's scaling from one executor to two.
 The windows are random series whose label says whether the last 4 values of the first feature sum to
 more than 0: learnable, balanced, and written once as Parquet for both peers.
 """
@@ -70,39 +73,39 @@ def read_windows(path: str, length: int, n_features: int, rank: int = 0, world: 
 # ------------------------------------------------------------------------------------------- peers
 
 def train_bigdl(args) -> dict:
-    from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import Adam, Loss, MaxEpoch, Optimizer
+    """The product's path: `pipelines.models.train.train_lstm` (one optimize() run, BigDL validating each epoch)."""
+    import tempfile
 
+    from pipelines.config import TrainConfig
     from pipelines.context import get_or_create
-    from pipelines.models.lstm import build_lstm
-    from pipelines.models.train import to_samples
+    from pipelines.models.train import train_lstm
 
     started = time.perf_counter()
     spark = get_or_create(master=args.master, app_name=f"bench-dist-bigdl-{args.executors}", conf=cluster_conf(args))
-    train = to_samples(spark.read.parquet(f"file://{args.data}/train"), length=args.length,
-                       n_features=args.features).cache()
-    val = to_samples(spark.read.parquet(f"file://{args.data}/val"), length=args.length,
-                     n_features=args.features).cache()
+    train = spark.read.parquet(f"file://{args.data}/train")
+    val = spark.read.parquet(f"file://{args.data}/val")
     n_train = train.count()
-    val.count()  # cached before the clock starts
-    optimizer = Optimizer.create(
-        model=build_lstm(args.features, hidden_size=args.hidden), training_set=train, criterion=ClassNLLCriterion(),
-        optim_method=Adam(learningrate=args.learning_rate), end_trigger=MaxEpoch(0), batch_size=args.batch_size,
+    config = TrainConfig(
+        lstm=args.lstm, hidden_size=args.hidden, optimizer="adam", learning_rate=args.learning_rate,
+        lr_scaling=args.lr_scaling, base_batch_size=args.batch_size,
+        batch_size=args.bigdl_batch_size or args.batch_size, epochs=args.max_epochs, seed=args.seed,
     )
     ready = time.perf_counter()
-    history, train_seconds = [], 0.0
-    for epoch in range(1, args.max_epochs + 1):
-        t0 = time.perf_counter()
-        optimizer.set_end_when(MaxEpoch(epoch))
-        model = optimizer.optimize()
-        train_seconds += time.perf_counter() - t0
-        loss = float(model.evaluate(val, args.batch_size, [Loss(ClassNLLCriterion())])[0].result)
-        history.append((epoch, round(time.perf_counter() - ready, 1), round(loss, 4)))
+    with tempfile.TemporaryDirectory(prefix="bench-dist-") as run_dir:
+        result = train_lstm(spark, train, val, config=config, length=args.length, n_features=args.features,
+                            run_dir=run_dir)
+    elapsed, history = 0.0, []
+    for (epoch, loss), seconds in zip(result.validation["Loss"], result.epoch_seconds):
+        elapsed += seconds
+        history.append((epoch, round(elapsed, 1), round(loss, 4)))
         if loss <= args.target_loss:
             break
     executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
     spark.stop()
-    return _result(args, history, train_seconds, n_train, ready - started, executors=executors)
+    train_seconds = sum(result.epoch_seconds[:len(history)])
+    out = _result(args, history, train_seconds, n_train, ready - started, executors=executors)
+    out["batch_size"] = result.batch_size
+    return out
 
 
 def ddp_train(cfg: dict) -> dict:
@@ -207,7 +210,7 @@ def run_worker(kind: str, executors: int, args) -> dict:
     command = [sys.executable, "-m", "bench.distributed_training", "--worker", kind, "--executors", str(executors),
                *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k in ("data", "train", "master", "length", "features", "hidden", "batch_size", "learning_rate",
-                          "max_epochs", "target_loss", "seed"))]
+                          "max_epochs", "target_loss", "seed", "lstm", "bigdl_batch_size", "lr_scaling"))]
     log = f"/tmp/bench-dist-{kind}-{executors}.log"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     with open(log, "w") as err:
@@ -273,6 +276,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--val", type=int, default=2048, help="validation windows")
     add_lstm_shape_options(parser)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--lstm", default="fused", choices=["fused", "reference"], help="BigDL's LSTM (train.lstm)")
+    parser.add_argument("--bigdl-batch-size", type=int, default=0,
+                        help="BigDL's global batch (default: --batch-size); its learning rate follows --lr-scaling")
+    parser.add_argument("--lr-scaling", default="none", choices=["none", "linear", "sqrt"],
+                        help="BigDL's learning rate for --bigdl-batch-size, from --learning-rate at --batch-size")
     parser.add_argument("--target-loss", type=float, default=0.35)
     parser.add_argument("--max-epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=11)

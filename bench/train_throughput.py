@@ -156,7 +156,7 @@ class BigDLPeer:
         windows.count()
         samples = to_samples(windows, length=length, n_features=n_features).cache()
         samples.count()
-        model = build_lstm(n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"))
+        model = build_lstm(n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"), input_gradient=False)
         if settings.get("ntc"):
             model = ntc_graph(spark, model)
         self.optimizer = Optimizer.create(
@@ -246,6 +246,25 @@ class Peer:
         return f"/tmp/bench-train-{self.name}.log"
 
 
+def lstm_flops_per_sample(args) -> float:
+    """Multiply-adds x 2 of one window's forward and backward pass (backward = twice the forward's GEMMs)."""
+    forward = 2 * args.length * 4 * args.hidden * (args.features + args.hidden)
+    return 3.0 * forward
+
+
+def core_gflops() -> float:
+    """One core's single-precision GEMM speed (NumPy's BLAS, one thread, best of five 1024^3 products)."""
+    code = (
+        "import time, numpy as np\n"
+        "a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy(); a @ b\n"
+        "best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))\n"
+        "print(2 * 1024 ** 3 / best / 1e9)\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                check=True).stdout)
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -314,20 +333,27 @@ def main(argv=None) -> dict:
                 except subprocess.TimeoutExpired:
                     peer.process.kill()
     reference = "torch" if any(p.name == "torch" for p in peers) else peers[0].name
+    gflops = core_gflops()
+    limit = args.threads * gflops * 1e9 / lstm_flops_per_sample(args)
     results = {
         "shape": {"length": args.length, "features": args.features, "hidden": args.hidden,
                   "batch_size": args.batch_size, "samples": args.samples, "epochs_per_round": args.epochs,
                   "rounds": args.rounds, "optimizer": f"Adam({args.learning_rate})", "threads": args.threads},
         "reference": reference,
         "peers": summary(peers, reference),
+        "arithmetic_limit": {"core_gflops": round(gflops, 1), "samples_per_s": round(limit)},
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     }
-    print(f"{'peer':<14}{'best':>8}{'median':>8}{'ratio':>8}{'spread':>8}  samples/s per round (load)")
+    for figures in results["peers"].values():
+        figures["fraction_of_limit_best"] = round(figures["best"] / limit, 2)
+    print(f"{'peer':<14}{'best':>8}{'median':>8}{'ratio':>8}{'spread':>8}{'of limit':>10}  samples/s per round (load)")
     for name, figures in results["peers"].items():
         rounds = ", ".join(f"{r} ({l})" for r, l in zip(figures["all"], figures["load_average"]))
         print(f"{name:<14}{figures['best']:>8}{figures['median']:>8}{figures.get('ratio_best', ''):>8}"
-              f"{figures['spread']:>8}  {rounds}")
-    print(f"ratio = best / best of {reference}; spread = (max - min) / median; {results['uptime']}")
+              f"{figures['spread']:>8}{figures['fraction_of_limit_best']:>10}  {rounds}")
+    print(f"ratio = best / best of {reference}; spread = (max - min) / median; of limit = best / arithmetic limit "
+          f"({round(limit)} samples/s: {args.threads} cores x {gflops:.0f} GFLOP/s single-core SGEMM / "
+          f"{lstm_flops_per_sample(args) / 1e6:.1f} MFLOP per window); {results['uptime']}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)

@@ -20,11 +20,15 @@ def _project_class(name: str):
     return found
 
 
-def fused_lstm(input_size: int, hidden_size: int, *, return_sequences: bool):
-    """`pipelines.nn.FusedLSTM`: an LSTM over the whole sequence as one BigDL module (float)."""
+def fused_lstm(input_size: int, hidden_size: int, *, return_sequences: bool, input_gradient: bool = True):
+    """`pipelines.nn.FusedLSTM`: an LSTM over the whole sequence as one BigDL module (float).
+
+    Without `input_gradient` (a first layer, whose input is data) backward leaves the input's gradient empty.
+    """
     from bigdl.dllib.nn.layer import Layer
 
-    return Layer.of(_project_class("nn.FusedLSTM").create(input_size, hidden_size, return_sequences))
+    layer = _project_class("nn.FusedLSTM").create(input_size, hidden_size, return_sequences, input_gradient)
+    return Layer.of(layer)
 
 
 def binary_auc(curve: str):

@@ -20,10 +20,14 @@ def build_lstm(
     dropout: float = 0.0,
     seed: int | None = None,
     kind: str = "fused",
+    input_gradient: bool = True,
 ):
     """A two-class sequence classifier taking (batch, time, n_features) and giving log-probabilities.
 
-    With `seed`, the initial weights are the same on every build (BigDL's random generator is seeded first).
+    With `seed`, the initial weights are the same on every build (BigDL's random generator is seeded first), and
+    the same for both kinds: the fused model takes the reference model's, so that the two can be compared.
+    Without `input_gradient` (training needs none), the fused model's backward skips the gradient with respect
+    to its input (the data), and its Python `backward` fails: BigDL cannot return the empty gradient.
     """
     from bigdl.dllib.nn.layer import LSTM, Dropout, Linear, LogSoftMax, Recurrent, Select, Sequential
     from bigdl.dllib.utils.common import callBigDlFunc
@@ -39,7 +43,7 @@ def build_lstm(
     for layer in range(num_layers):
         last = layer == num_layers - 1
         if kind == "fused":
-            lstm = fused_lstm(width, hidden_size, return_sequences=not last)
+            lstm = fused_lstm(width, hidden_size, return_sequences=not last, input_gradient=input_gradient or layer > 0)
         else:
             lstm = Recurrent().add(LSTM(width, hidden_size))
         model.add(lstm.set_name(f"lstm{layer + 1}"))
@@ -50,4 +54,8 @@ def build_lstm(
         model.add(Select(2, -1))  # the last time step
     model.add(Linear(hidden_size, 2).set_name("head"))
     model.add(LogSoftMax())
+    if kind == "fused" and seed is not None:
+        reference = build_lstm(n_features, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                               seed=seed, kind="reference")
+        model.set_weights(reference.get_weights())
     return model

@@ -118,7 +118,7 @@ def train_lstm(
     else:
         model = build_lstm(
             n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout,
-            seed=config.seed, kind=config.lstm,
+            seed=config.seed, kind=config.lstm, input_gradient=False,
         )
         optim_method, plan = optim.make_optim_methods(
             model, config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch

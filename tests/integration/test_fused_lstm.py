@@ -85,6 +85,27 @@ def test_fused_layer_returning_sequences_equals_reference(spark, batch, steps, f
     assert_same_pass(reference, fused, x, grad_seed=steps)
 
 
+def test_a_first_layer_skips_the_input_gradient_only(spark):
+    """Training's first layer leaves the input's gradient out; the weights' gradients are the same."""
+    from py4j.protocol import Py4JError
+
+    with_input = build_lstm(4, hidden_size=8, num_layers=2, kind="fused")
+    without = build_lstm(4, hidden_size=8, num_layers=2, kind="fused", input_gradient=False)
+    without.set_weights(with_input.get_weights())
+    for model in (with_input, without):
+        model.value.getParameters()
+    x = np.random.default_rng(3).standard_normal((5, 6, 4)).astype(np.float32)
+    grad_out = np.random.default_rng(4).standard_normal((5, 2)).astype(np.float32)
+    for model in (with_input, without):
+        model.forward(x)
+        model.zero_grad_parameters()
+    assert with_input.backward(x, grad_out).shape == x.shape
+    with pytest.raises(Py4JError):  # BigDL's Python backward cannot hand back an empty gradient
+        without.backward(x, grad_out)
+    assert without.value.gradInput().nElement() == 0
+    np.testing.assert_array_equal(gradients(without), gradients(with_input))
+
+
 def test_fused_layer_refuses_wrong_input(spark):
     from py4j.protocol import Py4JJavaError
 
@@ -96,3 +117,28 @@ def test_fused_layer_refuses_wrong_input(spark):
 def test_build_lstm_refuses_unknown_kind(spark):
     with pytest.raises(ValueError, match="LSTM kind"):
         build_lstm(4, hidden_size=8, kind="cudnn")
+
+
+def test_distri_optimizer_trains_both_to_the_same_weights(spark):
+    """Full-batch SGD in DistriOptimizer (two replicas in local[2], so data order cannot differ): same weights."""
+    from bigdl.dllib.nn.criterion import ClassNLLCriterion
+    from bigdl.dllib.optim.optimizer import SGD, MaxEpoch, Optimizer
+
+    from pipelines.models.train import to_samples
+
+    x = np.random.default_rng(5).standard_normal((128, 12 * 3)).astype(np.float32)
+    labels = (x.reshape(128, 12, 3)[:, -3:, 0].sum(axis=1) > 0).astype(int)
+    windows = spark.createDataFrame([(row.tolist(), int(label)) for row, label in zip(x, labels)],
+                                    "features array<float>, label int").repartition(2)
+    samples = to_samples(windows, length=12, n_features=3).cache()
+    trained = {}
+    for kind in ("reference", "fused"):
+        model = build_lstm(3, hidden_size=8, kind=kind, seed=5, input_gradient=False)
+        optimizer = Optimizer.create(model=model, training_set=samples, criterion=ClassNLLCriterion(),
+                                     optim_method=SGD(learningrate=0.5), end_trigger=MaxEpoch(8), batch_size=128)
+        trained[kind] = optimizer.optimize().get_weights()
+    initial = build_lstm(3, hidden_size=8, kind="reference", seed=5).get_weights()
+    assert max(float(np.abs(a - b).max()) for a, b in zip(trained["reference"], initial)) > 0.05
+    for reference, fused in zip(trained["reference"], trained["fused"]):
+        np.testing.assert_allclose(fused, reference, rtol=0, atol=1e-5)
+    samples.unpersist()

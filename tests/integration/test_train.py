@@ -36,6 +36,8 @@ def test_a_seed_fixes_the_initial_weights(spark):
 
     first, again, other = weights(11), weights(11), weights(12)
     assert np.array_equal(first, again)
+    reference = build_lstm(N_FEATURES, hidden_size=4, seed=11, kind="reference").get_weights()
+    assert np.array_equal(first, np.concatenate([w.ravel() for w in reference]))  # the same for both kinds
     assert not np.allclose(first, other)
     assert not np.allclose(weights(None), weights(None))
 

@@ -13,7 +13,7 @@ import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric
  * [-limit, limit], the ends open); the areas follow from the merged counts, scores within one bin counting as
  * ties, as `pipelines.evaluation.metrics.binary_metrics` computes them over distinct scores.
  */
-class BinaryAUC[T](val curve: String, val bins: Int = 16384, val limit: Double = 20.0)
+class BinaryAUC[T](val curve: String, val bins: Int = 32768, val limit: Double = 50.0)
   (implicit ev: TensorNumeric[T]) extends ValidationMethod[T] {
 
   require(curve == "roc" || curve == "pr", s"BinaryAUC: curve must be roc or pr, not $curve")
