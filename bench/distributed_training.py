@@ -95,7 +95,7 @@ def train_bigdl(args) -> dict:
         result = train_lstm(spark, train, val, config=config, length=args.length, n_features=args.features,
                             run_dir=run_dir)
     elapsed, history = 0.0, []
-    for (epoch, loss), seconds in zip(result.validation["Loss"], result.epoch_seconds):
+    for (epoch, loss), seconds in zip(result.validation["log_loss"], result.epoch_seconds):
         elapsed += seconds
         history.append((epoch, round(elapsed, 1), round(loss, 4)))
         if loss <= args.target_loss:

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from pyspark.rdd import RDD
@@ -72,6 +73,11 @@ def latest_checkpoint(spark: SparkSession, checkpoint_dir: str) -> tuple[str, di
         return None
     newest = dict(snapshots[max(complete)])
     return newest.pop(""), newest
+
+
+def snapshot_iteration(path: str) -> int:
+    """The iteration counter in a snapshot's name (`model.16`: written after 15 iterations)."""
+    return int(path.rsplit(".", 1)[-1])
 
 
 def train_lstm(
@@ -159,8 +165,13 @@ def train_lstm(
     fs.mkdirs(spark, checkpoint_dir)
     callBigDlFunc("float", "setCheckPoint", optimizer.value, EveryEpoch(), checkpoint_dir, False)
 
+    def checkpointed() -> int:
+        newest = latest_checkpoint(spark, checkpoint_dir)
+        return 0 if newest is None else (snapshot_iteration(newest[0]) - 1) // iterations_per_epoch
+
     progress = EpochProgress(train_summary, val_summary, iterations_per_epoch=iterations_per_epoch,
-                             first_epoch=done + 1, last_epoch=config.epochs, samples_per_epoch=n_train)
+                             first_epoch=done + 1, last_epoch=config.epochs, samples_per_epoch=n_train,
+                             checkpointed=checkpointed)
     trained = model
     if done < config.epochs:
         with progress:
@@ -177,8 +188,10 @@ def train_lstm(
         batch_size=batch_size,
         train_loss=[(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")],
         validation={
-            name: [(epoch, values[tag]) for epoch, values in sorted(epochs.items()) if values.get(tag) is not None]
-            for name, tag in VALIDATION_CURVES.items()
+            **{name: [(values["step"], values[tag]) for _, values in sorted(epochs.items()) if values.get(tag) is not None]
+               for name, tag in BY_ITERATION.items()},
+            **{name: [(epoch, values[tag]) for epoch, values in sorted(epochs.items()) if values.get(tag) is not None]
+               for name, tag in BY_EPOCH.items()},
         },
         learning_rate=plan,
         epoch_seconds=progress.epoch_seconds(),
@@ -186,24 +199,27 @@ def train_lstm(
     )
 
 
-# training.json's validation curves (per epoch) and the ValidationSummary tags they come from.
-VALIDATION_CURVES = {
-    "Top1Accuracy": "Top1Accuracy", "Loss": "Loss", "roc_auc": "RocAuc", "pr_auc": "PrAuc", "log_loss": "Loss",
-}
+# training.json's validation curves and the ValidationSummary tags they come from: BigDL's own by iteration, as
+# its summaries have them, the others by epoch.
+BY_ITERATION = {"Top1Accuracy": "Top1Accuracy", "Loss": "Loss"}
+BY_EPOCH = {"roc_auc": "RocAuc", "pr_auc": "PrAuc", "log_loss": "Loss"}
+VALIDATION_TAGS = ("Top1Accuracy", "Loss", "RocAuc", "PrAuc")
 
 
 class EpochProgress:
-    """Logs each epoch's validation while `optimize()` runs, from BigDL's summaries (read every few seconds).
+    """Logs each epoch while `optimize()` runs, from BigDL's summaries (read every few seconds), once its
+    checkpoint is written (so that a run killed after the line resumes after that epoch).
 
     As a context manager around the one `optimize()` call; afterwards `epochs()` gives every epoch the
-    summaries hold ({epoch: {tag: value, "time": wall-clock seconds}}) and `epoch_seconds()` this call's epochs.
+    summaries hold ({epoch: {tag: value, "step": iteration, "time": wall-clock seconds}}; an epoch validated
+    twice, by a run that died and the run that resumed it, keeps the later) and `epoch_seconds()` this call's.
     """
 
     def __init__(self, train_summary, val_summary, *, iterations_per_epoch: int, first_epoch: int,
-                 last_epoch: int, samples_per_epoch: int, interval_s: float = 2.0):
+                 last_epoch: int, samples_per_epoch: int, checkpointed: Callable[[], int], interval_s: float = 2.0):
         self.train_summary, self.val_summary = train_summary, val_summary
         self.iterations_per_epoch, self.first_epoch, self.last_epoch = iterations_per_epoch, first_epoch, last_epoch
-        self.samples_per_epoch, self.interval_s = samples_per_epoch, interval_s
+        self.samples_per_epoch, self.checkpointed, self.interval_s = samples_per_epoch, checkpointed, interval_s
         self.logged = first_epoch - 1
         self.started = time.time()
         self._stop = threading.Event()
@@ -228,24 +244,29 @@ class EpochProgress:
                 log.debug("epoch progress: summaries not readable yet", exc_info=True)
 
     def epochs(self) -> dict[int, dict[str, float]]:
-        """Validation per epoch, keyed by epoch (an epoch validated twice, after a resume, keeps the last)."""
-        out: dict[int, dict[str, float]] = {}
-        for tag in set(VALIDATION_CURVES.values()):
+        latest: dict[tuple[int, str], tuple[float, int, float | None]] = {}
+        for tag in VALIDATION_TAGS:
             for step, value, wall in self.val_summary.read_scalar(tag):
                 epoch = max(int(round(int(step) / self.iterations_per_epoch)), 1)
-                values = out.setdefault(epoch, {})
-                values[tag] = None if math.isnan(float(value)) else float(value)
-                values["time"] = max(values.get("time", 0.0), float(wall))
+                if (epoch, tag) not in latest or float(wall) >= latest[epoch, tag][0]:
+                    latest[epoch, tag] = (float(wall), int(step), None if math.isnan(float(value)) else float(value))
+        out: dict[int, dict[str, float]] = {}
+        for (epoch, tag), (wall, step, value) in latest.items():
+            values = out.setdefault(epoch, {"step": step, "time": wall})
+            values[tag] = value
+            values["time"] = max(values["time"], wall)
         return out
 
     def epoch_seconds(self) -> list[float]:
         """Wall seconds of each epoch of this call, its validation included."""
-        ends = [values["time"] for epoch, values in sorted(self.epochs().items()) if epoch >= self.first_epoch]
+        ends = [values["time"] for epoch, values in sorted(self.epochs().items())
+                if epoch >= self.first_epoch and values["time"] >= self.started]
         return [round(end - start, 3) for start, end in zip([self.started, *ends[:-1]], ends)]
 
     def _log_new(self) -> None:
         epochs = self.epochs()
-        while self.logged + 1 in epochs and all(tag in epochs[self.logged + 1] for tag in VALIDATION_CURVES.values()):
+        checkpointed = self.checkpointed()
+        while self.logged < checkpointed and self._complete(epochs.get(self.logged + 1)):
             self.logged += 1
             values = epochs[self.logged]
             losses = [v for step, v, _ in self.train_summary.read_scalar("Loss")
@@ -260,6 +281,10 @@ class EpochProgress:
                 self.samples_per_epoch * done / max(elapsed, 1e-9),
                 elapsed / done * (self.last_epoch - self.logged),
             )
+
+    def _complete(self, values: dict | None) -> bool:
+        """All of an epoch's validation, recorded by this call."""
+        return values is not None and values["time"] >= self.started and all(tag in values for tag in VALIDATION_TAGS)
 
 
 def _fmt(value: float | None) -> str:

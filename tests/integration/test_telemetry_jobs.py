@@ -58,22 +58,24 @@ def test_chain_with_resume_and_one_line_errors(data, tmp_path):
 
 
 def test_a_killed_driver_resumes_from_its_checkpoint(data, tmp_path):
-    windows, run_dir = str(data / "windows"), str(tmp_path / "run")
+    # Enough epochs that the kill, at the first epoch's line (logged once its checkpoint is written, within the
+    # summaries' polling interval), comes before the end.
+    windows, run_dir, epochs = str(data / "windows"), str(tmp_path / "run"), "train.epochs=30"
     job = subprocess.Popen(
-        _command("train_lstm", "--windows", windows, "--run-dir", run_dir, *SMALL, "--set", "train.epochs=3"),
+        _command("train_lstm", "--windows", windows, "--run-dir", run_dir, *SMALL, "--set", epochs),
         stderr=subprocess.PIPE, text=True,
     )
     for line in job.stderr:
-        if "epoch 1/3" in line:
+        if "epoch 1/30" in line:
             break
     job.send_signal(signal.SIGKILL)
     job.wait(timeout=60)
     assert not (tmp_path / "run" / "training.json").exists()
 
-    resumed = _job("train_lstm", "--windows", windows, "--run-dir", run_dir, "--resume", *SMALL, "--set", "train.epochs=3")
+    resumed = _job("train_lstm", "--windows", windows, "--run-dir", run_dir, "--resume", *SMALL, "--set", epochs)
     assert "resuming from" in resumed.stderr
-    assert "epoch 1/3" not in resumed.stderr and "epoch 3/3" in resumed.stderr
-    assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 3
+    assert "epoch 1/30" not in resumed.stderr and "epoch 30/30" in resumed.stderr
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 30
 
 
 def test_existing_output_is_refused_or_kept_whole_when_a_job_dies(data, tmp_path):
@@ -98,7 +100,7 @@ def test_existing_output_is_refused_or_kept_whole_when_a_job_dies(data, tmp_path
 
 def test_help_shows_defaults_and_bad_config_exits_2():
     result = _job("train_lstm", "--help")
-    assert "--resume" in result.stdout and "train: hidden_size=32" in result.stdout
+    assert "--resume" in result.stdout and "train: lstm=fused, hidden_size=32" in result.stdout
     bad = _job("train_lstm", "--windows", "x", "--run-dir", "y", "--set", "train.epochz=3", check=False)
     assert bad.returncode == 2 and "train.epochz" in bad.stderr
 

@@ -63,6 +63,8 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     losses = [v for _, v in first.train_loss]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert len(first.validation["Top1Accuracy"]) == 2
+    iterations_per_epoch = first.iterations // 2
+    assert [step for step, _ in first.validation["Loss"]] == [iterations_per_epoch, 2 * iterations_per_epoch]
     assert [epoch for epoch, _ in first.validation["roc_auc"]] == [1, 2]
     assert first.validation["roc_auc"][-1][1] > 0.7
     assert training.latest_checkpoint(spark, f"{run_dir}/checkpoints") is not None
@@ -74,7 +76,6 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     assert resumed.epochs == 4
     assert [epoch for epoch, _ in resumed.validation["roc_auc"]] == [1, 2, 3, 4]  # the run folder's history
     assert len(resumed.epoch_seconds) == 2
-    iterations_per_epoch = first.iterations // 2
     assert resumed.iterations == 4 * iterations_per_epoch  # two more epochs, not four
 
     scores = training.predict_scores(resumed.model, val, length=LENGTH, n_features=N_FEATURES, batch_size=64)
