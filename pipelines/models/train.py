@@ -179,6 +179,11 @@ def train_lstm(
     train_rdd.unpersist()
     val_rdd.unpersist()
 
+    # From the newest checkpoint: when BigDL recovers from a lost executor it replaces the optimisers by ones
+    # loaded from the snapshot, and the objects held here stop counting.
+    newest = latest_checkpoint(spark, checkpoint_dir)
+    if newest is not None:
+        optim_method = OptimMethod(OptimMethod.load(next(iter(newest[1].values()))), "float")
     state = optim_method_state(optim_method)
     epochs = progress.epochs()
     return TrainResult(
@@ -234,14 +239,19 @@ class EpochProgress:
         self._stop.set()
         self._thread.join()
         if exc[0] is None:
-            self._log_new()
+            self._try_log(final=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
-                self._log_new()
-            except Exception:  # a summary file being written; the next read or the final one will see it
-                log.debug("epoch progress: summaries not readable yet", exc_info=True)
+            self._try_log(final=False)
+
+    def _try_log(self, *, final: bool) -> None:
+        """Progress lines are a courtesy: a summary being written or a listing failing never stops training."""
+        try:
+            self._log_new()
+        except Exception:
+            log.log(logging.WARNING if final else logging.DEBUG, "epoch progress: summaries not readable",
+                    exc_info=not final)
 
     def epochs(self) -> dict[int, dict[str, float]]:
         latest: dict[tuple[int, str], tuple[float, int, float | None]] = {}

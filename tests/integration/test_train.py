@@ -1,5 +1,6 @@
 """BigDL training on windows: Samples on the executors, loss going down, checkpoints and resume."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -58,7 +59,8 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     assert first.epochs == 2
     # One optimize() for both epochs, each epoch logged with its validation as BigDL records it.
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
-    assert [m.split(":")[0] for m in logged] == ["epoch 1/2", "epoch 2/2"] and "val ROC-AUC 0." in logged[-1]
+    assert [m.split(":")[0] for m in logged] == ["epoch 1/2", "epoch 2/2"]
+    assert re.search(r"val ROC-AUC [01]\.\d{3}, PR-AUC [01]\.\d{3}", logged[-1]), logged[-1]
     assert len(first.epoch_seconds) == 2 and all(s > 0 for s in first.epoch_seconds)
     losses = [v for _, v in first.train_loss]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
@@ -85,10 +87,10 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     by_label = {lab: np.mean([r.score for r in rows if r.label == lab]) for lab in (0, 1)}
     assert by_label[1] > by_label[0] + 0.2
     # BigDL's validation of the last epoch (the project's BinaryAUC on binned log-odds) agrees with the metrics
-    # of the final model's predictions.
+    # of the final model's predictions; BigDL's loss averages its batches' means, hence the looser bound.
     metrics = binary_metrics(scores)
-    for curve in ("roc_auc", "pr_auc", "log_loss"):
-        assert resumed.validation[curve][-1][1] == pytest.approx(metrics[curve], abs=2e-3), curve
+    for curve, tolerance in (("roc_auc", 2e-3), ("pr_auc", 2e-3), ("log_loss", 2e-2)):
+        assert resumed.validation[curve][-1][1] == pytest.approx(metrics[curve], abs=tolerance), curve
 
     path = str(tmp_path / "model.bigdl")
     training.save_model(resumed.model, path)
