@@ -257,8 +257,10 @@ def core_gflops() -> float:
     code = (
         "import time, numpy as np\n"
         "a = np.random.rand(1024, 1024).astype(np.float32); b = a.copy(); a @ b\n"
-        "best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))\n"
-        "print(2 * 1024 ** 3 / best / 1e9)\n"
+        "times = []\n"
+        "for _ in range(5):\n"
+        "    t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)\n"
+        "print(2 * 1024 ** 3 / min(times) / 1e9)\n"
     )
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,

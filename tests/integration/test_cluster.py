@@ -24,7 +24,7 @@ from pipelines.telemetry.windows import build_window_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-SETTINGS = ["--env", "ci", "--set", "generate.devices=40", "--set", "train.hidden_size=16", "--set", "train.epochs=4"]
+SETTINGS = ["--env", "ci", "--set", "generate.devices=80", "--set", "train.hidden_size=16", "--set", "train.epochs=4"]
 BIN = os.path.dirname(sys.executable)
 
 
