@@ -102,8 +102,7 @@ def train_bigdl(args) -> dict:
             break
     executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
     spark.stop()
-    train_seconds = sum(result.epoch_seconds[:len(history)])
-    out = _result(args, history, train_seconds, n_train, ready - started, executors=executors)
+    out = _result(args, history, elapsed, n_train, ready - started, executors=executors)
     out["batch_size"] = result.batch_size
     return out
 

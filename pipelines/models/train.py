@@ -199,7 +199,7 @@ def train_lstm(
                for name, tag in BY_EPOCH.items()},
         },
         learning_rate=plan,
-        epoch_seconds=progress.epoch_seconds(),
+        epoch_seconds=progress.epoch_seconds(epochs),
         learning_rates=[(int(step), abs(float(value))) for step, value, _ in train_summary.read_scalar("LearningRate")],
     )
 
@@ -217,7 +217,7 @@ class EpochProgress:
 
     As a context manager around the one `optimize()` call; afterwards `epochs()` gives every epoch the
     summaries hold ({epoch: {tag: value, "step": iteration, "time": wall-clock seconds}}; an epoch validated
-    twice, by a run that died and the run that resumed it, keeps the later) and `epoch_seconds()` this call's.
+    twice, by a run that died and the run that resumed it, keeps the later) and `epoch_seconds(epochs)` this call's.
     """
 
     def __init__(self, train_summary, val_summary, *, iterations_per_epoch: int, first_epoch: int,
@@ -267,9 +267,9 @@ class EpochProgress:
             values["time"] = max(values["time"], wall)
         return out
 
-    def epoch_seconds(self) -> list[float]:
-        """Wall seconds of each epoch of this call, its validation included."""
-        ends = [values["time"] for epoch, values in sorted(self.epochs().items())
+    def epoch_seconds(self, epochs: dict[int, dict[str, float]]) -> list[float]:
+        """Wall seconds of each epoch of this call (from `epochs()`), its validation included."""
+        ends = [values["time"] for epoch, values in sorted(epochs.items())
                 if epoch >= self.first_epoch and values["time"] >= self.started]
         return [round(end - start, 3) for start, end in zip([self.started, *ends[:-1]], ends)]
 
