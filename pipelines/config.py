@@ -67,6 +67,7 @@ class WindowsConfig:
 
 OPTIMIZERS = ("adam", "sgd", "lars")
 LSTM_KINDS = ("fused", "reference")
+ENGINES = ("barrier", "distri")
 SCALINGS = ("none", "linear", "sqrt")
 SCHEDULES = ("constant", "poly", "step", "exponential", "plateau")
 STUDY_ARMS = ("sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixed")
@@ -75,6 +76,7 @@ STUDY_ARMS = ("sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixe
 @dataclass(frozen=True)
 class TrainConfig:
     lstm: str = "fused"
+    engine: str = "barrier"
     hidden_size: int = 32
     num_layers: int = 1
     dropout: float = 0.0
@@ -103,6 +105,7 @@ class TrainConfig:
         """Refuse settings BigDL cannot honour, naming the key."""
         checks = [
             (self.lstm in LSTM_KINDS, f"lstm must be one of {LSTM_KINDS}, not {self.lstm!r}"),
+            (self.engine in ENGINES, f"engine must be one of {ENGINES}, not {self.engine!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}"),
             (self.lr_scaling in SCALINGS, f"lr_scaling must be one of {SCALINGS}, not {self.lr_scaling!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {self.schedule!r}"),

@@ -17,7 +17,7 @@ from pipelines.config import TrainConfig
 from pipelines.context import total_cores
 from pipelines.io import fs
 from pipelines.models import optim
-from pipelines.models.extension import binary_auc
+from pipelines.models.extension import barrier_optimizer, binary_auc
 from pipelines.models.lstm import build_lstm
 
 log = logging.getLogger(__name__)
@@ -139,14 +139,9 @@ def train_lstm(
     )
 
     criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
-    optimizer = Optimizer.create(
-        model=model,
-        training_set=train_rdd,
-        criterion=criterion,
-        optim_method=optim_method,
-        end_trigger=MaxEpoch(config.epochs),
-        batch_size=batch_size,
-    )
+    create = barrier_optimizer if config.engine == "barrier" else Optimizer.create
+    optimizer = create(model=model, training_set=train_rdd, criterion=criterion, end_trigger=MaxEpoch(config.epochs),
+                       batch_size=batch_size, optim_method=optim_method)
     optim.set_gradient_clipping(optimizer, config)
     # BigDL validates after every epoch on the executors; the AUCs are the project's own validation method.
     optimizer.set_validation(

@@ -39,6 +39,7 @@ def test_warm_up_plan_climbs_from_the_base_rate_to_the_scaled_one():
         ("train.lr_scaling=cubic", "lr_scaling must be one of"),
         ("train.schedule=cosine", "schedule must be one of"),
         ("train.lstm=cudnn", "lstm must be one of"),
+        ("train.engine=horovod", "engine must be one of"),
         ("train.warmup_epochs=1", "BigDL's Adam takes a fixed learning rate"),
         ("train.nesterov=true", "nesterov applies to optimizer=sgd only"),
         ("train.lars_trust=2", "lars_trust must be in (0, 1]"),

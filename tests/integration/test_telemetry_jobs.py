@@ -100,7 +100,7 @@ def test_existing_output_is_refused_or_kept_whole_when_a_job_dies(data, tmp_path
 
 def test_help_shows_defaults_and_bad_config_exits_2():
     result = _job("train_lstm", "--help")
-    assert "--resume" in result.stdout and "train: lstm=fused, hidden_size=32" in result.stdout
+    assert "--resume" in result.stdout and "train: lstm=fused, engine=barrier, hidden_size=32" in result.stdout
     bad = _job("train_lstm", "--windows", "x", "--run-dir", "y", "--set", "train.epochz=3", check=False)
     assert bad.returncode == 2 and "train.epochz" in bad.stderr
 
