@@ -8,8 +8,9 @@ Same model shape (one LSTM layer of `--hidden` units over `--length` steps of `-
 two-class linear head), same optimiser (Adam, same learning rate), same batch size, same random windows,
 same number of samples, on the same two cores:
 
-- **bigdl**: the project's path: `pipelines.models.lstm.build_lstm` trained by BigDL's `DistriOptimizer` in
-  Spark `local[2]` started by `pipelines.context.get_or_create`, on Samples built on the executors by
+- **bigdl**: the project's path: `pipelines.models.lstm.build_lstm` trained by the project's `BarrierOptimizer`
+  (`train.engine: barrier`; `engine=distri` for BigDL's `DistriOptimizer`) in Spark `local[2]` started by
+  `pipelines.context.get_or_create`, on Samples built on the executors by
   `pipelines.models.train.to_samples` from a DataFrame of windows (generated on the executors);
 - **torch**: `torch.nn.LSTM` + `Linear`, one process, `torch.set_num_threads(2)`;
 - **tf**: `tf.keras` `LSTM` + `Dense`, one process, 2 intra-op threads, `model.fit`.
@@ -19,7 +20,7 @@ up once (one epoch); then the peers take turns, `--rounds` times, each training 
 the others wait. BigDL's time is the wall time of `optimize()` (its per-call set-up included). Prints the
 best and median samples/s of each and the ratios to PyTorch. Several `--bigdl NAME=SETTINGS` variants
 (comma-separated `spark.key=value`, `java=-Dkey=value`, `env.NAME=value` (`env.MKL_DEBUG_CPU_TYPE=`: MKL's own choice),
-`master=local[N]`, `lstm=reference` for BigDL's `Recurrent(LSTM)` instead of the fused layer) are compared the same way: the way settings were measured one factor at a time.
+`master=local[N]`, `lstm=reference` for BigDL's `Recurrent(LSTM)` instead of the fused layer, `engine=distri`) are compared the same way: the way settings were measured one factor at a time.
 """
 from __future__ import annotations
 
@@ -136,6 +137,7 @@ class BigDLPeer:
         from pyspark.sql import SparkSession
 
         from pipelines.context import get_or_create, total_cores
+        from pipelines.models.extension import barrier_optimizer
         from pipelines.models.lstm import build_lstm
         from pipelines.models.train import to_samples
 
@@ -159,7 +161,8 @@ class BigDLPeer:
         model = build_lstm(n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"), input_gradient=False)
         if settings.get("ntc"):
             model = ntc_graph(spark, model)
-        self.optimizer = Optimizer.create(
+        create = barrier_optimizer if settings.get("engine", "barrier") == "barrier" else Optimizer.create
+        self.optimizer = create(
             model=model, training_set=samples, criterion=ClassNLLCriterion(),
             optim_method=Adam(learningrate=args.learning_rate), end_trigger=MaxEpoch(0), batch_size=args.batch_size,
         )

@@ -50,10 +50,14 @@ class BarrierOptimizer(
   override def optimize(): AbstractModule[Activity, Activity, Float] = {
     val workers = Engine.nodeNumber() * Engine.coreNumber()
     require(batchSize % workers == 0, s"batch size $batchSize must be a multiple of the $workers cores")
-    // Dealt out in turn, so that the replicas' shares differ by one sample at most.
-    val data = samples.zipWithIndex().map { case (sample, index) => ((index % workers).toInt, sample) }
+    // Dealt out in turn, so that the replicas' shares differ by one sample at most; the source is read once.
+    val persisted = samples.getStorageLevel == StorageLevel.NONE
+    val source = if (persisted) samples.persist(StorageLevel.MEMORY_ONLY) else samples
+    val data = source.zipWithIndex().map { case (sample, index) => ((index % workers).toInt, sample) }
       .partitionBy(new HashPartitioner(workers)).values.persist(StorageLevel.MEMORY_ONLY)
     val numSamples = data.count()
+    if (persisted) source.unpersist(blocking = false)
+    validationDataSet.foreach(_.toDistributed().cache())
     require(numSamples >= batchSize, s"batch size $batchSize is larger than the $numSamples training samples")
     val first = optimMethods.values.head.state
     state("epoch") = first.get[Int]("epoch").getOrElse(1)
@@ -88,6 +92,7 @@ class BarrierOptimizer(
     } finally {
       hub.close()
       data.unpersist()
+      validationDataSet.foreach(_.toDistributed().unpersist())
     }
     model
   }
