@@ -11,7 +11,7 @@ same number of samples, on the same two cores:
 - **bigdl**: the project's path: `pipelines.models.lstm.build_lstm` trained by the project's `BarrierOptimizer`
   (`train.engine: barrier`; `engine=distri` for BigDL's `DistriOptimizer`) in Spark `local[2]` started by
   `pipelines.context.get_or_create`, on Samples built on the executors by
-  `pipelines.models.train.to_samples` from a DataFrame of windows (generated on the executors);
+  `pipelines.models.extension.window_samples` (on the JVM) from a DataFrame of windows (generated on the executors);
 - **torch**: `torch.nn.LSTM` + `Linear`, one process, `torch.set_num_threads(2)`;
 - **tf**: `tf.keras` `LSTM` + `Dense`, one process, 2 intra-op threads, `model.fit`.
 
@@ -133,13 +133,12 @@ class BigDLPeer:
             conf["spark.executor.extraJavaOptions"] = java
 
         from bigdl.dllib.nn.criterion import ClassNLLCriterion
-        from bigdl.dllib.optim.optimizer import Adam, MaxEpoch, Optimizer
+        from bigdl.dllib.optim.optimizer import Adam, MaxEpoch
         from pyspark.sql import SparkSession
 
         from pipelines.context import get_or_create, total_cores
-        from pipelines.models.extension import barrier_optimizer
+        from pipelines.models import extension
         from pipelines.models.lstm import build_lstm
-        from pipelines.models.train import to_samples
 
         spark: SparkSession = get_or_create(master=settings.get("master"), app_name="bench-train", conf=conf)
         self.MaxEpoch = MaxEpoch
@@ -156,14 +155,13 @@ class BigDLPeer:
         rows = spark.sparkContext.range(args.samples, numSlices=args.partitions).mapPartitions(generate)
         windows = spark.createDataFrame(rows, "features array<float>, label int").cache()
         windows.count()
-        samples = to_samples(windows, length=length, n_features=n_features).cache()
+        samples = extension.window_samples(windows, length=length, n_features=n_features).cache()
         samples.count()
         model = build_lstm(n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"), input_gradient=False)
         if settings.get("ntc"):
             model = ntc_graph(spark, model)
-        create = barrier_optimizer if settings.get("engine", "barrier") == "barrier" else Optimizer.create
-        self.optimizer = create(
-            model=model, training_set=samples, criterion=ClassNLLCriterion(),
+        self.optimizer = extension.optimizer(
+            settings.get("engine", "barrier"), model=model, samples=samples, criterion=ClassNLLCriterion(),
             optim_method=Adam(learningrate=args.learning_rate), end_trigger=MaxEpoch(0), batch_size=args.batch_size,
         )
         self.epoch = 0

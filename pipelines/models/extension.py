@@ -38,21 +38,36 @@ def binary_auc(curve: str):
     return JavaValue(_project_class("pipelines.optim.BinaryAUC").create(curve), "float")
 
 
-def barrier_optimizer(model, training_set, criterion, end_trigger, batch_size: int, optim_method):
-    """The project's `BarrierOptimizer`, with the arguments and Python API of BigDL's `Optimizer.create`.
+def window_samples(windows, *, length: int, n_features: int):
+    """The windows (`features` length x n_features, `label` 0/1) as a JVM RDD of BigDL Samples (label 1/2), built
+    on the executors from the rows: no Python workers, no pickling. A handle for `optimizer` and `set_validation`."""
+    return _project_class("pipelines.optim.Training").windowSamples(windows._jdf, length, n_features)
 
-    Synchronous SGD like `DistriOptimizer` (one replica per core, gradients averaged every iteration), run as one
-    Spark barrier job per stretch of iterations between validations and checkpoints instead of two jobs per
-    iteration. `optim_method` is one OptimMethod or {submodule name: OptimMethod}.
+
+def optimizer(engine: str, *, model, samples, criterion, optim_method, end_trigger, batch_size: int):
+    """A BigDL optimizer over `window_samples`, with BigDL's Python optimizer API (summaries, checkpoints, clipping).
+
+    `engine` is `barrier` (the project's BarrierOptimizer: one Spark barrier job per stretch between validations and
+    checkpoints, gradients summed by a hub in the driver) or `distri` (BigDL's DistriOptimizer: two Spark jobs per
+    iteration). Both run synchronous SGD with one replica per core. `optim_method` is one OptimMethod or
+    {submodule name: OptimMethod}.
     """
     from bigdl.dllib.optim.optimizer import OptimMethod, Optimizer
     from bigdl.dllib.utils.common import _py2java, get_spark_context
 
     methods = {model.name(): optim_method} if isinstance(optim_method, OptimMethod) else optim_method
     gateway = get_spark_context()._gateway
-    args = [model.value, training_set, criterion, methods, end_trigger, batch_size]
-    optimizer = Optimizer.__new__(Optimizer)
-    optimizer.bigdl_type = "float"
-    optimizer.value = _project_class("com.intel.analytics.bigdl.dllib.optim.BarrierOptimizer").create(
-        *[_py2java(gateway, arg) for arg in args])
-    return optimizer
+    created = Optimizer.__new__(Optimizer)
+    created.bigdl_type = "float"
+    created.value = _project_class("pipelines.optim.Training").optimizer(
+        engine, model.value, samples, criterion.value, _py2java(gateway, methods), end_trigger.value, batch_size)
+    return created
+
+
+def set_validation(optimizer, *, samples, trigger, methods: list, batch_size: int) -> None:
+    """Validate on `window_samples` whenever `trigger` fires, with BigDL validation methods."""
+    from bigdl.dllib.utils.common import _py2java, get_spark_context
+
+    gateway = get_spark_context()._gateway
+    _project_class("pipelines.optim.Training").setValidation(
+        optimizer.value, trigger.value, samples, _py2java(gateway, methods), batch_size)

@@ -16,8 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pipelines.config import TrainConfig
 from pipelines.context import total_cores
 from pipelines.io import fs
-from pipelines.models import optim
-from pipelines.models.extension import barrier_optimizer, binary_auc
+from pipelines.models import extension, optim
 from pipelines.models.lstm import build_lstm
 
 log = logging.getLogger(__name__)
@@ -99,8 +98,7 @@ def train_lstm(
     """
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
-        EveryEpoch, Loss, MaxEpoch, OptimMethod, Optimizer, SeveralIteration, Top1Accuracy, TrainSummary,
-        ValidationSummary,
+        EveryEpoch, Loss, MaxEpoch, OptimMethod, SeveralIteration, Top1Accuracy, TrainSummary, ValidationSummary,
     )
 
     from bigdl.dllib.utils.common import callBigDlFunc
@@ -110,9 +108,7 @@ def train_lstm(
     snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
     if resume and snapshot is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
-    train_rdd = to_samples(train, length=length, n_features=n_features).cache()
-    val_rdd = to_samples(validation, length=length, n_features=n_features).cache()
-    n_train = train_rdd.count()
+    n_train = train.count()
     if n_train < batch_size:
         raise ValueError(f"batch size {batch_size} is larger than the {n_train} training windows")
     iterations_per_epoch = max(math.ceil(n_train / batch_size), 1)
@@ -139,14 +135,16 @@ def train_lstm(
     )
 
     criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
-    create = barrier_optimizer if config.engine == "barrier" else Optimizer.create
-    optimizer = create(model=model, training_set=train_rdd, criterion=criterion, end_trigger=MaxEpoch(config.epochs),
-                       batch_size=batch_size, optim_method=optim_method)
+    optimizer = extension.optimizer(
+        config.engine, model=model, samples=extension.window_samples(train, length=length, n_features=n_features),
+        criterion=criterion, optim_method=optim_method, end_trigger=MaxEpoch(config.epochs), batch_size=batch_size,
+    )
     optim.set_gradient_clipping(optimizer, config)
-    # BigDL validates after every epoch on the executors; the AUCs are the project's own validation method.
-    optimizer.set_validation(
-        batch_size=batch_size, val_rdd=val_rdd, trigger=EveryEpoch(),
-        val_method=[Top1Accuracy(), Loss(ClassNLLCriterion()), binary_auc("roc"), binary_auc("pr")],
+    # Validation after every epoch on the executors; the AUCs are the project's own validation method.
+    extension.set_validation(
+        optimizer, samples=extension.window_samples(validation, length=length, n_features=n_features),
+        trigger=EveryEpoch(), batch_size=batch_size,
+        methods=[Top1Accuracy(), Loss(ClassNLLCriterion()), extension.binary_auc("roc"), extension.binary_auc("pr")],
     )
     summary_dir = f"{run_dir}/summaries"
     train_summary = TrainSummary(log_dir=summary_dir, app_name="lstm")
@@ -171,8 +169,6 @@ def train_lstm(
     if done < config.epochs:
         with progress:
             trained = optimizer.optimize()  # one call for every epoch: BigDL's set-up is paid once
-    train_rdd.unpersist()
-    val_rdd.unpersist()
 
     # From the newest checkpoint: when BigDL recovers from a lost executor it replaces the optimisers by ones
     # loaded from the snapshot, and the objects held here stop counting.

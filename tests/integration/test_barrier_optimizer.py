@@ -8,21 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.models.extension import barrier_optimizer
+from pipelines.models import extension
 from pipelines.models.lstm import build_lstm
-
-
-@pytest.fixture(scope="module")
-def samples(spark):
-    from pipelines.models.train import to_samples
-
-    x = np.random.default_rng(5).standard_normal((128, 12 * 3)).astype(np.float32)
-    labels = (x.reshape(128, 12, 3)[:, -3:, 0].sum(axis=1) > 0).astype(int)
-    windows = spark.createDataFrame([(row.tolist(), int(label)) for row, label in zip(x, labels)],
-                                    "features array<float>, label int").repartition(3)
-    rdd = to_samples(windows, length=12, n_features=3).cache()
-    yield rdd
-    rdd.unpersist()
 
 
 def _optim_method(name: str):
@@ -32,15 +19,15 @@ def _optim_method(name: str):
 
 
 @pytest.mark.parametrize("method", ["sgd", "adam"])
-def test_barrier_optimizer_reaches_distri_optimizers_weights(spark, samples, method):
+def test_barrier_optimizer_reaches_distri_optimizers_weights(spark, sequence_samples, method):
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer
+    from bigdl.dllib.optim.optimizer import MaxEpoch
 
     trained = {}
-    for engine, create in (("distri", Optimizer.create), ("barrier", barrier_optimizer)):
+    for engine in ("distri", "barrier"):
         model = build_lstm(3, hidden_size=8, seed=5, input_gradient=False)
-        optimizer = create(model=model, training_set=samples, criterion=ClassNLLCriterion(), end_trigger=MaxEpoch(8),
-                           batch_size=128, optim_method=_optim_method(method))
+        optimizer = extension.optimizer(engine, model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
+                                        end_trigger=MaxEpoch(8), batch_size=128, optim_method=_optim_method(method))
         if engine == "distri":
             getattr(optimizer.value, "compress_$eq")("none")  # DistriOptimizer sends FP16 gradients by default
         trained[engine] = optimizer.optimize().get_weights()
@@ -50,12 +37,31 @@ def test_barrier_optimizer_reaches_distri_optimizers_weights(spark, samples, met
         np.testing.assert_allclose(barrier, distri, rtol=0, atol=2e-5)
 
 
-def test_barrier_optimizer_refuses_a_batch_larger_than_the_data(spark, samples):
+def test_barrier_optimizer_refuses_a_batch_larger_than_the_data(spark, sequence_samples):
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import MaxEpoch
 
     model = build_lstm(3, hidden_size=4, seed=5, input_gradient=False)
-    optimizer = barrier_optimizer(model=model, training_set=samples, criterion=ClassNLLCriterion(),
-                                  end_trigger=MaxEpoch(1), batch_size=256, optim_method=_optim_method("sgd"))
+    optimizer = extension.optimizer("barrier", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
+                                    end_trigger=MaxEpoch(1), batch_size=256, optim_method=_optim_method("sgd"))
     with pytest.raises(Exception, match="larger than the 128 training samples"):
         optimizer.optimize()
+
+
+@pytest.mark.parametrize("features, label, message", [
+    ([0.5] * 5, 1, "a window has 5 values, not 12 x 3 = 36"),
+    ([0.5] * 36, 3, "a window's label is 3.0, not 0 or 1"),
+    (None, 0, "a window has no features or no label"),
+])
+def test_window_samples_refuse_a_malformed_window(spark, features, label, message):
+    windows = spark.createDataFrame([(features, label)], "features array<float>, label int")
+    with pytest.raises(Exception, match=message):
+        extension.window_samples(windows, length=12, n_features=3).count()
+
+
+def test_window_samples_hold_each_window_as_steps_by_features(spark):
+    values = [float(i) for i in range(36)]
+    windows = spark.createDataFrame([(values, 1)], "features array<float>, label int")
+    sample = extension.window_samples(windows, length=12, n_features=3).first()
+    assert [list(size) for size in sample.getFeatureSize()] == [[12, 3]]
+    assert list(sample.getData()) == [*values, 2.0]  # time-major features, then the class (label + 1)

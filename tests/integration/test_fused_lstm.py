@@ -119,26 +119,20 @@ def test_build_lstm_refuses_unknown_kind(spark):
         build_lstm(4, hidden_size=8, kind="cudnn")
 
 
-def test_distri_optimizer_trains_both_to_the_same_weights(spark):
+def test_distri_optimizer_trains_both_to_the_same_weights(spark, sequence_samples):
     """Full-batch SGD in DistriOptimizer (two replicas in local[2], so data order cannot differ): same weights."""
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import SGD, MaxEpoch, Optimizer
+    from bigdl.dllib.optim.optimizer import SGD, MaxEpoch
 
-    from pipelines.models.train import to_samples
+    from pipelines.models.extension import optimizer
 
-    x = np.random.default_rng(5).standard_normal((128, 12 * 3)).astype(np.float32)
-    labels = (x.reshape(128, 12, 3)[:, -3:, 0].sum(axis=1) > 0).astype(int)
-    windows = spark.createDataFrame([(row.tolist(), int(label)) for row, label in zip(x, labels)],
-                                    "features array<float>, label int").repartition(2)
-    samples = to_samples(windows, length=12, n_features=3).cache()
     trained = {}
     for kind in ("reference", "fused"):
         model = build_lstm(3, hidden_size=8, kind=kind, seed=5, input_gradient=False)
-        optimizer = Optimizer.create(model=model, training_set=samples, criterion=ClassNLLCriterion(),
-                                     optim_method=SGD(learningrate=0.5), end_trigger=MaxEpoch(8), batch_size=128)
-        trained[kind] = optimizer.optimize().get_weights()
+        distri = optimizer("distri", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
+                           optim_method=SGD(learningrate=0.5), end_trigger=MaxEpoch(8), batch_size=128)
+        trained[kind] = distri.optimize().get_weights()
     initial = build_lstm(3, hidden_size=8, kind="reference", seed=5).get_weights()
     assert max(float(np.abs(a - b).max()) for a, b in zip(trained["reference"], initial)) > 0.05
     for reference, fused in zip(trained["reference"], trained["fused"]):
         np.testing.assert_allclose(fused, reference, rtol=0, atol=1e-5)
-    samples.unpersist()

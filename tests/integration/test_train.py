@@ -50,9 +50,11 @@ def test_round_batch_size():
 
 
 @pytest.mark.slow
-def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, caplog):
+@pytest.mark.parametrize("engine, resume_engine", [("barrier", "distri"), ("distri", "barrier")])
+def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, caplog, engine, resume_engine):
+    """Either engine trains, checkpoints and resumes, and each resumes from the other's snapshots."""
     run_dir = str(tmp_path / "run")
-    config = TrainConfig(hidden_size=8, epochs=2, batch_size=64, learning_rate=0.02)
+    config = TrainConfig(engine=engine, hidden_size=8, epochs=2, batch_size=64, learning_rate=0.02)
     train, val = windows.where("device_id < 'd30'"), windows.where("device_id >= 'd30'")
     with caplog.at_level("INFO", logger=training.__name__):
         first = training.train_lstm(spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir)
@@ -72,7 +74,8 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     assert training.latest_checkpoint(spark, f"{run_dir}/checkpoints") is not None
 
     resumed = training.train_lstm(
-        spark, train, val, config=TrainConfig(hidden_size=8, epochs=4, batch_size=64, learning_rate=0.02),
+        spark, train, val,
+        config=TrainConfig(engine=resume_engine, hidden_size=8, epochs=4, batch_size=64, learning_rate=0.02),
         length=LENGTH, n_features=N_FEATURES, run_dir=run_dir, resume=True,
     )
     assert resumed.epochs == 4

@@ -6,20 +6,16 @@ import java.io.{ByteArrayInputStream, ByteArrayOutputStream, ObjectInputStream, 
 import java.text.SimpleDateFormat
 import java.util.Date
 
-import scala.collection.JavaConverters._
 import scala.collection.mutable.ArrayBuffer
 
 import com.intel.analytics.bigdl.dllib.feature.dataset.{DataSet, MiniBatch, Sample, SampleToMiniBatch}
 import com.intel.analytics.bigdl.dllib.nn.abstractnn.{AbstractCriterion, AbstractModule, Activity}
 import com.intel.analytics.bigdl.dllib.optim.parameters.ParameterProcessor
-import com.intel.analytics.bigdl.dllib.tensor.Tensor
 import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric.NumericFloat
 import com.intel.analytics.bigdl.dllib.utils.{Engine, T, Table}
-import com.intel.analytics.bigdl.dllib.utils.python.api.{PythonBigDL, Sample => PySample}
 import com.intel.analytics.bigdl.mkl.MKL
 import org.apache.logging.log4j.LogManager
-import org.apache.spark.{BarrierTaskContext, HashPartitioner, SparkException}
-import org.apache.spark.api.java.JavaRDD
+import org.apache.spark.{HashPartitioner, SparkException, TaskContext}
 import org.apache.spark.rdd.RDD
 import org.apache.spark.storage.StorageLevel
 
@@ -32,10 +28,10 @@ import org.apache.spark.storage.StorageLevel
  * iteration up to the next event (the end of an epoch that validates or checkpoints, or the end of training):
  * each task keeps its replica, its share of the data and a copy of the optimisers; after each backward pass the
  * tasks send their gradients to the driver's [[GradientHub]], which sums them in partition order and sends the
- * sums back, so that every replica takes the same step and stays bit-identical. Between jobs the driver holds the model and the
- * optimisers: it writes the summaries, validates and checkpoints as `DistriOptimizer` does (same tags, same
- * snapshot names), so resuming, TensorBoard and per-layer optimisers (LARS) work unchanged. A lost executor
- * fails the barrier job, and the driver reruns the whole stretch from its copy.
+ * sums back, so that every replica takes the same step and stays bit-identical. Between jobs the driver holds
+ * the model and the optimisers: it writes the summaries, validates and checkpoints as `DistriOptimizer` does
+ * (same tags, same snapshot names), so resuming, TensorBoard and per-layer optimisers (LARS) work unchanged.
+ * A lost executor fails the barrier job, and the driver reruns the whole stretch from its copy.
  */
 class BarrierOptimizer(
   trainingModel: AbstractModule[Activity, Activity, Float],
@@ -67,7 +63,8 @@ class BarrierOptimizer(
     state("score") = first.get[Float]("score").getOrElse(0f)
     val snapshotPath = checkpointPath.map(_ + "/" + new SimpleDateFormat("yyyyMMdd_HHmmss").format(new Date()))
     val weights = model.getParameters()._1
-    val driverHost = data.sparkContext.getConf.get("spark.driver.host", java.net.InetAddress.getLocalHost.getHostAddress)
+    val driverHost = data.sparkContext.getConf.get("spark.driver.host",
+      java.net.InetAddress.getLocalHost.getHostAddress)
     val hub = new GradientHub(driverHost, workers, weights.nElement())
     val seed = new java.util.Random().nextLong()
     var wallClock = 0L
@@ -78,11 +75,12 @@ class BarrierOptimizer(
           validationTrigger ++ checkpointTrigger, copyOf(state), batchSize, workers, numSamples, hub.address, hub.token,
           seed)
         val job = data.sparkContext.broadcast(plan)
-        val result = retrying(state[Int]("neval")) {
+        val result = retrying(state[Int]("neval"), hub) {
           data.barrier().mapPartitions(part => train(job.value, part)).collect().head
         }
         job.destroy()
-        System.arraycopy(result.weights, 0, weights.storage().array(), weights.storageOffset() - 1, result.weights.length)
+        System.arraycopy(result.weights, 0, weights.storage().array(), weights.storageOffset() - 1,
+          result.weights.length)
         optimMethods = result.optimMethods
         wallClock += System.nanoTime() - started
         val fired = result.steps.map(step => record(step, numSamples, wallClock)).last
@@ -101,7 +99,7 @@ class BarrierOptimizer(
    * Spark never reruns a failed barrier result stage (a lost executor, say): the driver reruns the stretch from
    * its own copy of the model, up to `bigdl.failure.retryTimes` times in a row, as DistriOptimizer retries.
    */
-  private def retrying[A](iteration: Int)(job: => A): A = {
+  private def retrying[A](iteration: Int, hub: GradientHub)(job: => A): A = {
     val attempts = System.getProperty("bigdl.failure.retryTimes", "5").toInt
     var failures = 0
     while (true) {
@@ -109,6 +107,7 @@ class BarrierOptimizer(
         return job
       } catch {
         case failure: SparkException if failures < attempts =>
+          hub.reset() // a task of the failed job may still wait for its sums (Spark does not interrupt it)
           failures += 1
           logger.warn(s"training from iteration $iteration failed ($failures of $attempts retries): " +
             s"${failure.getMessage.linesIterator.next()}; running it again")
@@ -177,17 +176,6 @@ class BarrierOptimizer(
 object BarrierOptimizer {
   private val logger = LogManager.getLogger(getClass)
 
-  /** For Python (through the JVM gateway), with the arguments of BigDL's `createDistriOptimizer`. */
-  def create(model: AbstractModule[Activity, Activity, Float], trainingRdd: JavaRDD[PySample],
-    criterion: AbstractCriterion[Activity, Activity, Float], optimMethods: java.util.Map[String, OptimMethod[Float]],
-    endTrigger: Trigger, batchSize: Int): BarrierOptimizer = {
-    val optimizer = new BarrierOptimizer(model, PythonBigDL.ofFloat().toJSample(trainingRdd.rdd), criterion,
-      batchSize)
-    optimizer.setOptimMethods(optimMethods.asScala.toMap)
-    optimizer.setEndWhen(endTrigger)
-    optimizer
-  }
-
   /** What each task of one barrier job starts from. */
   case class Stretch(
     model: AbstractModule[Activity, Activity, Float],
@@ -234,7 +222,9 @@ object BarrierOptimizer {
   }
 
   private def train(shared: Stretch, partition: Iterator[Sample[Float]]): Iterator[Result] = {
-    val context = BarrierTaskContext.get()
+    // Not BarrierTaskContext.get(): in Spark 3.5 that starts a non-daemon timer thread, which keeps a local-mode
+    // driver JVM (spark-submit --master local[N]) from exiting.
+    val context = TaskContext.get()
     MKL.setNumThreads(1)
     val plan = deepCopy(shared)
     val model = plan.model

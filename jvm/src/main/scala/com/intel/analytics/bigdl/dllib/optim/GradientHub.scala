@@ -26,18 +26,37 @@ class GradientHub(host: String, workers: Int, size: Int) extends AutoCloseable {
   thread.setDaemon(true)
   thread.start()
 
+  @volatile private var round = Array.empty[GradientHub.Peer]
+
+  /** Drops the current round: its tasks' next exchange fails, so that none outlives a failed job. */
+  def reset(): Unit = round.filter(_ != null).foreach(_.socket.close())
+
+  /** The task's partition, or -1 for a connection without the job's token (given up after a minute). */
+  private def introduction(peer: GradientHub.Peer): Int = {
+    try {
+      peer.socket.setSoTimeout(60000)
+      if (peer.in.readLong() != token) return -1
+      val partition = peer.in.readInt()
+      peer.socket.setSoTimeout(0)
+      partition
+    } catch {
+      case _: IOException => -1
+    }
+  }
+
   private def serve(): Unit = {
     val sums = new Array[Float](size + 1)
     val bytes = new Array[Byte](4 * (size + 1))
     while (!server.isClosed) {
       val peers = new Array[GradientHub.Peer](workers)
+      round = peers
       try {
         var joined = 0
         while (joined < workers) {
           val peer = GradientHub.Peer(server.accept())
-          if (peer.in.readLong() == token) {
-            val partition = peer.in.readInt()
-            require(partition >= 0 && partition < workers && peers(partition) == null, s"bad partition $partition")
+          val partition = introduction(peer)
+          if (partition >= 0) {
+            require(partition < workers && peers(partition) == null, s"bad partition $partition")
             peers(partition) = peer
             joined += 1
           } else {
@@ -72,6 +91,7 @@ class GradientHub(host: String, workers: Int, size: Int) extends AutoCloseable {
 
   override def close(): Unit = {
     server.close()
+    reset()
     thread.join(10000)
   }
 }
