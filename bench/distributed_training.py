@@ -1,4 +1,4 @@
-"""Distributed training on the standalone cluster: BigDL DistriOptimizer against PyTorch DDP (TorchDistributor).
+"""Distributed training on the standalone cluster: BigDL against PyTorch DDP (TorchDistributor).
 
     make bench-deps        # torch, once (requirements-bench.txt)
     .venv/bin/python -m bench.distributed_training [--train 6144] [--target-loss 0.35] [--max-epochs 12]
@@ -9,7 +9,8 @@ stopped afterwards when it is not already running), the same LSTM (`--length` x 
 one application at a time:
 
 - **bigdl**: the product's path, `pipelines.models.train.train_lstm`: Samples built on the executors from the
-  Parquet windows, one BigDL `DistriOptimizer` run (the fused LSTM unless `--lstm reference`) validating after every
+  Parquet windows, one BigDL run (the fused LSTM unless `--lstm reference`; the project's `BarrierOptimizer` unless
+  `--engine distri` for `DistriOptimizer`) validating after every
   epoch, over one executor (`spark.cores.max=1`) and over two; its global batch is `--bigdl-batch-size` (default
   `--batch-size`) with the learning rate scaled by `--lr-scaling`;
 - **torch_ddp**: PyTorch `DistributedDataParallel` (gloo, CPU, one thread per process) launched by Spark's own
@@ -86,7 +87,7 @@ def train_bigdl(args) -> dict:
     val = spark.read.parquet(f"file://{args.data}/val")
     n_train = train.count()
     config = TrainConfig(
-        lstm=args.lstm, hidden_size=args.hidden, optimizer="adam", learning_rate=args.learning_rate,
+        lstm=args.lstm, engine=args.engine, hidden_size=args.hidden, optimizer="adam", learning_rate=args.learning_rate,
         lr_scaling=args.lr_scaling, base_batch_size=args.batch_size,
         batch_size=args.bigdl_batch_size or args.batch_size, epochs=args.max_epochs, seed=args.seed,
     )
@@ -209,7 +210,7 @@ def run_worker(kind: str, executors: int, args) -> dict:
     command = [sys.executable, "-m", "bench.distributed_training", "--worker", kind, "--executors", str(executors),
                *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k in ("data", "train", "master", "length", "features", "hidden", "batch_size", "learning_rate",
-                          "max_epochs", "target_loss", "seed", "lstm", "bigdl_batch_size", "lr_scaling"))]
+                          "max_epochs", "target_loss", "seed", "lstm", "engine", "bigdl_batch_size", "lr_scaling"))]
     log = f"/tmp/bench-dist-{kind}-{executors}.log"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     with open(log, "w") as err:
@@ -276,6 +277,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_lstm_shape_options(parser)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--lstm", default="fused", choices=["fused", "reference"], help="BigDL's LSTM (train.lstm)")
+    parser.add_argument("--engine", default="barrier", choices=["barrier", "distri"],
+                        help="BigDL's training engine (train.engine)")
     parser.add_argument("--bigdl-batch-size", type=int, default=0,
                         help="BigDL's global batch (default: --batch-size); its learning rate follows --lr-scaling")
     parser.add_argument("--lr-scaling", default="none", choices=["none", "linear", "sqrt"],
