@@ -103,7 +103,8 @@ def train_lstm(
 
     from bigdl.dllib.utils.common import callBigDlFunc
 
-    batch_size = round_batch_size(config.batch_size, total_cores(spark))
+    cores = total_cores(spark)
+    batch_size = round_batch_size(config.batch_size, cores)
     checkpoint_dir = f"{run_dir}/checkpoints"
     snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
     if resume and snapshot is None:
@@ -136,8 +137,10 @@ def train_lstm(
 
     criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
     optimizer = extension.optimizer(
-        config.engine, model=model, samples=extension.window_samples(train, length=length, n_features=n_features),
-        criterion=criterion, optim_method=optim_method, end_trigger=MaxEpoch(config.epochs), batch_size=batch_size,
+        config.engine, model=model, criterion=criterion, optim_method=optim_method, end_trigger=MaxEpoch(config.epochs),
+        # one partition per core: BarrierOptimizer then keeps them as its replicas' shares
+        samples=extension.window_samples(train.repartition(cores), length=length, n_features=n_features),
+        batch_size=batch_size,
     )
     optim.set_gradient_clipping(optimizer, config)
     # Validation after every epoch on the executors; the AUCs are the project's own validation method.

@@ -46,13 +46,8 @@ class BarrierOptimizer(
   override def optimize(): AbstractModule[Activity, Activity, Float] = {
     val workers = Engine.nodeNumber() * Engine.coreNumber()
     require(batchSize % workers == 0, s"batch size $batchSize must be a multiple of the $workers cores")
-    // Dealt out in turn, so that the replicas' shares differ by one sample at most; the source is read once.
-    val persisted = samples.getStorageLevel == StorageLevel.NONE
-    val source = if (persisted) samples.persist(StorageLevel.MEMORY_ONLY) else samples
-    val data = source.zipWithIndex().map { case (sample, index) => ((index % workers).toInt, sample) }
-      .partitionBy(new HashPartitioner(workers)).values.persist(StorageLevel.MEMORY_ONLY)
+    val (data, release) = prepared(samples, workers)
     val numSamples = data.count()
-    if (persisted) source.unpersist(blocking = false)
     validationDataSet.foreach(_.toDistributed().cache())
     require(numSamples >= batchSize, s"batch size $batchSize is larger than the $numSamples training samples")
     val first = optimMethods.values.head.state
@@ -89,10 +84,30 @@ class BarrierOptimizer(
       }
     } finally {
       hub.close()
-      data.unpersist()
+      release()
       validationDataSet.foreach(_.toDistributed().unpersist())
     }
     model
+  }
+
+  /**
+   * The training Samples cached with one partition per replica, and how to release them. Partitions are kept when
+   * there are as many (a DataFrame repartitioned by rows, say); otherwise the Samples are dealt out in turn, so
+   * that the replicas' shares differ by one sample at most (the source is read once).
+   */
+  private def prepared(samples: RDD[Sample[Float]], workers: Int): (RDD[Sample[Float]], () => Unit) = {
+    if (samples.getNumPartitions == workers) {
+      if (samples.getStorageLevel != StorageLevel.NONE) return (samples, () => ())
+      val data = samples.persist(StorageLevel.MEMORY_ONLY)
+      return (data, () => data.unpersist())
+    }
+    val persisted = samples.getStorageLevel == StorageLevel.NONE
+    val source = if (persisted) samples.persist(StorageLevel.MEMORY_ONLY) else samples
+    val data = source.zipWithIndex().map { case (sample, index) => ((index % workers).toInt, sample) }
+      .partitionBy(new HashPartitioner(workers)).values.persist(StorageLevel.MEMORY_ONLY)
+    data.count()
+    if (persisted) source.unpersist(blocking = false)
+    (data, () => data.unpersist())
   }
 
   /**
