@@ -48,8 +48,11 @@ class BarrierOptimizer(
     require(batchSize % workers == 0, s"batch size $batchSize must be a multiple of the $workers cores")
     val (data, release) = prepared(samples, workers)
     val numSamples = data.count()
+    if (numSamples < batchSize) {
+      release()
+      throw new IllegalArgumentException(s"batch size $batchSize is larger than the $numSamples training samples")
+    }
     validationDataSet.foreach(_.toDistributed().cache())
-    require(numSamples >= batchSize, s"batch size $batchSize is larger than the $numSamples training samples")
     val first = optimMethods.values.head.state
     state("epoch") = first.get[Int]("epoch").getOrElse(1)
     state("neval") = first.get[Int]("neval").getOrElse(1)
