@@ -270,11 +270,13 @@ class EpochProgress:
     def _log_new(self) -> None:
         epochs = self.epochs()
         checkpointed = self.checkpointed()
+        train_loss = None  # read once, when an epoch is to be logged
         while self.logged < checkpointed and self._complete(epochs.get(self.logged + 1)):
             self.logged += 1
             values = epochs[self.logged]
-            losses = [v for step, v, _ in self.train_summary.read_scalar("Loss")
-                      if int(step) <= self.logged * self.iterations_per_epoch]
+            if train_loss is None:
+                train_loss = [(int(step), v) for step, v, _ in self.train_summary.read_scalar("Loss")]
+            losses = [v for step, v in train_loss if step <= self.logged * self.iterations_per_epoch]
             done = self.logged - self.first_epoch + 1
             elapsed = values["time"] - self.started
             log.info(

@@ -259,7 +259,7 @@ object BarrierOptimizer {
     }
     val endWhen = plan.endWhen
     val events = plan.events.toArray
-    val state = copyOf(plan.state)
+    val state = plan.state
     val local = partition.toArray
     require(local.nonEmpty, s"partition ${context.partitionId()} of the training data is empty")
     val localBatch = plan.batchSize / plan.workers
