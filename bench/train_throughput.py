@@ -11,7 +11,7 @@ same number of samples, on the same two cores:
 - **bigdl**: the project's path: `pipelines.models.lstm.build_lstm` trained by the project's `BarrierOptimizer`
   (`train.engine: barrier`; `engine=distri` for BigDL's `DistriOptimizer`) in Spark `local[2]` started by
   `pipelines.context.get_or_create`, on Samples built on the executors by
-  `pipelines.models.extension.window_samples` (on the JVM) from a DataFrame of windows (generated on the executors);
+  `pipelines.models.extension.samples` (on the JVM) from a DataFrame of windows (generated on the executors);
 - **torch**: `torch.nn.LSTM` + `Linear`, one process, `torch.set_num_threads(2)`;
 - **tf**: `tf.keras` `LSTM` + `Dense`, one process, 2 intra-op threads, `model.fit`.
 
@@ -155,7 +155,7 @@ class BigDLPeer:
         rows = spark.sparkContext.range(args.samples, numSlices=args.partitions).mapPartitions(generate)
         windows = spark.createDataFrame(rows, "features array<float>, label int").cache()
         windows.count()
-        samples = extension.window_samples(windows, length=length, n_features=n_features).cache()
+        samples = extension.samples(windows, shape=(length, n_features)).cache()
         samples.count()
         model = build_lstm(n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"), input_gradient=False)
         if settings.get("ntc"):

@@ -192,7 +192,7 @@ class EegPairingConfig:
     hidden_size: int = 16
     epochs: int = 30
     batch_size: int = 256
-    learning_rate: float = 0.03
+    learning_rate: float = 0.01
     model: str = "bigdl"
 
 

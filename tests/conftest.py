@@ -35,13 +35,13 @@ def sequence_samples(spark):
     """128 Samples (a JVM RDD) of 12 steps x 3 features, labelled by the sum of the last 3 values of feature 0."""
     import numpy as np
 
-    from pipelines.models.extension import window_samples
+    from pipelines.models.extension import samples as jvm_samples
 
     x = np.random.default_rng(5).standard_normal((128, 12 * 3)).astype(np.float32)
     labels = (x.reshape(128, 12, 3)[:, -3:, 0].sum(axis=1) > 0).astype(int)
     windows = spark.createDataFrame([(row.tolist(), int(label)) for row, label in zip(x, labels)],
                                     "features array<float>, label int").repartition(3)
-    samples = window_samples(windows, length=12, n_features=3).cache()
+    samples = jvm_samples(windows, shape=(12, 3)).cache()
     yield samples
     samples.unpersist(False)
 

@@ -6,7 +6,7 @@
    accession number), a day within the report's dates +- `date_window_days`, or (for a report without
    dates) the birth year and sex.
 3. Features: agreement of the two sides, each in [-1, 1] (see `FEATURES`).
-4. Classifiers: a BigDL multilayer perceptron trained with `DistriOptimizer` on an RDD of `Sample`s built on
+4. Classifiers: a BigDL multilayer perceptron trained with the project's `BarrierOptimizer` on `Sample`s built on
    the executors, and a Spark ML logistic regression on the same features for comparison.
 5. Assignment: each file goes to its most probable report when that is above the threshold and clearly ahead
    of the runner-up; a report keeps the files of one session (files chained within `max_session_gap_hours`).
@@ -306,31 +306,31 @@ def _samples(rows: Iterable) -> Iterator:
 
 
 def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConfig):
-    """The MLP trained by `DistriOptimizer` on Samples built on the executors; returns the trained model."""
+    """The MLP trained by the project's `BarrierOptimizer` on Samples built on the executors; returns the trained
+    model. The data order follows BigDL's seeded generator, so that a run repeats itself."""
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import Adam, MaxEpoch, Optimizer
+    from bigdl.dllib.optim.optimizer import Adam, MaxEpoch
 
     from pipelines.context import total_cores
+    from pipelines.models import extension
     from pipelines.models.train import round_batch_size
 
     rows = labelled.select("features", "label")
     positives, total = rows.agg(F.sum("label"), F.count(F.lit(1))).first()
     # Weight the classes so that links and non-links count alike in the loss.
     weights = np.array([total / max(2 * (total - positives), 1), total / max(2 * positives, 1)], dtype=np.float32)
-    samples = rows.rdd.mapPartitions(_samples).cache()
     batch = round_batch_size(config.batch_size, total_cores(spark))
     log.info("training the pairing MLP on %d pairs (%d links), batch %d, %d epochs", total, positives, batch, config.epochs)
-    optimizer = Optimizer.create(
+    optimizer = extension.optimizer(
+        "barrier",
         model=build_mlp(len(FEATURES), config.hidden_size),
-        training_set=samples,
+        samples=extension.samples(rows, shape=(len(FEATURES),)),
         criterion=ClassNLLCriterion(weights=weights),
         optim_method=Adam(learningrate=config.learning_rate),
         end_trigger=MaxEpoch(config.epochs),
         batch_size=batch,
     )
-    model = optimizer.optimize()
-    samples.unpersist()
-    return model
+    return optimizer.optimize()
 
 
 def predict_bigdl(model, features: DataFrame, *, batch_size: int = 256) -> DataFrame:
@@ -542,7 +542,8 @@ def fit_models(spark: SparkSession, labelled: DataFrame, config: EegPairingConfi
     """(BigDL MLP, Spark ML logistic regression), both trained on the same augmented pairs."""
     from bigdl.dllib.utils.common import RNG
 
-    data = augment(labelled, copies=augment_copies, seed=seed).cache()
+    # Sorted first: the augmented copies and the training order then depend on the seed alone.
+    data = augment(labelled.orderBy("report_id", "edf_file"), copies=augment_copies, seed=seed).cache()
     RNG().set_seed(seed)
     mlp = train_bigdl(spark, data, config)
     logreg = train_logreg(data)

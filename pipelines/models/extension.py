@@ -38,14 +38,20 @@ def binary_auc(curve: str):
     return JavaValue(_project_class("pipelines.optim.BinaryAUC").create(curve), "float")
 
 
-def window_samples(windows, *, length: int, n_features: int):
-    """The windows (`features` length x n_features, `label` 0/1) as a JVM RDD of BigDL Samples (label 1/2), built
-    on the executors from the rows: no Python workers, no pickling. A handle for `optimizer` and `set_validation`."""
-    return _project_class("pipelines.optim.Training").windowSamples(windows._jdf, length, n_features)
+def samples(frame, *, shape: tuple[int, ...]):
+    """The rows (`features`: an array of the product of `shape` values, row-major; `label` 0/1) as a JVM RDD of BigDL
+    Samples (a `shape` tensor, label 1/2), built on the executors from the rows: no Python workers, no pickling. A
+    handle for `optimizer` and `set_validation`. Windows are (length, n_features)."""
+    from bigdl.dllib.utils.common import get_spark_context
+
+    dims = get_spark_context()._gateway.new_array(get_spark_context()._jvm.int, len(shape))
+    for i, n in enumerate(shape):
+        dims[i] = int(n)
+    return _project_class("pipelines.optim.Training").samples(frame._jdf, dims)
 
 
 def optimizer(engine: str, *, model, samples, criterion, optim_method, end_trigger, batch_size: int):
-    """A BigDL optimizer over `window_samples`, with BigDL's Python optimizer API (summaries, checkpoints, clipping).
+    """A BigDL optimizer over `samples`, with BigDL's Python optimizer API (summaries, checkpoints, clipping).
 
     `engine` is `barrier` (the project's BarrierOptimizer: one Spark barrier job per stretch between validations and
     checkpoints, gradients summed by a hub in the driver) or `distri` (BigDL's DistriOptimizer: two Spark jobs per
@@ -65,7 +71,7 @@ def optimizer(engine: str, *, model, samples, criterion, optim_method, end_trigg
 
 
 def set_validation(optimizer, *, samples, trigger, methods: list, batch_size: int) -> None:
-    """Validate on `window_samples` whenever `trigger` fires, with BigDL validation methods."""
+    """Validate on `samples` whenever `trigger` fires, with BigDL validation methods."""
     from bigdl.dllib.utils.common import _py2java, get_spark_context
 
     gateway = get_spark_context()._gateway

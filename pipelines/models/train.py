@@ -139,13 +139,13 @@ def train_lstm(
     optimizer = extension.optimizer(
         config.engine, model=model, criterion=criterion, optim_method=optim_method, end_trigger=MaxEpoch(config.epochs),
         # one partition per core: BarrierOptimizer then keeps them as its replicas' shares
-        samples=extension.window_samples(train.repartition(cores), length=length, n_features=n_features),
+        samples=extension.samples(train.repartition(cores), shape=(length, n_features)),
         batch_size=batch_size,
     )
     optim.set_gradient_clipping(optimizer, config)
     # Validation after every epoch on the executors; the AUCs are the project's own validation method.
     extension.set_validation(
-        optimizer, samples=extension.window_samples(validation, length=length, n_features=n_features),
+        optimizer, samples=extension.samples(validation, shape=(length, n_features)),
         trigger=EveryEpoch(), batch_size=batch_size,
         methods=[Top1Accuracy(), Loss(ClassNLLCriterion()), extension.binary_auc("roc"), extension.binary_auc("pr")],
     )

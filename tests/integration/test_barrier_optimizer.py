@@ -49,19 +49,27 @@ def test_barrier_optimizer_refuses_a_batch_larger_than_the_data(spark, sequence_
 
 
 @pytest.mark.parametrize("features, label, message", [
-    ([0.5] * 5, 1, "a window has 5 values, not 12 x 3 = 36"),
-    ([0.5] * 36, 3, "a window's label is 3.0, not 0 or 1"),
-    (None, 0, "a window has no features or no label"),
+    ([0.5] * 5, 1, "a row has 5 values, not 12 x 3 = 36"),
+    ([0.5] * 36, 3, "a row's label is 3.0, not 0 or 1"),
+    (None, 0, "a row has no features or no label"),
+    ([0.5] * 35 + [None], 0, "a row's features hold a null"),
 ])
-def test_window_samples_refuse_a_malformed_window(spark, features, label, message):
+def test_samples_refuse_a_malformed_row(spark, features, label, message):
     windows = spark.createDataFrame([(features, label)], "features array<float>, label int")
     with pytest.raises(Exception, match=message):
-        extension.window_samples(windows, length=12, n_features=3).count()
+        extension.samples(windows, shape=(12, 3)).count()
 
 
-def test_window_samples_hold_each_window_as_steps_by_features(spark):
+def test_samples_hold_each_window_as_steps_by_features(spark):
     values = [float(i) for i in range(36)]
     windows = spark.createDataFrame([(values, 1)], "features array<float>, label int")
-    sample = extension.window_samples(windows, length=12, n_features=3).first()
+    sample = extension.samples(windows, shape=(12, 3)).first()
     assert [list(size) for size in sample.getFeatureSize()] == [[12, 3]]
     assert list(sample.getData()) == [*values, 2.0]  # time-major features, then the class (label + 1)
+
+
+def test_samples_take_double_vectors(spark):
+    rows = spark.createDataFrame([([0.25, -1.5, 3.0], 0)], "features array<double>, label long")
+    sample = extension.samples(rows, shape=(3,)).first()
+    assert [list(size) for size in sample.getFeatureSize()] == [[3]]
+    assert list(sample.getData()) == [0.25, -1.5, 3.0, 1.0]

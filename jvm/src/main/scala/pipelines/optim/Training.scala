@@ -17,19 +17,27 @@ import org.apache.spark.sql.DataFrame
 object Training {
 
   /**
-   * Window rows (`features`: array<float> of length x features, time-major; `label`: 0 or 1) as Samples of a
-   * (length, features) tensor and the class 1 or 2.
+   * Labelled rows (`features`: array<float> or array<double> of the product of `shape` values, row-major;
+   * `label`: 0 or 1) as Samples of a `shape` tensor and the class 1 or 2: windows are (length, features).
    */
-  def windowSamples(windows: DataFrame, length: Int, features: Int): RDD[Sample[Float]] = {
-    val size = length * features
-    windows.select("features", "label").rdd.map { row =>
-      require(!row.isNullAt(0) && !row.isNullAt(1), "a window has no features or no label")
-      val values = row.getSeq[Float](0)
-      require(values.length == size, s"a window has ${values.length} values, not $length x $features = $size")
+  def samples(frame: DataFrame, shape: Array[Int]): RDD[Sample[Float]] = {
+    require(shape.nonEmpty && shape.forall(_ > 0), s"a sample's shape must be positive, not (${shape.mkString(", ")})")
+    val size = shape.product
+    val described = shape.mkString(" x ")
+    frame.select("features", "label").rdd.map { row =>
+      require(!row.isNullAt(0) && !row.isNullAt(1), "a row has no features or no label")
+      val values = row.getSeq[Number](0)
+      require(values.length == size, s"a row has ${values.length} values, not $described = $size")
       val label = row.getAs[Number](1).floatValue()
-      require(label == 0f || label == 1f, s"a window's label is $label, not 0 or 1")
-      val x = Tensor[Float](length, features)
-      values.copyToArray(x.storage().array())
+      require(label == 0f || label == 1f, s"a row's label is $label, not 0 or 1")
+      val x = Tensor[Float](shape)
+      val data = x.storage().array()
+      var i = 0
+      values.foreach { value =>
+        require(value != null, "a row's features hold a null")
+        data(i) = value.floatValue()
+        i += 1
+      }
       val y = Tensor[Float](1)
       y.setValue(1, label + 1f)
       Sample(x, y)

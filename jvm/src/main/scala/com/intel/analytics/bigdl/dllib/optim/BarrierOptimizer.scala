@@ -12,7 +12,7 @@ import com.intel.analytics.bigdl.dllib.feature.dataset.{DataSet, MiniBatch, Samp
 import com.intel.analytics.bigdl.dllib.nn.abstractnn.{AbstractCriterion, AbstractModule, Activity}
 import com.intel.analytics.bigdl.dllib.optim.parameters.ParameterProcessor
 import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric.NumericFloat
-import com.intel.analytics.bigdl.dllib.utils.{Engine, T, Table}
+import com.intel.analytics.bigdl.dllib.utils.{Engine, RandomGenerator, T, Table}
 import com.intel.analytics.bigdl.mkl.MKL
 import org.apache.logging.log4j.LogManager
 import org.apache.spark.{HashPartitioner, SparkException, TaskContext}
@@ -64,7 +64,8 @@ class BarrierOptimizer(
     val driverHost = data.sparkContext.getConf.get("spark.driver.host",
       java.net.InetAddress.getLocalHost.getHostAddress)
     val hub = new GradientHub(driverHost, workers, weights.nElement())
-    val seed = new java.util.Random().nextLong()
+    // The data order follows BigDL's generator, so that a seeded run (RNG().set_seed in Python) repeats itself.
+    val seed = (RandomGenerator.RNG.random().toLong << 32) ^ (RandomGenerator.RNG.random().toLong & 0xffffffffL)
     var wallClock = 0L
     try {
       while (!endWhen(state)) {
