@@ -33,6 +33,7 @@ class TrainResult:
     learning_rate: dict
     learning_rates: list[tuple[int, float]]
     epoch_seconds: list[float]
+    train_seconds: list[float]
 
 
 def sample_builder(length: int, n_features: int):
@@ -90,12 +91,40 @@ def train_lstm(
     run_dir: str,
     resume: bool = False,
 ) -> TrainResult:
-    """Train the LSTM with one DistriOptimizer run, validating, summarising and checkpointing every epoch.
+    """Train the LSTM with one optimize() run (`config.engine`), validating, summarising and checkpointing every
+    epoch.
 
     Validation after each epoch, by BigDL on the executors: Top1Accuracy, Loss, and the project's ROC-AUC and
     PR-AUC; each epoch is logged as BigDL's summaries record it. With `resume`, training continues from the
     newest checkpoint in `run_dir/checkpoints`, and `config.epochs` counts the epochs already done.
     """
+    cores = total_cores(spark)
+    batch_size = round_batch_size(config.batch_size, cores)
+    checkpoint_dir = f"{run_dir}/checkpoints"
+    snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
+    if resume and snapshot is None:
+        raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
+    # The Samples are built and cached on the executors before training: the windows are read once, and the
+    # epochs' clock starts with the data in memory.
+    started = time.time()
+    train_samples = extension.samples(train.repartition(cores), shape=(length, n_features)).cache()
+    val_samples = extension.samples(validation, shape=(length, n_features)).cache()
+    try:
+        n_train, n_val = train_samples.count(), val_samples.count()
+        log.info("%d training and %d validation windows cached as Samples on the executors in %.1f s",
+                 n_train, n_val, time.time() - started)
+        if n_train < batch_size:
+            raise ValueError(f"batch size {batch_size} is larger than the {n_train} training windows")
+        return _train(spark, train_samples, val_samples, n_train=n_train, n_features=n_features, config=config,
+                      batch_size=batch_size, snapshot=snapshot, checkpoint_dir=checkpoint_dir, run_dir=run_dir)
+    finally:
+        train_samples.unpersist(False)
+        val_samples.unpersist(False)
+
+
+def _train(spark: SparkSession, train_samples, val_samples, *, n_train: int, n_features: int, config: TrainConfig,
+           batch_size: int, snapshot, checkpoint_dir: str, run_dir: str) -> TrainResult:
+    """`train_lstm` on cached Samples."""
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
         EveryEpoch, Loss, MaxEpoch, OptimMethod, SeveralIteration, Top1Accuracy, TrainSummary, ValidationSummary,
@@ -103,15 +132,6 @@ def train_lstm(
 
     from bigdl.dllib.utils.common import callBigDlFunc
 
-    cores = total_cores(spark)
-    batch_size = round_batch_size(config.batch_size, cores)
-    checkpoint_dir = f"{run_dir}/checkpoints"
-    snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
-    if resume and snapshot is None:
-        raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
-    n_train = train.count()
-    if n_train < batch_size:
-        raise ValueError(f"batch size {batch_size} is larger than the {n_train} training windows")
     iterations_per_epoch = max(math.ceil(n_train / batch_size), 1)
     if snapshot:
         model = load_checkpoint_model(snapshot[0])
@@ -138,14 +158,13 @@ def train_lstm(
     criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
     optimizer = extension.optimizer(
         config.engine, model=model, criterion=criterion, optim_method=optim_method, end_trigger=MaxEpoch(config.epochs),
-        # one partition per core: BarrierOptimizer then keeps them as its replicas' shares
-        samples=extension.samples(train.repartition(cores), shape=(length, n_features)),
+        samples=train_samples,  # one partition per core: BarrierOptimizer keeps them as its replicas' shares
         batch_size=batch_size,
     )
     optim.set_gradient_clipping(optimizer, config)
     # Validation after every epoch on the executors; the AUCs are the project's own validation method.
     extension.set_validation(
-        optimizer, samples=extension.samples(validation, shape=(length, n_features)),
+        optimizer, samples=val_samples,
         trigger=EveryEpoch(), batch_size=batch_size,
         methods=[Top1Accuracy(), Loss(ClassNLLCriterion()), extension.binary_auc("roc"), extension.binary_auc("pr")],
     )
@@ -194,6 +213,7 @@ def train_lstm(
         },
         learning_rate=plan,
         epoch_seconds=progress.epoch_seconds(epochs),
+        train_seconds=progress.train_seconds(epochs),
         learning_rates=[(int(step), abs(float(value))) for step, value, _ in train_summary.read_scalar("LearningRate")],
     )
 
@@ -266,6 +286,19 @@ class EpochProgress:
         ends = [values["time"] for epoch, values in sorted(epochs.items())
                 if epoch >= self.first_epoch and values["time"] >= self.started]
         return [round(end - start, 3) for start, end in zip([self.started, *ends[:-1]], ends)]
+
+    def train_seconds(self, epochs: dict[int, dict[str, float]]) -> list[float]:
+        """Wall seconds of each epoch of this call without its validation: from the previous epoch's validation
+        (or the call's start) to the summary of the epoch's last iteration. (DistriOptimizer writes that summary
+        after validating: there the figure includes the validation.)"""
+        walls = {int(step): float(wall) for step, _, wall in self.train_summary.read_scalar("Loss")}
+        ours = [(epoch, values["time"]) for epoch, values in sorted(epochs.items())
+                if epoch >= self.first_epoch and values["time"] >= self.started]
+        out, start = [], self.started
+        for epoch, validated in ours:
+            out.append(round(min(walls.get(epoch * self.iterations_per_epoch, validated), validated) - start, 3))
+            start = validated
+        return out
 
     def _log_new(self) -> None:
         epochs = self.epochs()

@@ -37,6 +37,31 @@ def test_barrier_optimizer_reaches_distri_optimizers_weights(spark, sequence_sam
         np.testing.assert_allclose(barrier, distri, rtol=0, atol=2e-5)
 
 
+def test_barrier_optimizers_validation_equals_the_trained_models_own_scores(spark, sequence_samples, tmp_path):
+    """Validation runs in the Samples' own partitions (three here, on two cores): loss and accuracy equal what
+    the trained model gives on the same windows."""
+    from bigdl.dllib.nn.criterion import ClassNLLCriterion
+    from bigdl.dllib.optim.optimizer import EveryEpoch, Loss, MaxEpoch, Top1Accuracy, ValidationSummary
+
+    model = build_lstm(3, hidden_size=8, seed=5, input_gradient=False)
+    optimizer = extension.optimizer("barrier", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
+                                    end_trigger=MaxEpoch(2), batch_size=32, optim_method=_optim_method("adam"))
+    extension.set_validation(optimizer, samples=sequence_samples, trigger=EveryEpoch(), batch_size=10,
+                             methods=[Top1Accuracy(), Loss(ClassNLLCriterion())])
+    summary = ValidationSummary(log_dir=str(tmp_path), app_name="validation")
+    optimizer.set_val_summary(summary)
+    trained = optimizer.optimize()
+
+    # The fixture's windows, rebuilt: 128 x 12 steps x 3 features, labelled by the last 3 values of feature 0.
+    x = np.random.default_rng(5).standard_normal((128, 12 * 3)).astype(np.float32).reshape(128, 12, 3)
+    labels = (x[:, -3:, 0].sum(axis=1) > 0).astype(int)
+    log_probs = trained.predict_local(x)
+    assert [step for step, _, _ in summary.read_scalar("Loss")] == [4, 8]
+    assert summary.read_scalar("Loss")[-1][1] == pytest.approx(-log_probs[np.arange(128), labels].mean(), abs=1e-5)
+    accuracy = float((log_probs.argmax(axis=1) == labels).mean())
+    assert summary.read_scalar("Top1Accuracy")[-1][1] == pytest.approx(accuracy, abs=1e-6)
+
+
 def test_barrier_optimizer_refuses_a_batch_larger_than_the_data(spark, sequence_samples):
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import MaxEpoch

@@ -76,14 +76,15 @@ def test_sgd_follows_linear_scaling_warm_up_then_poly_decay(spark, windows, tmp_
 def test_lars_through_the_jvm_trains_checkpoints_each_layer_and_resumes(spark, windows, tmp_path):
     config = TrainConfig(
         hidden_size=8, epochs=2, batch_size=64, optimizer="lars", learning_rate=0.05, lr_scaling="linear",
-        base_batch_size=32, warmup_epochs=1, schedule="poly", momentum=0.9, lars_trust=1.0,
+        base_batch_size=32, warmup_epochs=1, schedule="poly", momentum=0.9, lars_trust=1.0, seed=3,
     )
     train, val = windows.where("device_id < 'd24'"), windows.where("device_id >= 'd24'")
     run_dir = str(tmp_path / "run")
     result = training.train_lstm(spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir)
     assert result.epochs == 2
     losses = [v for _, v in result.train_loss]
-    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    epoch = len(losses) // 2  # single iterations are noisy at LARS's peak rate: compare the epochs' means
+    assert np.mean(losses[epoch:]) < 0.8 * np.mean(losses[:epoch])
     assert result.validation["roc_auc"][-1][1] > 0.7
 
     # One LarsSGD per layer with parameters, all saved, all reloaded on resume.

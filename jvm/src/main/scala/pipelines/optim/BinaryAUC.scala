@@ -79,10 +79,22 @@ class BinaryAUCResult(val curve: String, val positives: Array[Long], val negativ
   override def +(other: ValidationResult): ValidationResult = {
     val that = other.asInstanceOf[BinaryAUCResult]
     require(that.curve == curve && that.positives.length == positives.length, "BinaryAUC: results differ in kind")
-    new BinaryAUCResult(curve, positives.zip(that.positives).map(p => p._1 + p._2),
-      negatives.zip(that.negatives).map(n => n._1 + n._2))
+    new BinaryAUCResult(curve, BinaryAUCResult.sum(positives, that.positives),
+      BinaryAUCResult.sum(negatives, that.negatives))
   }
 
   override def format(): String =
     s"${BinaryAUC.name(curve)}: ${area} (${positives.sum} positives, ${negatives.sum} negatives)"
+}
+
+object BinaryAUCResult {
+  private def sum(a: Array[Long], b: Array[Long]): Array[Long] = {
+    val out = new Array[Long](a.length)
+    var i = 0
+    while (i < a.length) {
+      out(i) = a(i) + b(i)
+      i += 1
+    }
+    out
+  }
 }

@@ -43,6 +43,15 @@ class BarrierOptimizer(
 
   import BarrierOptimizer._
 
+  /** The validation Samples as given, with the global batch size: validated in their own partitions. */
+  private var validationSamples: Option[(RDD[Sample[Float]], Int)] = None
+
+  override def setValidation(trigger: Trigger, sampleRDD: RDD[Sample[Float]],
+    vMethods: Array[ValidationMethod[Float]], batchSize: Int): this.type = {
+    validationSamples = Some((sampleRDD, batchSize))
+    super.setValidation(trigger, sampleRDD, vMethods, batchSize)
+  }
+
   override def optimize(): AbstractModule[Activity, Activity, Float] = {
     val workers = Engine.nodeNumber() * Engine.coreNumber()
     require(batchSize % workers == 0, s"batch size $batchSize must be a multiple of the $workers cores")
@@ -52,7 +61,9 @@ class BarrierOptimizer(
       release()
       throw new IllegalArgumentException(s"batch size $batchSize is larger than the $numSamples training samples")
     }
-    validationDataSet.foreach(_.toDistributed().cache())
+    require(validationDataSet.isEmpty || validationSamples.isDefined,
+      "BarrierOptimizer validates on an RDD of Samples: setValidation(trigger, samples, methods, batchSize)")
+    val releaseValidation = validationSamples.map { case (rdd, _) => cached(rdd) }.getOrElse(() => ())
     val first = optimMethods.values.head.state
     state("epoch") = first.get[Int]("epoch").getOrElse(1)
     state("neval") = first.get[Int]("neval").getOrElse(1)
@@ -89,7 +100,7 @@ class BarrierOptimizer(
     } finally {
       hub.close()
       release()
-      validationDataSet.foreach(_.toDistributed().unpersist())
+      releaseValidation()
     }
     model
   }
@@ -100,11 +111,7 @@ class BarrierOptimizer(
    * that the replicas' shares differ by one sample at most (the source is read once).
    */
   private def prepared(samples: RDD[Sample[Float]], workers: Int): (RDD[Sample[Float]], () => Unit) = {
-    if (samples.getNumPartitions == workers) {
-      if (samples.getStorageLevel != StorageLevel.NONE) return (samples, () => ())
-      val data = samples.persist(StorageLevel.MEMORY_ONLY)
-      return (data, () => data.unpersist())
-    }
+    if (samples.getNumPartitions == workers) return (samples, cached(samples))
     val persisted = samples.getStorageLevel == StorageLevel.NONE
     val source = if (persisted) samples.persist(StorageLevel.MEMORY_ONLY) else samples
     val data = source.zipWithIndex().map { case (sample, index) => ((index % workers).toInt, sample) }
@@ -112,6 +119,13 @@ class BarrierOptimizer(
     data.count()
     if (persisted) source.unpersist(blocking = false)
     (data, () => data.unpersist())
+  }
+
+  /** Persists `samples` unless they are already; how to release what was persisted here. */
+  private def cached(samples: RDD[Sample[Float]]): () => Unit = {
+    if (samples.getStorageLevel != StorageLevel.NONE) return () => ()
+    samples.persist(StorageLevel.MEMORY_ONLY)
+    () => samples.unpersist(blocking = false)
   }
 
   /**
@@ -160,12 +174,16 @@ class BarrierOptimizer(
   private def validate(): Unit = {
     if (validationDataSet.isEmpty || validationMethods.isEmpty) return
     val methods = validationMethods.get
-    val job = samples.sparkContext.broadcast((model, methods))
-    val results = validationDataSet.get.toDistributed().data(train = false).mapPartitions { batches =>
+    val (rows, globalBatch) = validationSamples.get
+    val perTask = math.max(1, globalBatch / (Engine.nodeNumber() * Engine.coreNumber()))
+    val job = rows.sparkContext.broadcast((model, methods))
+    val results = rows.mapPartitions { part =>
       val (template, shared) = job.value
       val replica = template.cloneModule().evaluate()
       val local = shared.map(_.clone())
-      batches.map { batch =>
+      val batch = MiniBatch[Float](1, 1) // not SampleToMiniBatch: it asks BigDL's Engine, unset on executors
+      part.grouped(perTask).map { group =>
+        batch.set(group)
         val output = replica.forward(batch.getInput())
         local.map(_.apply(output, batch.getTarget()))
       }
