@@ -62,6 +62,22 @@ def test_barrier_optimizers_validation_equals_the_trained_models_own_scores(spar
     assert summary.read_scalar("Top1Accuracy")[-1][1] == pytest.approx(accuracy, abs=1e-6)
 
 
+def test_a_seeded_barrier_run_repeats_itself(spark, sequence_samples):
+    """The data order follows BigDL's seeded generator: the same seed gives the same weights, another seed others."""
+    from bigdl.dllib.nn.criterion import ClassNLLCriterion
+    from bigdl.dllib.optim.optimizer import MaxEpoch
+
+    def run(seed: int):
+        model = build_lstm(3, hidden_size=4, seed=seed, input_gradient=False)
+        optimizer = extension.optimizer("barrier", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
+                                        end_trigger=MaxEpoch(2), batch_size=16, optim_method=_optim_method("sgd"))
+        return np.concatenate([w.ravel() for w in optimizer.optimize().get_weights()])
+
+    first, again, other = run(5), run(5), run(6)
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).max() > 1e-3
+
+
 def test_barrier_optimizer_refuses_a_batch_larger_than_the_data(spark, sequence_samples):
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import MaxEpoch
