@@ -1,4 +1,4 @@
-"""Fine-tune an imported TensorFlow model on the windows with DistriOptimizer, save it, evaluate it.
+"""Fine-tune an imported TensorFlow model on the windows (the project's training engine), save it, evaluate it.
 
     python -m jobs.finetune_tf --windows OUT/windows --run-dir OUT/run --model M.pb [--bin M.bin] \
         [--head replace|append] [--freeze PREFIX ...] [--epochs N]

@@ -1,4 +1,4 @@
-"""Train the BigDL LSTM on Parquet windows with DistriOptimizer; checkpoints every epoch, --resume continues.
+"""Train the BigDL LSTM on Parquet windows; checkpoints every epoch, --resume continues.
 
     python -m jobs.train_lstm --windows OUT/windows --run-dir OUT/run
 """

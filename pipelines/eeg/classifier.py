@@ -4,7 +4,7 @@ Two outputs (sigmoid, binary cross-entropy): the study is abnormal; a seizure wa
 de-identified text of the findings sections (description, impression, clinical correlation: the history is
 left out, as the rules leave it out, since it speaks of seizures that are not in this recording), as token
 indices. LookupTable -> TemporalConvolution -> ReLU -> max over time -> Dropout -> Linear -> Sigmoid, trained
-by `DistriOptimizer` on an RDD of `Sample`s built on the executors.
+by the project's `BarrierOptimizer` on `Sample`s built on the executors.
 """
 from __future__ import annotations
 
@@ -82,28 +82,42 @@ def _samples(vocabulary: Sequence[str], max_tokens: int):
     return build
 
 
+def encoded(labelled: DataFrame, vocabulary: Sequence[str], max_tokens: int) -> DataFrame:
+    """`features` (the token ids of `text`) and `label` (one 0/1 per task; 0 where the task's column is absent)."""
+    index = {t: i + 3 for i, t in enumerate(vocabulary)}
+    tasks = [F.col(t).cast("float") if t in labelled.columns else F.lit(0.0).cast("float") for t in TASKS]
+    rows = labelled.select("text", F.array(*tasks).alias("label")).rdd.map(
+        lambda row: (encode(row["text"], index, max_tokens).tolist(), row["label"])
+    )
+    return labelled.sparkSession.createDataFrame(rows, "features array<float>, label array<float>")
+
+
 def train(spark: SparkSession, labelled: DataFrame, config: EegClassifierConfig, *, seed: int = 11):
-    """(model, vocabulary) trained on `text` + one 0/1 column per task."""
+    """(model, vocabulary) trained on `text` + one 0/1 column per task, with the project's training engine."""
     from bigdl.dllib.nn.criterion import BCECriterion
-    from bigdl.dllib.optim.optimizer import Adam, MaxEpoch, Optimizer
+    from bigdl.dllib.optim.optimizer import Adam, MaxEpoch
     from bigdl.dllib.utils.common import RNG
 
     from pipelines.context import total_cores
+    from pipelines.models import extension
     from pipelines.models.train import round_batch_size
 
     vocabulary = build_vocabulary(labelled, size=config.vocab_size)
-    samples = labelled.select("text", *TASKS).rdd.mapPartitions(_samples(vocabulary, config.max_tokens)).cache()
-    batch = round_batch_size(config.batch_size, total_cores(spark))
+    cores = total_cores(spark)
+    samples = extension.samples(encoded(labelled, vocabulary, config.max_tokens).repartition(cores),
+                                shape=(config.max_tokens,)).cache()
+    batch = round_batch_size(config.batch_size, cores)
     RNG().set_seed(seed)
     log.info("training the report classifier: %d tokens of vocabulary, batch %d, %d epochs", len(vocabulary), batch,
              config.epochs)
-    optimizer = Optimizer.create(
-        model=build_model(config), training_set=samples, criterion=BCECriterion(),
+    optimizer = extension.optimizer(
+        "barrier", model=build_model(config), samples=samples, criterion=BCECriterion(),
         optim_method=Adam(learningrate=config.learning_rate), end_trigger=MaxEpoch(config.epochs), batch_size=batch,
     )
-    model = optimizer.optimize()
-    samples.unpersist()
-    return model, vocabulary
+    try:
+        return optimizer.optimize(), vocabulary
+    finally:
+        samples.unpersist(False)
 
 
 PREDICTIONS = StructType(

@@ -39,9 +39,12 @@ def binary_auc(curve: str):
 
 
 def samples(frame, *, shape: tuple[int, ...]):
-    """The rows (`features`: an array of the product of `shape` values, row-major; `label` 0/1) as a JVM RDD of BigDL
-    Samples (a `shape` tensor, label 1/2), built on the executors from the rows: no Python workers, no pickling. A
-    handle for `optimizer` and `set_validation`. Windows are (length, n_features)."""
+    """The rows as a JVM RDD of BigDL Samples, built on the executors from the rows: no Python workers, no pickling.
+    A handle for `optimizer` and `set_validation`.
+
+    `features`: an array of the product of `shape` values, row-major (windows are (length, n_features));
+    `label`: 0/1, which becomes the class 1/2, or an array of numbers kept as the target (one 0/1 per task).
+    """
     from bigdl.dllib.utils.common import get_spark_context
 
     dims = get_spark_context()._gateway.new_array(get_spark_context()._jvm.int, len(shape))

@@ -1,4 +1,5 @@
-"""Training with BigDL's DistriOptimizer on Samples built on the executors, checkpoints and resume."""
+"""Training with BigDL (`train.engine`: the project's BarrierOptimizer or DistriOptimizer) on Samples built on the
+executors, checkpoints and resume."""
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,5 @@
 """Transfer learning on an imported TensorFlow model: freeze chosen layers, replace or append the head,
-fine-tune with BigDL's DistriOptimizer, save in BigDL's format.
+fine-tune with the project's training engine, save in BigDL's format.
 
 What can learn: the variables of a `.pb` + `.bin` pair become BigDL `Variable`s (trainable); a frozen `.pb`
 has constants only, so just the new head learns (feature extraction). Freezing a variable (by name prefix)
@@ -24,7 +24,7 @@ from pipelines.tfimport import files
 from pipelines.tfimport import graph as g
 from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import NodeNameError
-from pipelines.tfimport.evaluate import check_windows_shape, to_samples
+from pipelines.tfimport.evaluate import check_windows_shape
 from pipelines.tfimport.load import LOG_PROBABILITIES, ImportedModel, import_tensorflow_model, read_graph
 
 log = logging.getLogger(__name__)
@@ -189,32 +189,36 @@ def fine_tune(
     summary_dir: str | None = None,
     seed: int = 0,
 ) -> FineTuneResult:
-    """Fine-tune on windows (`features`, `label`) with DistriOptimizer; the model outputs log-probabilities.
+    """Fine-tune on windows (`features`, `label`) with the project's training engine (`BarrierOptimizer`, as
+    `train_lstm`); the model outputs log-probabilities.
 
     With `validation`, BigDL validates every epoch (Top1Accuracy, Loss); with `summary_dir`, BigDL's
     Train/ValidationSummary (TensorBoard) go there and the curves are returned.
     """
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
-        Adam, EveryEpoch, Loss, MaxEpoch, Optimizer, Top1Accuracy, TrainSummary, ValidationSummary,
+        Adam, EveryEpoch, Loss, MaxEpoch, Top1Accuracy, TrainSummary, ValidationSummary,
     )
 
     from pipelines.context import total_cores
+    from pipelines.models import extension
     from pipelines.models.train import round_batch_size
 
     model, imported, info = build_transfer_model(spec, example_shape=(length, n_features), spark=spark, seed=seed)
     check_windows_shape(imported, train, length=length, n_features=n_features)
-    batch_size = round_batch_size(batch_size, total_cores(spark))
+    cores = total_cores(spark)
+    batch_size = round_batch_size(batch_size, cores)
     weights = np.asarray(class_weights or [1.0] * spec.n_classes, dtype=np.float32)
-    train_rdd = to_samples(train, length=length, n_features=n_features).cache()
-    val_rdd = to_samples(validation, length=length, n_features=n_features).cache() if validation is not None else None
-    optimizer = Optimizer.create(
-        model=model, training_set=train_rdd, criterion=ClassNLLCriterion(weights=weights),
+    shape = (length, n_features)
+    train_rdd = extension.samples(train.repartition(cores), shape=shape).cache()
+    val_rdd = extension.samples(validation, shape=shape).cache() if validation is not None else None
+    optimizer = extension.optimizer(
+        "barrier", model=model, samples=train_rdd, criterion=ClassNLLCriterion(weights=weights),
         optim_method=Adam(learningrate=learning_rate), end_trigger=MaxEpoch(epochs), batch_size=batch_size,
     )
     if val_rdd is not None:
-        optimizer.set_validation(batch_size=batch_size, val_rdd=val_rdd, trigger=EveryEpoch(),
-                                 val_method=[Top1Accuracy(), Loss(ClassNLLCriterion())])
+        extension.set_validation(optimizer, samples=val_rdd, trigger=EveryEpoch(), batch_size=batch_size,
+                                 methods=[Top1Accuracy(), Loss(ClassNLLCriterion())])
     train_summary = val_summary = None
     if summary_dir:
         train_summary = TrainSummary(log_dir=summary_dir, app_name="transfer")
@@ -227,9 +231,9 @@ def fine_tune(
         with jvm.distributed(model):
             trained = jvm.call("fine-tuning the imported model", optimizer.optimize)
     finally:
-        train_rdd.unpersist()
+        train_rdd.unpersist(False)
         if val_rdd is not None:
-            val_rdd.unpersist()
+            val_rdd.unpersist(False)
     trained.evaluate()
     tuned = replace(imported, model=trained, outputs=[HEAD_NAME], output_op="LogSoftMax", output_kind=LOG_PROBABILITIES)
     result = FineTuneResult(imported=tuned, frozen=info["frozen"], trainable=info["trainable"],

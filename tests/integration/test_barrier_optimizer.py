@@ -109,8 +109,12 @@ def test_samples_hold_each_window_as_steps_by_features(spark):
     assert list(sample.getData()) == [*values, 2.0]  # time-major features, then the class (label + 1)
 
 
-def test_samples_take_double_vectors(spark):
+def test_samples_take_double_vectors_and_target_arrays(spark):
     rows = spark.createDataFrame([([0.25, -1.5, 3.0], 0)], "features array<double>, label long")
     sample = extension.samples(rows, shape=(3,)).first()
     assert [list(size) for size in sample.getFeatureSize()] == [[3]]
     assert list(sample.getData()) == [0.25, -1.5, 3.0, 1.0]
+    tasks = spark.createDataFrame([([7.0, 2.0], [1.0, 0.0])], "features array<float>, label array<float>")
+    sample = extension.samples(tasks, shape=(2,)).first()
+    assert [list(size) for size in sample.getLabelSize()] == [[2]]
+    assert list(sample.getData()) == [7.0, 2.0, 1.0, 0.0]  # the features, then the targets as they are

@@ -9,6 +9,7 @@ import com.intel.analytics.bigdl.dllib.tensor.Tensor
 import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric.NumericFloat
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.DataFrame
+import org.apache.spark.sql.types.ArrayType
 
 /**
  * Training on the JVM from window DataFrames, for Python (through the JVM gateway): Samples are built on the
@@ -17,30 +18,42 @@ import org.apache.spark.sql.DataFrame
 object Training {
 
   /**
-   * Labelled rows (`features`: array<float> or array<double> of the product of `shape` values, row-major;
-   * `label`: 0 or 1) as Samples of a `shape` tensor and the class 1 or 2: windows are (length, features).
+   * Labelled rows as Samples of a `shape` tensor. `features`: array<float> or array<double> of the product of
+   * `shape` values, row-major (windows are (length, features)). `label`: 0 or 1, which becomes the class 1 or 2;
+   * or an array of numbers, kept as the target (one 0/1 value per task, say).
    */
   def samples(frame: DataFrame, shape: Array[Int]): RDD[Sample[Float]] = {
     require(shape.nonEmpty && shape.forall(_ > 0), s"a sample's shape must be positive, not (${shape.mkString(", ")})")
     val size = shape.product
     val described = shape.mkString(" x ")
+    val targets = frame.schema("label").dataType.isInstanceOf[ArrayType]
     frame.select("features", "label").rdd.map { row =>
       require(!row.isNullAt(0) && !row.isNullAt(1), "a row has no features or no label")
       val values = row.getSeq[Number](0)
       require(values.length == size, s"a row has ${values.length} values, not $described = $size")
-      val label = row.getAs[Number](1).floatValue()
-      require(label == 0f || label == 1f, s"a row's label is $label, not 0 or 1")
       val x = Tensor[Float](shape)
-      val data = x.storage().array()
-      var i = 0
-      values.foreach { value =>
-        require(value != null, "a row's features hold a null")
-        data(i) = value.floatValue()
-        i += 1
+      fill(x.storage().array(), values, "features")
+      val y = if (targets) {
+        val target = row.getSeq[Number](1)
+        require(target.nonEmpty, "a row's label array is empty")
+        val t = Tensor[Float](target.length)
+        fill(t.storage().array(), target, "label")
+        t
+      } else {
+        val label = row.getAs[Number](1).floatValue()
+        require(label == 0f || label == 1f, s"a row's label is $label, not 0 or 1")
+        Tensor[Float](1).fill(label + 1f)
       }
-      val y = Tensor[Float](1)
-      y.setValue(1, label + 1f)
       Sample(x, y)
+    }
+  }
+
+  private def fill(data: Array[Float], values: Seq[Number], what: String): Unit = {
+    var i = 0
+    values.foreach { value =>
+      require(value != null, s"a row's $what hold a null")
+      data(i) = value.floatValue()
+      i += 1
     }
   }
 
