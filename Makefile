@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv shell clean hdfs-up hdfs-down cluster-up cluster-down package bench-deps
+.PHONY: demo test lint venv shell clean hdfs-up hdfs-down cluster-up cluster-down package bench-deps
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+# ruff's lint (ruff.toml); CI runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The pyspark shell with BigDL's jars and the project importable (infra/shell.sh; SHELL_ARGS go to pyspark).
 shell: $(STAMP)

@@ -18,9 +18,9 @@ import time
 
 
 def one_run(devices: int, days: int, out: str) -> dict:
+    from jobs.demo import run_demo
     from pipelines.config import load_config
     from pipelines.context import driver_peak_memory_mb, get_or_create
-    from jobs.demo import run_demo
 
     config = load_config(
         env="ci",

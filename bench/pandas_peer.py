@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.config import IngestConfig, WindowsConfig
-from pipelines.telemetry.ingest import REASONS, _NUMERIC_RE, _TIMESTAMP_RE, sensor_bounds
+from pipelines.telemetry.ingest import _NUMERIC_RE, _TIMESTAMP_RE, REASONS, sensor_bounds
 from pipelines.telemetry.schema import RAW_COLUMNS, SENSORS
 
 _MAX_FIELDS = 24  # more fields than that on one line is not expected in the benchmark's input

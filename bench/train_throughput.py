@@ -351,7 +351,7 @@ def main(argv=None) -> dict:
         figures["fraction_of_limit_best"] = round(figures["best"] / limit, 2)
     print(f"{'peer':<14}{'best':>8}{'median':>8}{'ratio':>8}{'spread':>8}{'of limit':>10}  samples/s per round (load)")
     for name, figures in results["peers"].items():
-        rounds = ", ".join(f"{r} ({l})" for r, l in zip(figures["all"], figures["load_average"]))
+        rounds = ", ".join(f"{rate} ({load})" for rate, load in zip(figures["all"], figures["load_average"]))
         print(f"{name:<14}{figures['best']:>8}{figures['median']:>8}{figures.get('ratio_best', ''):>8}"
               f"{figures['spread']:>8}{figures['fraction_of_limit_best']:>10}  {rounds}")
     print(f"ratio = best / best of {reference}; spread = (max - min) / median; of limit = best / arithmetic limit "

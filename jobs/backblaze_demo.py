@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
 from jobs.ingest_backblaze import write_windows
@@ -20,7 +20,7 @@ from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
 from pipelines.evaluation.alerting import ALERTING_DIR, POLICY_FILE, load_policy
 from pipelines.evaluation.report import write_report
-from pipelines.evaluation.scoring import score_fleet, write_risk_table, bigdl_scorer
+from pipelines.evaluation.scoring import bigdl_scorer, score_fleet, write_risk_table
 from pipelines.io import fs
 from pipelines.models.train import load_model
 from pipelines.telemetry import backblaze, sources
@@ -32,7 +32,7 @@ parser.add_argument("--input", required=True, help="Backblaze daily files: folde
 parser.add_argument("--out", default=None, help="run folder (default: runs/backblaze-<UTC timestamp>)")
 parser.reads("input")
 parser.writes("out", "ingest", "windows", "predictions", "alerting", "risk", "report",
-              fallback=lambda args: f"runs/backblaze-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}")
+              fallback=lambda args: f"runs/backblaze-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
 parser.writes("out", "config.json", "model/lstm.bigdl", "training.json", METRICS_FILE, mode="overwrite")
 parser.writes("out", "checkpoints", "summaries", mode="append")
 

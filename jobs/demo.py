@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
 from jobs.train_lstm import train_from_windows
@@ -30,7 +30,7 @@ SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 parser = job_parser(__doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "tfimport"))
 parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
 parser.writes("out", "fleet", "ingest", "windows", "predictions", "alerting", "report",
-              fallback=lambda args: f"runs/{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}")
+              fallback=lambda args: f"runs/{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
 parser.writes("out", "config.json", "model/lstm.bigdl", "training.json", "tf_model", METRICS_FILE, mode="overwrite")
 parser.writes("out", "checkpoints", "summaries", mode="append")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from jobs.evaluate_telemetry import METRICS_FILE
 from jobs.train_lstm import MODEL_DIR, MODEL_FILE

@@ -12,8 +12,8 @@ import logging
 import sys
 
 from pipelines.cli import InputError, job_parser, report, run
-from pipelines.tfimport import graph as g
 from pipelines.tfimport import files
+from pipelines.tfimport import graph as g
 from pipelines.tfimport.errors import TFImportError
 from pipelines.tfimport.load import read_graph
 from pipelines.tfimport.rewrite import rewrite_for_bigdl

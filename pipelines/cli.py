@@ -9,13 +9,14 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
 
-from pipelines.io import fs
 from pipelines.config import ConfigError, PipelineConfig, as_dict, load_config
+from pipelines.io import fs
 
 log = logging.getLogger("pipelines.job")
 

@@ -9,7 +9,7 @@ import glob
 import logging
 import os
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession

@@ -14,9 +14,9 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Mapping
 
 from pipelines import PROJECT_ROOT
 from pipelines.config import ConfigError, EegDeidConfig
@@ -53,7 +53,7 @@ def load_key(config: EegDeidConfig, *, environ: Mapping[str, str] | None = None)
 
 def keyed_hash(key: bytes, kind: str, value: str, *, length: int = 20) -> str:
     """A stable pseudonym of `value`: hex HMAC-SHA256 under `key`, domain-separated by `kind`."""
-    return hmac.new(key, f"{kind}\x1f{value}".encode("utf-8"), hashlib.sha256).hexdigest()[:length]
+    return hmac.new(key, f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()[:length]
 
 
 def normalize_name(name: str) -> str:
@@ -71,7 +71,7 @@ def patient_identity(ids: Identifiers, report_id: str) -> str:
 
 def shift_days(key: bytes, identity: str, max_days: int) -> int:
     """The secret per-patient shift, 1..max_days days back."""
-    digest = hmac.new(key, f"shift\x1f{identity}".encode("utf-8"), hashlib.sha256).digest()
+    digest = hmac.new(key, f"shift\x1f{identity}".encode(), hashlib.sha256).digest()
     return 1 + int.from_bytes(digest[:8], "big") % max(1, max_days)
 
 

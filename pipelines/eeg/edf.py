@@ -9,9 +9,9 @@ safe to log and to store); what it cannot interpret raises `EdfHeaderError` with
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Iterable, Sequence
 
 import numpy as np
 

@@ -1,7 +1,8 @@
 """Precision and recall of report extraction per field, and of pairing, against the generator's truth. Pure."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 # field -> how to compare: "scalar" (one value or None), "set" (a list of values), "flag" (positive class of a bool)
 FIELD_KINDS: dict[str, str] = {

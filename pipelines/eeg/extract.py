@@ -14,7 +14,12 @@ from datetime import date
 from typing import Any
 
 from pipelines.eeg.vocabulary import (
-    LOCATIONS, MEDICATIONS, NUMBER_WORDS, SECTION_HEADERS, SECTIONS, SEIZURE_TYPES,
+    LOCATIONS,
+    MEDICATIONS,
+    NUMBER_WORDS,
+    SECTION_HEADERS,
+    SECTIONS,
+    SEIZURE_TYPES,
 )
 
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",

@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Iterable, Iterator
 
 import numpy as np
 from pyspark.sql import SparkSession
@@ -357,7 +357,7 @@ def render_edf(plan: PatientPlan, session: SessionPlan, k: int, config: EegGener
     n = fs_ * config.edf_seconds
     t = np.arange(n) / fs_
     signals = []
-    for i, label in enumerate(labels):
+    for label in labels:
         posterior = 1.0 + 1.5 * any(x in label.upper() for x in ("O1", "O2", "P3", "P4", "PZ"))
         uv = (
             20 * posterior * np.sin(2 * np.pi * float(r.uniform(8.5, 11.5)) * t + float(r.uniform(0, 6.3)))

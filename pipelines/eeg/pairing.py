@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType, DateType, DoubleType, IntegerType, StringType, StructField, StructType, TimestampNTZType,
+    ArrayType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
 )
 
 from pipelines.config import EegPairingConfig

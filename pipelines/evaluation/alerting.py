@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -92,7 +93,7 @@ class AlertPolicy:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AlertPolicy":
+    def from_dict(cls, data: dict[str, Any]) -> AlertPolicy:
         return cls(
             calibrator=Calibrator.from_dict(data["calibration"]),
             alert_threshold=float(data["alert_threshold"]),

@@ -78,7 +78,7 @@ class Calibrator:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Calibrator":
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
         return cls(
             method=data["method"],
             a=float(data.get("a", 1.0)),

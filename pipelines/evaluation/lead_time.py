@@ -10,7 +10,8 @@ Per-device rows are computed on the cluster (one row per failed device reaches t
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F

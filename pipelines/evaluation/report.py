@@ -15,9 +15,10 @@ import html
 import logging
 import os
 import struct
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -128,7 +129,7 @@ def collect(spark: SparkSession, run_dir: str, *, notes: Sequence[str] = ()) -> 
     risk_uri = f"{run_dir}/risk/summary.json"
     return {
         "run_dir": run_dir,
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "metrics": metrics,
         "curves": curves,
         "training": training_curves(spark, run_dir),

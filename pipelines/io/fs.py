@@ -6,12 +6,12 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from pyspark.sql import SparkSession
-
 
 IF_EXISTS_CHOICES = ("replace", "refuse")
 _if_exists: ContextVar[str] = ContextVar("if_exists", default="replace")

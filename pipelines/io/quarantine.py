@@ -1,7 +1,7 @@
 """Quarantine of bad records: a Parquet folder of the raw fields as text, one `reason` per row and the source file."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F

@@ -61,7 +61,7 @@ def optimizer(engine: str, *, model, samples, criterion, optim_method, end_trigg
     iteration). Both run synchronous SGD with one replica per core. `optim_method` is one OptimMethod or
     {submodule name: OptimMethod}.
     """
-    from bigdl.dllib.optim.optimizer import OptimMethod, Optimizer
+    from bigdl.dllib.optim.optimizer import Optimizer, OptimMethod
     from bigdl.dllib.utils.common import _py2java, get_spark_context
 
     methods = {model.name(): optim_method} if isinstance(optim_method, OptimMethod) else optim_method

@@ -7,8 +7,8 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from pyspark.rdd import RDD
@@ -128,9 +128,15 @@ def _train(spark: SparkSession, train_samples, val_samples, *, n_train: int, n_f
     """`train_lstm` on cached Samples."""
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
-        EveryEpoch, Loss, MaxEpoch, OptimMethod, SeveralIteration, Top1Accuracy, TrainSummary, ValidationSummary,
+        EveryEpoch,
+        Loss,
+        MaxEpoch,
+        OptimMethod,
+        SeveralIteration,
+        Top1Accuracy,
+        TrainSummary,
+        ValidationSummary,
     )
-
     from bigdl.dllib.utils.common import callBigDlFunc
 
     iterations_per_epoch = max(math.ceil(n_train / batch_size), 1)
@@ -245,7 +251,7 @@ class EpochProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="epoch-progress", daemon=True)
 
-    def __enter__(self) -> "EpochProgress":
+    def __enter__(self) -> EpochProgress:
         self.started = time.time()
         self._thread.start()
         return self

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd

@@ -39,7 +39,13 @@ from pipelines.io import fs
 from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
 from pipelines.telemetry.resample import fill_gaps, grid_slot
 from pipelines.telemetry.schema import (
-    CLEAN_SCHEMA, DEVICES_SCHEMA, FANS, RAW_COLUMNS, RAW_TEXT_SCHEMA, SENSORS, TEMPERATURES,
+    CLEAN_SCHEMA,
+    DEVICES_SCHEMA,
+    FANS,
+    RAW_COLUMNS,
+    RAW_TEXT_SCHEMA,
+    SENSORS,
+    TEMPERATURES,
     TIMESTAMP_FORMAT,
 )
 

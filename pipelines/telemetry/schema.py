@@ -9,7 +9,13 @@ Timestamps are UTC, "yyyy-MM-dd HH:mm:ss".
 from __future__ import annotations
 
 from pyspark.sql.types import (
-    BooleanType, DoubleType, IntegerType, StringType, StructField, StructType, TimestampType,
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
 )
 
 TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"

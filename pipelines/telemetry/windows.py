@@ -8,14 +8,20 @@ grid so that they fall every `stride` readings from midnight UTC, whatever a seg
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from functools import reduce
-from typing import Sequence
 
 import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType, FloatType, IntegerType, StringType, StructField, StructType, TimestampType,
+    ArrayType,
+    FloatType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
 )
 
 SPLITS = ("train", "val", "test")

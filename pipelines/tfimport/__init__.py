@@ -9,7 +9,12 @@ Modules: `graph` (inspection), `rewrite` (TF2 -> TF1 ops), `export` (TensorFlow 
 Importing this package starts no JVM and does not import TensorFlow.
 """
 from pipelines.tfimport.errors import (
-    GraphFormatError, InputShapeError, NodeNameError, TFImportError, UnsupportedOpsError, VariableMismatchError,
+    GraphFormatError,
+    InputShapeError,
+    NodeNameError,
+    TFImportError,
+    UnsupportedOpsError,
+    VariableMismatchError,
 )
 from pipelines.tfimport.load import ImportedModel, import_tensorflow_model, load_tensorflow_model
 

@@ -1,7 +1,7 @@
 """Errors of the TensorFlow import, each with a message a user can act on (never a Java stack trace)."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 class TFImportError(ValueError):

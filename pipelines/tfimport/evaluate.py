@@ -7,7 +7,8 @@ Softmax (score = out[1]) or a single Sigmoid (score = out[0]). The kind is read 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame

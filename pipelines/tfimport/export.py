@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from pyspark.sql import SparkSession
 
-from pipelines.tfimport import files
+from pipelines.tfimport import files, jvm
 from pipelines.tfimport import graph as g
-from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import TFImportError
 from pipelines.tfimport.rewrite import rewrite_for_bigdl
 

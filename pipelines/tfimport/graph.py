@@ -5,8 +5,9 @@ Nothing here starts a JVM; TensorFlow's protobuf classes are imported when a fun
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from pipelines.tfimport import ops as tfops
 from pipelines.tfimport.errors import GraphFormatError, NodeNameError

@@ -17,15 +17,15 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from pyspark.sql import SparkSession
 
-from pipelines.tfimport import files
+from pipelines.tfimport import files, jvm
 from pipelines.tfimport import graph as g
-from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import GraphFormatError, InputShapeError, TFImportError, VariableMismatchError
 from pipelines.tfimport.rewrite import rewrite_for_bigdl
 

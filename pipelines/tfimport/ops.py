@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from typing import Iterable
+from collections.abc import Iterable
 
 LOADER_PACKAGE = "com/intel/analytics/bigdl/dllib/utils/tf/loaders/"
 # Classes in the loaders package that are helpers, not op loaders.

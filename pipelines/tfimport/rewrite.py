@@ -21,14 +21,14 @@ and freeze with `convert_variables_to_constants_v2`, which inlines functions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from pipelines.tfimport import graph as g
-from pipelines.tfimport.errors import TFImportError, UnsupportedOpsError
 from pipelines.tfimport import ops as tfops
+from pipelines.tfimport.errors import TFImportError, UnsupportedOpsError
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ kept across BigDL's broadcasts with `jvm.distributed` (see `pipelines.tfimport.j
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
-from pipelines.tfimport import files
+from pipelines.tfimport import files, jvm
 from pipelines.tfimport import graph as g
-from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import NodeNameError
 from pipelines.tfimport.evaluate import check_windows_shape
 from pipelines.tfimport.load import LOG_PROBABILITIES, ImportedModel, import_tensorflow_model, read_graph
@@ -197,7 +197,13 @@ def fine_tune(
     """
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
     from bigdl.dllib.optim.optimizer import (
-        Adam, EveryEpoch, Loss, MaxEpoch, Top1Accuracy, TrainSummary, ValidationSummary,
+        Adam,
+        EveryEpoch,
+        Loss,
+        MaxEpoch,
+        Top1Accuracy,
+        TrainSummary,
+        ValidationSummary,
     )
 
     from pipelines.context import total_cores

@@ -98,7 +98,7 @@ def test_files_with_different_columns_are_read_by_their_own_header(spark, tmp_pa
 
 def test_sql_windows_equal_the_generic_windows_and_vanished_drives_are_censored(spark):
     rows = []
-    for device, days, fail_day in (("a", range(1, 9), None), ("b", range(1, 6), None), ("c", range(1, 7), 6)):
+    for device, days, _fail_day in (("a", range(1, 9), None), ("b", range(1, 6), None), ("c", range(1, 7), 6)):
         for d in days:
             rows.append((device, datetime(2021, 1, d), 0, float(d), float(10 * d + len(device))))
     readings = spark.createDataFrame(rows, "device_id string, timestamp timestamp, segment int, x double, y double")

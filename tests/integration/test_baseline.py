@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from pyspark.ml.linalg import DenseVector
 from pyspark.sql.types import (
-    ArrayType, FloatType, IntegerType, StringType, StructField, StructType, TimestampType,
+    ArrayType,
+    FloatType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
 )
 
 from pipelines.evaluation.baseline import baseline_predictions, fit_baseline, last_reading

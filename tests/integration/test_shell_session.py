@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -46,7 +46,7 @@ def write_windows(root, length: int, n_features: int, n: int = 240, seed: int = 
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     rows = {"device_id": [], "window_end": [], "features": [], "label": [], "split": []}
     for i in range(n):
         label = int(i % 3 == 0)

@@ -10,8 +10,8 @@ from jobs import evaluate_tf, inspect_tf
 from pipelines.cli import run
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.tfimport import tfmodels
-from pipelines.tfimport.evaluate import predict_scores, score_function
 from pipelines.tfimport.errors import InputShapeError, TFImportError
+from pipelines.tfimport.evaluate import predict_scores, score_function
 from pipelines.tfimport.export import freeze_keras
 from pipelines.tfimport.load import LOG_PROBABILITIES, PROBABILITIES, SIGMOID, import_tensorflow_model
 

@@ -6,7 +6,12 @@ import pytest
 
 from pipelines.tfimport import files, tfmodels
 from pipelines.tfimport.errors import (
-    GraphFormatError, InputShapeError, NodeNameError, TFImportError, UnsupportedOpsError, VariableMismatchError,
+    GraphFormatError,
+    InputShapeError,
+    NodeNameError,
+    TFImportError,
+    UnsupportedOpsError,
+    VariableMismatchError,
 )
 from pipelines.tfimport.export import export_checkpoint, export_session, freeze_keras
 from pipelines.tfimport.load import PROBABILITIES, forward, import_tensorflow_model, load_tensorflow_model

@@ -6,7 +6,12 @@ from pyspark.sql import functions as F
 
 from pipelines.config import WindowsConfig
 from pipelines.telemetry.windows import (
-    assign_splits, build_window_dataset, downsample_negatives, fit_normalizer, make_windows, normalize,
+    assign_splits,
+    build_window_dataset,
+    downsample_negatives,
+    fit_normalizer,
+    make_windows,
+    normalize,
 )
 
 START = datetime(2026, 1, 1)

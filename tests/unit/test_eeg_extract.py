@@ -8,7 +8,11 @@ import pytest
 from pipelines.config import EegGenerateConfig
 from pipelines.eeg import evaluate
 from pipelines.eeg.extract import (
-    correct_typos, extract_findings, extract_identifiers, find_dates, split_sections,
+    correct_typos,
+    extract_findings,
+    extract_identifiers,
+    find_dates,
+    split_sections,
 )
 from pipelines.eeg.generate import archive_plan, render_report
 

@@ -11,7 +11,13 @@ import pytest
 from pipelines.config import ConfigError, GenerateConfig
 from pipelines.telemetry import schema
 from pipelines.telemetry.generate import (
-    READINGS_PER_DAY, device_readings, devices_csv, failures_csv, fleet_plan, model_profile, output_records,
+    READINGS_PER_DAY,
+    device_readings,
+    devices_csv,
+    failures_csv,
+    fleet_plan,
+    model_profile,
+    output_records,
     plan_readings,
 )
 

@@ -9,10 +9,10 @@ import pytest
 
 from pipelines.tfimport import graph as g
 from pipelines.tfimport import ops as tfops
+from pipelines.tfimport import tfmodels
 from pipelines.tfimport.errors import GraphFormatError, NodeNameError, TFImportError, UnsupportedOpsError
 from pipelines.tfimport.export import frozen_keras_graph, run_graph
 from pipelines.tfimport.rewrite import rewrite_for_bigdl
-from pipelines.tfimport import tfmodels
 
 T, F = 8, 3
 

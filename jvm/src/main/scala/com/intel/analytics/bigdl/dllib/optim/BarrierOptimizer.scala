@@ -85,8 +85,9 @@ class BarrierOptimizer(
           validationTrigger ++ checkpointTrigger, copyOf(state), batchSize, workers, numSamples, hub.address, hub.token,
           seed)
         val job = data.sparkContext.broadcast(plan)
-        val result = retrying(state[Int]("neval"), hub) {
-          data.barrier().mapPartitions(part => train(job.value, part)).collect().head
+        val result = retrying(state[Int]("neval")) {
+          val attempt = hub.open()
+          data.barrier().mapPartitions(part => train(job.value, attempt, part)).collect().head
         }
         job.destroy()
         System.arraycopy(result.weights, 0, weights.storage().array(), weights.storageOffset() - 1,
@@ -132,7 +133,7 @@ class BarrierOptimizer(
    * Spark never reruns a failed barrier result stage (a lost executor, say): the driver reruns the stretch from
    * its own copy of the model, up to `bigdl.failure.retryTimes` times in a row, as DistriOptimizer retries.
    */
-  private def retrying[A](iteration: Int, hub: GradientHub)(job: => A): A = {
+  private def retrying[A](iteration: Int)(job: => A): A = {
     val attempts = System.getProperty("bigdl.failure.retryTimes", "5").toInt
     var failures = 0
     while (true) {
@@ -140,7 +141,6 @@ class BarrierOptimizer(
         return job
       } catch {
         case failure: SparkException if failures < attempts =>
-          hub.reset() // a task of the failed job may still wait for its sums (Spark does not interrupt it)
           failures += 1
           logger.warn(s"training from iteration $iteration failed ($failures of $attempts retries): " +
             s"${failure.getMessage.linesIterator.next()}; running it again")
@@ -258,7 +258,7 @@ object BarrierOptimizer {
     in.readObject().asInstanceOf[A]
   }
 
-  private def train(shared: Stretch, partition: Iterator[Sample[Float]]): Iterator[Result] = {
+  private def train(shared: Stretch, attempt: Int, partition: Iterator[Sample[Float]]): Iterator[Result] = {
     // Not BarrierTaskContext.get(): in Spark 3.5 that starts a non-daemon timer thread, which keeps a local-mode
     // driver JVM (spark-submit --master local[N]) from exiting.
     val context = TaskContext.get()
@@ -289,7 +289,7 @@ object BarrierOptimizer {
     val total = new Array[Float](gradients.nElement())
     val grad = gradients.storage().array()
     val offset = gradients.storageOffset() - 1
-    val hub = new GradientHub.Client(plan.hub, plan.token, context.partitionId(), gradients.nElement())
+    val hub = new GradientHub.Client(plan.hub, plan.token, attempt, context.partitionId(), gradients.nElement())
     try {
       var stop = false
       while (!stop) {

@@ -1,19 +1,22 @@
 package com.intel.analytics.bigdl.dllib.optim
 
-import java.io.{BufferedInputStream, BufferedOutputStream, DataInputStream, DataOutputStream, IOException}
-import java.net.{InetAddress, InetSocketAddress, ServerSocket, Socket}
+import java.io.{BufferedInputStream, BufferedOutputStream, DataInputStream, DataOutputStream, EOFException, IOException}
+import java.net.{InetAddress, InetSocketAddress, ServerSocket, Socket, SocketTimeoutException}
 import java.nio.{ByteBuffer, ByteOrder}
 import java.security.SecureRandom
 
 import org.apache.logging.log4j.LogManager
+import org.apache.spark.{TaskContext, TaskKilledException}
 
 /**
- * The driver's end of BarrierOptimizer's all-reduce: each of `workers` tasks connects once per job, presents the
- * job's token and its partition, then sends (loss, gradient) every iteration; the hub adds them up in partition
- * order and sends the same sums back to every task, so that all replicas take identical steps.
+ * The driver's end of BarrierOptimizer's all-reduce: each of `workers` tasks of a barrier job connects once,
+ * presents the run's token, the job's attempt and its partition, then sends (loss, gradient) every iteration; the
+ * hub adds them up in partition order and sends the same sums back to every task, so that all replicas take
+ * identical steps.
  *
- * One TCP round trip per iteration (BarrierTaskContext.allGather polls once a second). When a connection breaks
- * (a lost executor: Spark reruns the whole barrier stage) the hub drops the round and waits for a new set of tasks.
+ * One TCP round trip per iteration (BarrierTaskContext.allGather polls once a second). Each barrier job (a rerun
+ * too) is an attempt opened by `open()`: the hub drops the previous attempt's connections, so that a task of a
+ * failed job gets an error instead of waiting, and refuses connections of any attempt but the current one.
  */
 class GradientHub(host: String, workers: Int, size: Int) extends AutoCloseable {
   private val logger = LogManager.getLogger(getClass)
@@ -22,25 +25,39 @@ class GradientHub(host: String, workers: Int, size: Int) extends AutoCloseable {
   val address: String = s"$host:${server.getLocalPort}"
   val token: Long = new SecureRandom().nextLong()
 
+  @volatile private var attempt = 0
+  private val connected = new java.util.concurrent.ConcurrentLinkedQueue[GradientHub.Peer]()
+
   private val thread = new Thread(() => serve(), "pipelines-gradient-hub")
   thread.setDaemon(true)
   thread.start()
 
-  @volatile private var round = Array.empty[GradientHub.Peer]
+  /** A new attempt (before each barrier job): the previous attempt's tasks are cut off. Returns its number. */
+  def open(): Int = synchronized {
+    attempt += 1
+    dropAll()
+    attempt
+  }
 
-  /** Drops the current round: its tasks' next exchange fails, so that none outlives a failed job. */
-  def reset(): Unit = round.filter(_ != null).foreach(_.socket.close())
+  private def dropAll(): Unit = {
+    var peer = connected.poll()
+    while (peer != null) {
+      peer.socket.close()
+      peer = connected.poll()
+    }
+  }
 
-  /** The task's partition, or -1 for a connection without the job's token (given up after a minute). */
-  private def introduction(peer: GradientHub.Peer): Int = {
+  /** The task's (attempt, partition), or None for a connection without the run's token (given up after a minute). */
+  private def introduction(peer: GradientHub.Peer): Option[(Int, Int)] = {
     try {
       peer.socket.setSoTimeout(60000)
-      if (peer.in.readLong() != token) return -1
+      if (peer.in.readLong() != token) return None
+      val taskAttempt = peer.in.readInt()
       val partition = peer.in.readInt()
       peer.socket.setSoTimeout(0)
-      partition
+      Some((taskAttempt, partition))
     } catch {
-      case _: IOException => -1
+      case _: IOException => None
     }
   }
 
@@ -49,15 +66,26 @@ class GradientHub(host: String, workers: Int, size: Int) extends AutoCloseable {
     val bytes = new Array[Byte](4 * (size + 1))
     while (!server.isClosed) {
       val peers = new Array[GradientHub.Peer](workers)
-      round = peers
+      var current = -1
       try {
         var joined = 0
         while (joined < workers) {
           val peer = GradientHub.Peer(server.accept())
-          val partition = introduction(peer)
-          if (partition >= 0) {
-            require(partition < workers && peers(partition) == null, s"bad partition $partition")
-            peers(partition) = peer
+          val introduced = introduction(peer)
+          val fresh = synchronized {
+            introduced.exists { case (taskAttempt, partition) =>
+              taskAttempt == attempt && partition >= 0 && partition < workers && {
+                if (current != attempt) { // a new attempt began: forget the peers of the old one
+                  peers.indices.foreach(i => peers(i) = null)
+                  joined = 0
+                  current = attempt
+                }
+                peers(partition) == null
+              }
+            } && { connected.add(peer); true }
+          }
+          if (fresh) {
+            peers(introduced.get._2) = peer
             joined += 1
           } else {
             peer.socket.close()
@@ -81,8 +109,8 @@ class GradientHub(host: String, workers: Int, size: Int) extends AutoCloseable {
           }
         }
       } catch {
-        case _: IOException | _: IllegalArgumentException =>
-          if (!server.isClosed) logger.debug("gradient hub: a round ended; waiting for the tasks to connect again")
+        case _: IOException =>
+          if (!server.isClosed) logger.debug("gradient hub: a round ended; waiting for the next attempt's tasks")
       } finally {
         peers.filter(_ != null).foreach(_.socket.close())
       }
@@ -91,7 +119,7 @@ class GradientHub(host: String, workers: Int, size: Int) extends AutoCloseable {
 
   override def close(): Unit = {
     server.close()
-    reset()
+    synchronized(dropAll())
     thread.join(10000)
   }
 }
@@ -103,12 +131,17 @@ object GradientHub {
     val out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream, 1 << 16))
   }
 
-  /** A task's end: connect, then `reduce` once per iteration. */
-  class Client(address: String, token: Long, partition: Int, size: Int) extends AutoCloseable {
+  /**
+   * A task's end: connect, then `reduce` once per iteration. While it waits for the sums it wakes every second,
+   * so that a task Spark kills (its barrier job failed elsewhere) ends instead of holding its core.
+   */
+  class Client(address: String, token: Long, attempt: Int, partition: Int, size: Int) extends AutoCloseable {
     private val Array(host, port) = address.split(":")
     private val peer = Peer(new Socket(host, port.toInt))
     private val bytes = new Array[Byte](4 * (size + 1))
+    peer.socket.setSoTimeout(1000)
     peer.out.writeLong(token)
+    peer.out.writeInt(attempt)
     peer.out.writeInt(partition)
     peer.out.flush()
 
@@ -119,11 +152,27 @@ object GradientHub {
       buffer.asFloatBuffer().put(gradient, offset, size)
       peer.out.write(bytes)
       peer.out.flush()
-      peer.in.readFully(bytes)
+      receive()
       val back = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN)
       val total = back.getFloat()
       back.asFloatBuffer().get(sums, 0, size)
       total
+    }
+
+    private def receive(): Unit = {
+      var read = 0
+      while (read < bytes.length) {
+        try {
+          val n = peer.in.read(bytes, read, bytes.length - read)
+          if (n < 0) throw new EOFException("the gradient hub closed the connection (the job's attempt ended)")
+          read += n
+        } catch {
+          case _: SocketTimeoutException =>
+            if (Option(TaskContext.get()).exists(_.isInterrupted())) {
+              throw new TaskKilledException("killed while waiting for the gradient hub")
+            }
+        }
+      }
     }
 
     override def close(): Unit = peer.socket.close()
