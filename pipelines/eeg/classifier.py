@@ -69,22 +69,28 @@ def build_model(config: EegClassifierConfig):
     return model
 
 
-def _samples(vocabulary: Sequence[str], max_tokens: int):
-    index = {t: i + 3 for i, t in enumerate(vocabulary)}
+def token_index(vocabulary: Sequence[str]) -> dict[str, int]:
+    """Token -> LookupTable index (1-based: PAD and UNKNOWN come first, words from 3)."""
+    return {t: i + 3 for i, t in enumerate(vocabulary)}
+
+
+def _prediction_samples(vocabulary: Sequence[str], max_tokens: int):
+    """Samples of the rows' encoded `text` for `predict` (the targets are placeholders; training builds its own)."""
+    index = token_index(vocabulary)
+    placeholder = np.zeros(len(TASKS), dtype=np.float32)
 
     def build(rows: Iterable) -> Iterator:
         from bigdl.dllib.utils.common import Sample
 
         for row in rows:
-            labels = np.array([float(row[t]) if t in row.__fields__ else 0.0 for t in TASKS], dtype=np.float32)
-            yield Sample.from_ndarray(encode(row["text"], index, max_tokens), labels)
+            yield Sample.from_ndarray(encode(row["text"], index, max_tokens), placeholder)
 
     return build
 
 
 def encoded(labelled: DataFrame, vocabulary: Sequence[str], max_tokens: int) -> DataFrame:
     """`features` (the token ids of `text`) and `label` (one 0/1 per task; 0 where the task's column is absent)."""
-    index = {t: i + 3 for i, t in enumerate(vocabulary)}
+    index = token_index(vocabulary)
     tasks = [F.col(t).cast("float") if t in labelled.columns else F.lit(0.0).cast("float") for t in TASKS]
     rows = labelled.select("text", F.array(*tasks).alias("label")).rdd.map(
         lambda row: (encode(row["text"], index, max_tokens).tolist(), row["label"])
@@ -130,7 +136,7 @@ def predict(model, vocabulary: Sequence[str], reports: DataFrame, config: EegCla
     """`report_id, p_abnormal, p_seizure_present`."""
     rows = reports.select("report_id", "text").rdd.cache()
     batch = prediction_batch(64, rows.getNumPartitions())
-    outputs = model.predict(rows.mapPartitions(_samples(vocabulary, config.max_tokens)), batch_size=batch)
+    outputs = model.predict(rows.mapPartitions(_prediction_samples(vocabulary, config.max_tokens)), batch_size=batch)
     scored = rows.zip(outputs).map(lambda pair: (pair[0]["report_id"], *(float(v) for v in pair[1])))
     return reports.sparkSession.createDataFrame(scored, PREDICTIONS)
 

@@ -304,12 +304,12 @@ def build_mlp(n_features: int, hidden: int):
     return model
 
 
-def _samples(rows: Iterable) -> Iterator:
+def _prediction_samples(rows: Iterable) -> Iterator:
+    """Samples of the rows' `features` for `predict` (the label is a placeholder; training builds its own)."""
     from bigdl.dllib.utils.common import Sample
 
     for row in rows:
-        label_value = float(row["label"]) + 1.0 if "label" in row.__fields__ else 1.0
-        yield Sample.from_ndarray(np.asarray(row["features"], dtype=np.float32), np.array([label_value], dtype=np.float32))
+        yield Sample.from_ndarray(np.asarray(row["features"], dtype=np.float32), np.array([1.0], dtype=np.float32))
 
 
 def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConfig):
@@ -343,7 +343,7 @@ def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConf
 def predict_bigdl(model, features: DataFrame, *, batch_size: int = 256) -> DataFrame:
     """`report_id, edf_file, start, probability` from the MLP."""
     rows = features.select("report_id", "edf_file", "start", "features").rdd.cache()
-    outputs = model.predict(rows.mapPartitions(_samples), batch_size=prediction_batch(batch_size, rows.getNumPartitions()))
+    outputs = model.predict(rows.mapPartitions(_prediction_samples), batch_size=prediction_batch(batch_size, rows.getNumPartitions()))
     # BigDL predicts partition by partition in order, so rows and outputs zip one to one.
     scored = rows.zip(outputs).map(
         lambda pair: (pair[0]["report_id"], pair[0]["edf_file"], pair[0]["start"], list(pair[0]["features"]),
