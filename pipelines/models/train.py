@@ -176,6 +176,10 @@ def _train(spark: SparkSession, train_samples, val_samples, *, n_train: int, n_f
         methods=[Top1Accuracy(), Loss(ClassNLLCriterion()), extension.binary_auc("roc"), extension.binary_auc("pr")],
     )
     summary_dir = f"{run_dir}/summaries"
+    if fs.exists(spark, f"{summary_dir}/lstm"):
+        # BigDL names an event file by the second its writer opened it: a writer opened within the same second as
+        # an earlier run's (a quick resume) would overwrite that run's history.
+        time.sleep(1.05 - time.time() % 1)
     train_summary = TrainSummary(log_dir=summary_dir, app_name="lstm")
     if not isinstance(optim_method, dict):  # BigDL records no rate for per-layer optimisers (LARS)
         train_summary.set_summary_trigger("LearningRate", SeveralIteration(1))
