@@ -15,11 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from pipelines.config import EegClassifierConfig
 from pipelines.eeg.extract import extract_findings, split_sections
-from pipelines.eeg.pairing import prediction_batch
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +72,18 @@ def token_index(vocabulary: Sequence[str]) -> dict[str, int]:
     return {t: i + 3 for i, t in enumerate(vocabulary)}
 
 
-def _prediction_samples(vocabulary: Sequence[str], max_tokens: int):
-    """Samples of the rows' encoded `text` for `predict` (the targets are placeholders; training builds its own)."""
-    index = token_index(vocabulary)
-    placeholder = np.zeros(len(TASKS), dtype=np.float32)
-
-    def build(rows: Iterable) -> Iterator:
-        from bigdl.dllib.utils.common import Sample
-
-        for row in rows:
-            yield Sample.from_ndarray(encode(row["text"], index, max_tokens), placeholder)
-
-    return build
-
-
 def encoded(labelled: DataFrame, vocabulary: Sequence[str], max_tokens: int) -> DataFrame:
     """`features` (the token ids of `text`) and `label` (one 0/1 per task; 0 where the task's column is absent)."""
-    index = token_index(vocabulary)
     tasks = [F.col(t).cast("float") if t in labelled.columns else F.lit(0.0).cast("float") for t in TASKS]
-    rows = labelled.select("text", F.array(*tasks).alias("label")).rdd.map(
-        lambda row: (encode(row["text"], index, max_tokens).tolist(), row["label"])
-    )
-    return labelled.sparkSession.createDataFrame(rows, "features array<float>, label array<float>")
+    return _with_tokens(labelled.select("text", F.array(*tasks).alias("label")), vocabulary, max_tokens,
+                        "features array<float>, label array<float>")
+
+
+def _with_tokens(rows: DataFrame, vocabulary: Sequence[str], max_tokens: int, schema: str) -> DataFrame:
+    """The rows with `text` replaced by `features`, its token ids (the other columns follow in order)."""
+    index = token_index(vocabulary)
+    encoded_rows = rows.rdd.map(lambda row: (encode(row["text"], index, max_tokens).tolist(), *row[1:]))
+    return rows.sparkSession.createDataFrame(encoded_rows, schema)
 
 
 def train(spark: SparkSession, labelled: DataFrame, config: EegClassifierConfig, *, seed: int = 11):
@@ -126,19 +114,16 @@ def train(spark: SparkSession, labelled: DataFrame, config: EegClassifierConfig,
         samples.unpersist(False)
 
 
-PREDICTIONS = StructType(
-    [StructField("report_id", StringType(), False)]
-    + [StructField(f"p_{t}", DoubleType(), False) for t in TASKS]
-)
-
-
 def predict(model, vocabulary: Sequence[str], reports: DataFrame, config: EegClassifierConfig) -> DataFrame:
     """`report_id, p_abnormal, p_seizure_present`."""
-    rows = reports.select("report_id", "text").rdd.cache()
-    batch = prediction_batch(64, rows.getNumPartitions())
-    outputs = model.predict(rows.mapPartitions(_prediction_samples(vocabulary, config.max_tokens)), batch_size=batch)
-    scored = rows.zip(outputs).map(lambda pair: (pair[0]["report_id"], *(float(v) for v in pair[1])))
-    return reports.sparkSession.createDataFrame(scored, PREDICTIONS)
+    from pipelines.models import extension
+
+    rows = _with_tokens(reports.select("text", "report_id"), vocabulary, config.max_tokens,
+                        "features array<float>, report_id string")
+    predicted = extension.predict(model, rows, shape=(config.max_tokens,), batch_size=64)
+    return predicted.select(
+        "report_id", *(F.col("output")[i].cast("double").alias(f"p_{t}") for i, t in enumerate(TASKS))
+    )
 
 
 def rule_predictions(reports: DataFrame) -> DataFrame:

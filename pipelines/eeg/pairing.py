@@ -304,14 +304,6 @@ def build_mlp(n_features: int, hidden: int):
     return model
 
 
-def _prediction_samples(rows: Iterable) -> Iterator:
-    """Samples of the rows' `features` for `predict` (the label is a placeholder; training builds its own)."""
-    from bigdl.dllib.utils.common import Sample
-
-    for row in rows:
-        yield Sample.from_ndarray(np.asarray(row["features"], dtype=np.float32), np.array([1.0], dtype=np.float32))
-
-
 def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConfig):
     """The MLP trained by the project's `BarrierOptimizer` on Samples built on the executors; returns the trained
     model. The data order follows BigDL's seeded generator, so that a run repeats itself."""
@@ -342,23 +334,11 @@ def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConf
 
 def predict_bigdl(model, features: DataFrame, *, batch_size: int = 256) -> DataFrame:
     """`report_id, edf_file, start, probability` from the MLP."""
-    rows = features.select("report_id", "edf_file", "start", "features").rdd.cache()
-    outputs = model.predict(rows.mapPartitions(_prediction_samples), batch_size=prediction_batch(batch_size, rows.getNumPartitions()))
-    # BigDL predicts partition by partition in order, so rows and outputs zip one to one.
-    scored = rows.zip(outputs).map(
-        lambda pair: (pair[0]["report_id"], pair[0]["edf_file"], pair[0]["start"], list(pair[0]["features"]),
-                      float(np.exp(pair[1][1])))
-    )
-    frame = features.sparkSession.createDataFrame(
-        scored, "report_id string, edf_file string, start timestamp_ntz, features array<double>, probability double"
-    )
-    return _scored(frame)
+    from pipelines.models import extension
 
-
-def prediction_batch(requested: int, partitions: int) -> int:
-    """BigDL's predictor needs the batch size to be a multiple of the number of partitions."""
-    partitions = max(1, partitions)
-    return max(partitions, -(-requested // partitions) * partitions)
+    rows = features.select("report_id", "edf_file", "start", "features")
+    predicted = extension.predict(model, rows, shape=(len(FEATURES),), batch_size=batch_size)
+    return _scored(predicted.withColumn("probability", F.exp(F.col("output")[1]).cast("double")))
 
 
 def _scored(frame: DataFrame) -> DataFrame:

@@ -19,6 +19,16 @@ def _project_class(name: str):
     return found
 
 
+def _int_array(values) -> object:
+    from bigdl.dllib.utils.common import get_spark_context
+
+    gateway = get_spark_context()._gateway
+    array = gateway.new_array(gateway.jvm.int, len(values))
+    for i, n in enumerate(values):
+        array[i] = int(n)
+    return array
+
+
 def fused_lstm(input_size: int, hidden_size: int, *, return_sequences: bool, input_gradient: bool = True):
     """`pipelines.nn.FusedLSTM`: an LSTM over the whole sequence as one BigDL module (float).
 
@@ -45,12 +55,7 @@ def samples(frame, *, shape: tuple[int, ...]):
     `features`: an array of the product of `shape` values, row-major (windows are (length, n_features));
     `label`: 0/1, which becomes the class 1/2, or an array of numbers kept as the target (one 0/1 per task).
     """
-    from bigdl.dllib.utils.common import get_spark_context
-
-    dims = get_spark_context()._gateway.new_array(get_spark_context()._jvm.int, len(shape))
-    for i, n in enumerate(shape):
-        dims[i] = int(n)
-    return _project_class("pipelines.optim.Training").samples(frame._jdf, dims)
+    return _project_class("pipelines.optim.Training").samples(frame._jdf, _int_array(shape))
 
 
 def optimizer(engine: str, *, model, samples, criterion, optim_method, end_trigger, batch_size: int):
@@ -80,3 +85,15 @@ def set_validation(optimizer, *, samples, trigger, methods: list, batch_size: in
     gateway = get_spark_context()._gateway
     _project_class("pipelines.optim.Training").setValidation(
         optimizer.value, trigger.value, samples, _py2java(gateway, methods), batch_size)
+
+
+def predict(model, frame, *, shape: tuple[int, ...], batch_size: int, features: str = "features",
+            output: str = "output"):
+    """`frame` with `output` (array<float>): the model's output for each row's `features` (the product of `shape`
+    values, row-major), computed on the executors in batches of up to `batch_size` rows per task. The one predictor
+    of every BigDL model here: no Python workers, the rows keep their partitions and order."""
+    from pyspark.sql import DataFrame
+
+    predicted = _project_class("pipelines.ml.Prediction").predict(
+        model.value, frame._jdf, features, _int_array(shape), output, int(batch_size))
+    return DataFrame(predicted, frame.sparkSession)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark.rdd import RDD
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from pipelines.config import TrainConfig
 from pipelines.context import total_cores
@@ -375,10 +376,6 @@ def load_model(uri: str):
 
 def predict_scores(model, windows: DataFrame, *, length: int, n_features: int, batch_size: int) -> DataFrame:
     """`device_id, window_end, label, score`, the score being the predicted probability of failure."""
-    rows = windows.select("device_id", "window_end", "label", "features").rdd.cache()
-    log_probs = model.predict(rows.mapPartitions(sample_builder(length, n_features)), batch_size=batch_size)
-    # BigDL predicts partition by partition in order, so the rows and their outputs zip one to one.
-    scored = rows.zip(log_probs).map(
-        lambda pair: (pair[0]["device_id"], pair[0]["window_end"], pair[0]["label"], float(np.exp(pair[1][1])))
-    )
-    return windows.sparkSession.createDataFrame(scored, "device_id string, window_end timestamp, label int, score double")
+    rows = windows.select("device_id", "window_end", "label", "features")
+    predicted = extension.predict(model, rows, shape=(length, n_features), batch_size=batch_size)
+    return predicted.select("device_id", "window_end", "label", F.exp(F.col("output")[1]).cast("double").alias("score"))

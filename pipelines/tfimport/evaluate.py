@@ -7,15 +7,14 @@ Softmax (score = out[1]) or a single Sigmoid (score = out[0]). The kind is read 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.evaluation.metrics import binary_metrics
-from pipelines.models.train import sample_builder, to_samples
+from pipelines.models import extension
+from pipelines.models.train import to_samples
 from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import InputShapeError, TFImportError
 from pipelines.tfimport.load import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID, ImportedModel
@@ -23,14 +22,14 @@ from pipelines.tfimport.load import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITI
 log = logging.getLogger(__name__)
 
 
-def score_function(output_kind: str) -> Callable[[np.ndarray], float]:
-    """Probability of class 1 from one example's model output."""
+def score_column(output_kind: str, output: Column) -> Column:
+    """Probability of class 1 from the model's output array."""
     if output_kind == PROBABILITIES:
-        return lambda out: float(out[1])
+        return output[1].cast("double")
     if output_kind == LOG_PROBABILITIES:
-        return lambda out: float(np.exp(out[1]))
+        return F.exp(output[1]).cast("double")
     if output_kind == SIGMOID:
-        return lambda out: float(np.reshape(out, -1)[-1])
+        return F.element_at(output, -1).cast("double")
     raise TFImportError(f"unknown output kind {output_kind!r}; one of {', '.join(OUTPUT_KINDS)}")
 
 
@@ -72,15 +71,12 @@ def predict_scores(
     """`device_id, window_end, label, score` (probability of failure) computed on the executors."""
     kind = resolve_output_kind(imported, output_kind)
     check_windows_shape(imported, windows, length=length, n_features=n_features)
-    score = score_function(kind)
-    rows = windows.select("device_id", "window_end", "label", "features").rdd.cache()
-    batch_size = partition_batch_size(batch_size, rows.getNumPartitions())
+    rows = windows.select("device_id", "window_end", "label", "features")
     with jvm.distributed(imported.model):
-        outputs = jvm.call("predicting with the imported model", imported.model.predict,
-                           rows.mapPartitions(sample_builder(length, n_features)), batch_size)
-    # BigDL predicts partition by partition in order, so rows and outputs zip one to one.
-    scored = rows.zip(outputs).map(lambda p: (p[0]["device_id"], p[0]["window_end"], p[0]["label"], score(p[1])))
-    return windows.sparkSession.createDataFrame(scored, "device_id string, window_end timestamp, label int, score double")
+        predicted = jvm.call("predicting with the imported model",
+                             lambda: extension.predict(imported.model, rows, shape=(length, n_features),
+                                                       batch_size=batch_size))
+    return predicted.select("device_id", "window_end", "label", score_column(kind, F.col("output")).alias("score"))
 
 
 def bigdl_top1_accuracy(imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int,

@@ -1,0 +1,67 @@
+package pipelines.ml
+
+import com.intel.analytics.bigdl.dllib.models.utils.ModelBroadcast
+import com.intel.analytics.bigdl.dllib.nn.abstractnn.{AbstractModule, Activity}
+import com.intel.analytics.bigdl.dllib.tensor.Tensor
+import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric.NumericFloat
+import com.intel.analytics.bigdl.mkl.MKL
+import org.apache.spark.sql.{DataFrame, Row}
+import org.apache.spark.sql.types.{ArrayType, FloatType}
+
+/**
+ * One predictor for every BigDL model, for Python (through the JVM gateway): the model runs on the executors
+ * straight on the DataFrame's rows, without Python workers or pickling, and its output is added to each row.
+ */
+object Prediction {
+
+  /**
+   * `frame` with `outputCol` (array<float>): the model's output for the row's `featuresCol` (array<float> or
+   * array<double> of the product of `shape` values, row-major), in batches of up to `batchSize` rows per task.
+   * The rows keep their partitions and order.
+   */
+  def predict(model: AbstractModule[Activity, Activity, Float], frame: DataFrame, featuresCol: String,
+    shape: Array[Int], outputCol: String, batchSize: Int): DataFrame = {
+    require(shape.nonEmpty && shape.forall(_ > 0), s"a sample's shape must be positive, not (${shape.mkString(", ")})")
+    require(batchSize > 0, s"the batch size must be positive, not $batchSize")
+    require(!frame.columns.contains(outputCol), s"the rows already have a column $outputCol")
+    val index = frame.schema.fieldIndex(featuresCol)
+    val size = shape.product
+    val described = shape.mkString(" x ")
+    val shared = ModelBroadcast[Float]().broadcast(frame.sparkSession.sparkContext, model.evaluate())
+    val schema = frame.schema.add(outputCol, ArrayType(FloatType, containsNull = false), nullable = false)
+    val rows = frame.rdd.mapPartitions { part =>
+      MKL.setNumThreads(1) // one task per core
+      val replica = shared.value().evaluate()
+      part.grouped(batchSize).flatMap { group =>
+        val input = Tensor[Float](Array(group.length) ++ shape)
+        val data = input.storage().array()
+        group.zipWithIndex.foreach { case (row, i) =>
+          require(!row.isNullAt(index), s"a row has no $featuresCol")
+          val values = row.getSeq[Number](index)
+          require(values.length == size, s"a row has ${values.length} values, not $described = $size")
+          var j = i * size
+          values.foreach { value =>
+            require(value != null, s"a row's $featuresCol hold a null")
+            data(j) = value.floatValue()
+            j += 1
+          }
+        }
+        val output = replica.forward(input) match {
+          case tensor: Tensor[_] => tensor.asInstanceOf[Tensor[Float]].contiguous()
+          case other => throw new IllegalArgumentException(
+            s"the model's output is a ${other.getClass.getSimpleName}, not one tensor")
+        }
+        require(output.nElement() % group.length == 0 && output.size(1) == group.length,
+          s"the model gave (${output.size().mkString(", ")}) for a batch of ${group.length} rows")
+        val width = output.nElement() / group.length
+        val values = output.storage().array()
+        val start = output.storageOffset() - 1
+        group.zipWithIndex.map { case (row, i) =>
+          val from = start + i * width
+          Row.fromSeq(row.toSeq :+ values.slice(from, from + width).toSeq)
+        }
+      }
+    }
+    frame.sparkSession.createDataFrame(rows, schema)
+  }
+}
