@@ -87,31 +87,22 @@ def _with_tokens(rows: DataFrame, vocabulary: Sequence[str], max_tokens: int, sc
 
 
 def train(spark: SparkSession, labelled: DataFrame, config: EegClassifierConfig, *, seed: int = 11):
-    """(model, vocabulary) trained on `text` + one 0/1 column per task, with the project's training engine."""
+    """(model, vocabulary) trained on `text` + one 0/1 column per task, with the project's training loop."""
     from bigdl.dllib.nn.criterion import BCECriterion
-    from bigdl.dllib.optim.optimizer import Adam, MaxEpoch
+    from bigdl.dllib.optim.optimizer import Adam
     from bigdl.dllib.utils.common import RNG
 
-    from pipelines.context import total_cores
-    from pipelines.models import extension
-    from pipelines.models.train import round_batch_size
+    from pipelines.models.fit import fit
 
     vocabulary = build_vocabulary(labelled, size=config.vocab_size)
-    cores = total_cores(spark)
-    samples = extension.samples(encoded(labelled, vocabulary, config.max_tokens).repartition(cores),
-                                shape=(config.max_tokens,)).cache()
-    batch = round_batch_size(config.batch_size, cores)
     RNG().set_seed(seed)
-    log.info("training the report classifier: %d tokens of vocabulary, batch %d, %d epochs", len(vocabulary), batch,
-             config.epochs)
-    optimizer = extension.optimizer(
-        "barrier", model=build_model(config), samples=samples, criterion=BCECriterion(),
-        optim_method=Adam(learningrate=config.learning_rate), end_trigger=MaxEpoch(config.epochs), batch_size=batch,
+    log.info("training the report classifier: %d tokens of vocabulary, %d epochs", len(vocabulary), config.epochs)
+    fitting = fit(
+        spark, build_model(config), encoded(labelled, vocabulary, config.max_tokens), shape=(config.max_tokens,),
+        criterion=BCECriterion(), optim_method=Adam(learningrate=config.learning_rate), epochs=config.epochs,
+        batch_size=config.batch_size,
     )
-    try:
-        return optimizer.optimize(), vocabulary
-    finally:
-        samples.unpersist(False)
+    return fitting.model, vocabulary
 
 
 def predict(model, vocabulary: Sequence[str], reports: DataFrame, config: EegClassifierConfig) -> DataFrame:

@@ -305,31 +305,23 @@ def build_mlp(n_features: int, hidden: int):
 
 
 def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConfig):
-    """The MLP trained by the project's `BarrierOptimizer` on Samples built on the executors; returns the trained
-    model. The data order follows BigDL's seeded generator, so that a run repeats itself."""
+    """The MLP trained by the project's training loop on the pairs; returns the trained model. The data order
+    follows BigDL's seeded generator, so that a run repeats itself."""
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import Adam, MaxEpoch
+    from bigdl.dllib.optim.optimizer import Adam
 
-    from pipelines.context import total_cores
-    from pipelines.models import extension
-    from pipelines.models.train import round_batch_size
+    from pipelines.models.fit import fit
 
     rows = labelled.select("features", "label")
     positives, total = rows.agg(F.sum("label"), F.count(F.lit(1))).first()
     # Weight the classes so that links and non-links count alike in the loss.
     weights = np.array([total / max(2 * (total - positives), 1), total / max(2 * positives, 1)], dtype=np.float32)
-    batch = round_batch_size(config.batch_size, total_cores(spark))
-    log.info("training the pairing MLP on %d pairs (%d links), batch %d, %d epochs", total, positives, batch, config.epochs)
-    optimizer = extension.optimizer(
-        "barrier",
-        model=build_mlp(len(FEATURES), config.hidden_size),
-        samples=extension.samples(rows, shape=(len(FEATURES),)),
-        criterion=ClassNLLCriterion(weights=weights),
-        optim_method=Adam(learningrate=config.learning_rate),
-        end_trigger=MaxEpoch(config.epochs),
-        batch_size=batch,
-    )
-    return optimizer.optimize()
+    log.info("training the pairing MLP on %d pairs (%d links), %d epochs", total, positives, config.epochs)
+    return fit(
+        spark, build_mlp(len(FEATURES), config.hidden_size), rows, shape=(len(FEATURES),),
+        criterion=ClassNLLCriterion(weights=weights), optim_method=Adam(learningrate=config.learning_rate),
+        epochs=config.epochs, batch_size=config.batch_size,
+    ).model
 
 
 def predict_bigdl(model, features: DataFrame, *, batch_size: int = 256) -> DataFrame:

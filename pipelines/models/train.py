@@ -16,9 +16,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import TrainConfig
-from pipelines.context import total_cores
 from pipelines.io import fs
 from pipelines.models import extension, optim
+from pipelines.models.fit import Fitting, fit
 from pipelines.models.lstm import build_lstm
 
 log = logging.getLogger(__name__)
@@ -53,14 +53,6 @@ def sample_builder(length: int, n_features: int):
 def to_samples(windows: DataFrame, *, length: int, n_features: int) -> RDD:
     """RDD of BigDL `Sample`s (features length x n_features, label 1 or 2), built on the executors."""
     return windows.select("features", "label").rdd.mapPartitions(sample_builder(length, n_features))
-
-
-def round_batch_size(requested: int, cores: int) -> int:
-    """BigDL needs the batch size to be a multiple of the total cores; round to the nearest one."""
-    rounded = max(cores, int(round(requested / cores)) * cores)
-    if rounded != requested:
-        log.warning("batch size %d is not a multiple of the %d cores; using %d", requested, cores, rounded)
-    return rounded
 
 
 def latest_checkpoint(spark: SparkSession, checkpoint_dir: str) -> tuple[str, dict[str, str]] | None:
@@ -100,122 +92,77 @@ def train_lstm(
     PR-AUC; each epoch is logged as BigDL's summaries record it. With `resume`, training continues from the
     newest checkpoint in `run_dir/checkpoints`, and `config.epochs` counts the epochs already done.
     """
-    cores = total_cores(spark)
-    batch_size = round_batch_size(config.batch_size, cores)
     checkpoint_dir = f"{run_dir}/checkpoints"
     snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
     if resume and snapshot is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
-    # The Samples are built and cached on the executors before training: the windows are read once, and the
-    # epochs' clock starts with the data in memory.
-    started = time.time()
-    train_samples = extension.samples(train.repartition(cores), shape=(length, n_features)).cache()
-    val_samples = extension.samples(validation, shape=(length, n_features)).cache()
-    try:
-        n_train, n_val = train_samples.count(), val_samples.count()
-        log.info("%d training and %d validation windows cached as Samples on the executors in %.1f s",
-                 n_train, n_val, time.time() - started)
-        if n_train < batch_size:
-            raise ValueError(f"batch size {batch_size} is larger than the {n_train} training windows")
-        return _train(spark, train_samples, val_samples, n_train=n_train, n_features=n_features, config=config,
-                      batch_size=batch_size, snapshot=snapshot, checkpoint_dir=checkpoint_dir, run_dir=run_dir)
-    finally:
-        train_samples.unpersist(False)
-        val_samples.unpersist(False)
-
-
-def _train(spark: SparkSession, train_samples, val_samples, *, n_train: int, n_features: int, config: TrainConfig,
-           batch_size: int, snapshot, checkpoint_dir: str, run_dir: str) -> TrainResult:
-    """`train_lstm` on cached Samples."""
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import (
-        EveryEpoch,
-        Loss,
-        MaxEpoch,
-        OptimMethod,
-        SeveralIteration,
-        Top1Accuracy,
-        TrainSummary,
-        ValidationSummary,
-    )
-    from bigdl.dllib.utils.common import callBigDlFunc
+    from bigdl.dllib.optim.optimizer import Loss, OptimMethod, Top1Accuracy
 
-    iterations_per_epoch = max(math.ceil(n_train / batch_size), 1)
     if snapshot:
         model = load_checkpoint_model(snapshot[0])
         loaded = {name: OptimMethod(OptimMethod.load(path), "float") for name, path in snapshot[1].items()}
-        optim_method = loaded if config.optimizer == "lars" else next(iter(loaded.values()))
-        plan = optim.learning_rate_plan(config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch)
+        done = optim_method_state(next(iter(loaded.values()))).get("epoch", 1) - 1
+        log.info("resuming from %s after epoch %d", snapshot[0], done)
     else:
         model = build_lstm(
             n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout,
             seed=config.seed, kind=config.lstm, input_gradient=False,
         )
-        optim_method, plan = optim.make_optim_methods(
-            model, config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch
+        done = 0
+    methods: dict = {}
+
+    def optim_methods(batch_size: int, iterations_per_epoch: int):
+        if snapshot:
+            made = loaded if config.optimizer == "lars" else next(iter(loaded.values()))
+            plan = optim.learning_rate_plan(config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch)
+        else:
+            made, plan = optim.make_optim_methods(model, config, batch_size=batch_size,
+                                                  iterations_per_epoch=iterations_per_epoch)
+        log.info(
+            "%s, batch %d, %d iterations per epoch: learning rate %.4g -> %.4g over %d warm-up iterations, then %s",
+            config.optimizer, batch_size, iterations_per_epoch, plan["start"], plan["peak"], plan["warmup_iterations"],
+            config.schedule,
         )
-    done = optim_method_state(optim_method).get("epoch", 1) - 1
-    if snapshot:
-        log.info("resuming from %s after epoch %d", snapshot[0], done)
-    log.info(
-        "%s, batch %d, %d iterations per epoch: learning rate %.4g -> %.4g over %d warm-up iterations, then %s",
-        config.optimizer, batch_size, iterations_per_epoch, plan["start"], plan["peak"], plan["warmup_iterations"],
-        config.schedule,
-    )
+        methods.update(made=made, plan=plan)
+        return made
 
-    criterion = ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32))
-    optimizer = extension.optimizer(
-        config.engine, model=model, criterion=criterion, optim_method=optim_method, end_trigger=MaxEpoch(config.epochs),
-        samples=train_samples,  # one partition per core: BarrierOptimizer keeps them as its replicas' shares
-        batch_size=batch_size,
-    )
-    optim.set_gradient_clipping(optimizer, config)
-    # Validation after every epoch on the executors; the AUCs are the project's own validation method.
-    extension.set_validation(
-        optimizer, samples=val_samples,
-        trigger=EveryEpoch(), batch_size=batch_size,
+    progress: list[EpochProgress] = []
+
+    def logged(fitting: Fitting) -> EpochProgress:
+        def checkpointed() -> int:
+            newest = latest_checkpoint(spark, checkpoint_dir)
+            return 0 if newest is None else (snapshot_iteration(newest[0]) - 1) // fitting.iterations_per_epoch
+
+        progress.append(EpochProgress(
+            fitting.train_summary, fitting.val_summary, iterations_per_epoch=fitting.iterations_per_epoch,
+            first_epoch=done + 1, last_epoch=config.epochs, samples_per_epoch=fitting.n_train,
+            checkpointed=checkpointed))
+        return progress[0]
+
+    fitting = fit(
+        spark, model, train, shape=(length, n_features),
+        criterion=ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32)),
+        optim_method=optim_methods, epochs=config.epochs, batch_size=config.batch_size, engine=config.engine,
+        validation=validation,
         methods=[Top1Accuracy(), Loss(ClassNLLCriterion()), extension.binary_auc("roc"), extension.binary_auc("pr")],
+        summary_dir=f"{run_dir}/summaries", app_name="lstm", checkpoint_dir=checkpoint_dir,
+        clip_value=config.clip_value, clip_norm=config.clip_norm, around=logged,
     )
-    summary_dir = f"{run_dir}/summaries"
-    if fs.exists(spark, f"{summary_dir}/lstm"):
-        # BigDL names an event file by the second its writer opened it: a writer opened within the same second as
-        # an earlier run's (a quick resume) would overwrite that run's history.
-        time.sleep(1.05 - time.time() % 1)
-    train_summary = TrainSummary(log_dir=summary_dir, app_name="lstm")
-    if not isinstance(optim_method, dict):  # BigDL records no rate for per-layer optimisers (LARS)
-        train_summary.set_summary_trigger("LearningRate", SeveralIteration(1))
-    val_summary = ValidationSummary(log_dir=summary_dir, app_name="lstm")
-    optimizer.set_train_summary(train_summary)
-    optimizer.set_val_summary(val_summary)
-    # BigDL's Python set_checkpoint creates the folder with os.makedirs; the JVM handles any Hadoop URI.
-    # Each optimize() call nests a timestamped folder; latest_checkpoint searches every depth.
-    fs.mkdirs(spark, checkpoint_dir)
-    callBigDlFunc("float", "setCheckPoint", optimizer.value, EveryEpoch(), checkpoint_dir, False)
-
-    def checkpointed() -> int:
-        newest = latest_checkpoint(spark, checkpoint_dir)
-        return 0 if newest is None else (snapshot_iteration(newest[0]) - 1) // iterations_per_epoch
-
-    progress = EpochProgress(train_summary, val_summary, iterations_per_epoch=iterations_per_epoch,
-                             first_epoch=done + 1, last_epoch=config.epochs, samples_per_epoch=n_train,
-                             checkpointed=checkpointed)
-    trained = model
-    if done < config.epochs:
-        with progress:
-            trained = optimizer.optimize()  # one call for every epoch: BigDL's set-up is paid once
-
     # From the newest checkpoint: when BigDL recovers from a lost executor it replaces the optimisers by ones
     # loaded from the snapshot, and the objects held here stop counting.
+    optim_method = methods["made"]
     newest = latest_checkpoint(spark, checkpoint_dir)
     if newest is not None:
         optim_method = OptimMethod(OptimMethod.load(next(iter(newest[1].values()))), "float")
     state = optim_method_state(optim_method)
-    epochs = progress.epochs()
+    epochs = progress[0].epochs()
+    train_summary = fitting.train_summary
     return TrainResult(
-        model=trained,
+        model=fitting.model,
         epochs=state["epoch"] - 1,
         iterations=state["neval"] - 1,
-        batch_size=batch_size,
+        batch_size=fitting.batch_size,
         train_loss=[(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")],
         validation={
             **{name: [(values["step"], values[tag]) for _, values in sorted(epochs.items()) if values.get(tag) is not None]
@@ -223,9 +170,9 @@ def _train(spark: SparkSession, train_samples, val_samples, *, n_train: int, n_f
             **{name: [(epoch, values[tag]) for epoch, values in sorted(epochs.items()) if values.get(tag) is not None]
                for name, tag in BY_EPOCH.items()},
         },
-        learning_rate=plan,
-        epoch_seconds=progress.epoch_seconds(epochs),
-        train_seconds=progress.train_seconds(epochs),
+        learning_rate=methods["plan"],
+        epoch_seconds=progress[0].epoch_seconds(epochs),
+        train_seconds=progress[0].train_seconds(epochs),
         learning_rates=[(int(step), abs(float(value))) for step, value, _ in train_summary.read_scalar("LearningRate")],
     )
 

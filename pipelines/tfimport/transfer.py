@@ -189,61 +189,33 @@ def fine_tune(
     summary_dir: str | None = None,
     seed: int = 0,
 ) -> FineTuneResult:
-    """Fine-tune on windows (`features`, `label`) with the project's training engine (`BarrierOptimizer`, as
+    """Fine-tune on windows (`features`, `label`) with the project's training loop (`pipelines.models.fit`, as
     `train_lstm`); the model outputs log-probabilities.
 
     With `validation`, BigDL validates every epoch (Top1Accuracy, Loss); with `summary_dir`, BigDL's
     Train/ValidationSummary (TensorBoard) go there and the curves are returned.
     """
     from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import (
-        Adam,
-        EveryEpoch,
-        Loss,
-        MaxEpoch,
-        Top1Accuracy,
-        TrainSummary,
-        ValidationSummary,
-    )
+    from bigdl.dllib.optim.optimizer import Adam, Loss, Top1Accuracy
 
-    from pipelines.context import total_cores
-    from pipelines.models import extension
-    from pipelines.models.train import round_batch_size
+    from pipelines.models.fit import fit
 
     model, imported, info = build_transfer_model(spec, example_shape=(length, n_features), spark=spark, seed=seed)
     check_windows_shape(imported, train, length=length, n_features=n_features)
-    cores = total_cores(spark)
-    batch_size = round_batch_size(batch_size, cores)
     weights = np.asarray(class_weights or [1.0] * spec.n_classes, dtype=np.float32)
-    shape = (length, n_features)
-    train_rdd = extension.samples(train.repartition(cores), shape=shape).cache()
-    val_rdd = extension.samples(validation, shape=shape).cache() if validation is not None else None
-    optimizer = extension.optimizer(
-        "barrier", model=model, samples=train_rdd, criterion=ClassNLLCriterion(weights=weights),
-        optim_method=Adam(learningrate=learning_rate), end_trigger=MaxEpoch(epochs), batch_size=batch_size,
-    )
-    if val_rdd is not None:
-        extension.set_validation(optimizer, samples=val_rdd, trigger=EveryEpoch(), batch_size=batch_size,
-                                 methods=[Top1Accuracy(), Loss(ClassNLLCriterion())])
-    train_summary = val_summary = None
-    if summary_dir:
-        train_summary = TrainSummary(log_dir=summary_dir, app_name="transfer")
-        optimizer.set_train_summary(train_summary)
-        if val_rdd is not None:
-            val_summary = ValidationSummary(log_dir=summary_dir, app_name="transfer")
-            optimizer.set_val_summary(val_summary)
     model.training()
-    try:
-        with jvm.distributed(model):
-            trained = jvm.call("fine-tuning the imported model", optimizer.optimize)
-    finally:
-        train_rdd.unpersist(False)
-        if val_rdd is not None:
-            val_rdd.unpersist(False)
+    with jvm.distributed(model):
+        fitting = jvm.call("fine-tuning the imported model", lambda: fit(
+            spark, model, train, shape=(length, n_features), criterion=ClassNLLCriterion(weights=weights),
+            optim_method=Adam(learningrate=learning_rate), epochs=epochs, batch_size=batch_size,
+            validation=validation, methods=[Top1Accuracy(), Loss(ClassNLLCriterion())],
+            summary_dir=summary_dir, app_name="transfer",
+        ))
+    trained, train_summary, val_summary = fitting.model, fitting.train_summary, fitting.val_summary
     trained.evaluate()
     tuned = replace(imported, model=trained, outputs=[HEAD_NAME], output_op="LogSoftMax", output_kind=LOG_PROBABILITIES)
     result = FineTuneResult(imported=tuned, frozen=info["frozen"], trainable=info["trainable"],
-                            feature_node=info["feature_node"], batch_size=batch_size)
+                            feature_node=info["feature_node"], batch_size=fitting.batch_size)
     if train_summary is not None:
         result.train_loss = [(int(st), float(v)) for st, v, _ in train_summary.read_scalar("Loss")]
     if val_summary is not None:

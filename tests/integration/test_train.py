@@ -44,9 +44,11 @@ def test_a_seed_fixes_the_initial_weights(spark):
 
 
 def test_round_batch_size():
-    assert training.round_batch_size(256, 2) == 256
-    assert training.round_batch_size(255, 2) == 256
-    assert training.round_batch_size(1, 4) == 4
+    from pipelines.models.fit import round_batch_size
+
+    assert round_batch_size(256, 2) == 256
+    assert round_batch_size(255, 2) == 256
+    assert round_batch_size(1, 4) == 4
 
 
 @pytest.mark.slow
