@@ -107,11 +107,11 @@ def train(spark: SparkSession, labelled: DataFrame, config: EegClassifierConfig,
 
 def predict(model, vocabulary: Sequence[str], reports: DataFrame, config: EegClassifierConfig) -> DataFrame:
     """`report_id, p_abnormal, p_seizure_present`."""
-    from pipelines.models import extension
+    from pipelines.models.stages import BigDLModel
 
     rows = _with_tokens(reports.select("text", "report_id"), vocabulary, config.max_tokens,
                         "features array<float>, report_id string")
-    predicted = extension.predict(model, rows, shape=(config.max_tokens,), batch_size=64)
+    predicted = BigDLModel(model, featureShape=[config.max_tokens], batchSize=64, scoreCol="").transform(rows)
     return predicted.select(
         "report_id", *(F.col("output")[i].cast("double").alias(f"p_{t}") for i, t in enumerate(TASKS))
     )

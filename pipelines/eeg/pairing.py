@@ -305,32 +305,28 @@ def build_mlp(n_features: int, hidden: int):
 
 
 def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConfig):
-    """The MLP trained by the project's training loop on the pairs; returns the trained model. The data order
-    follows BigDL's seeded generator, so that a run repeats itself."""
-    from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import Adam
-
-    from pipelines.models.fit import fit
+    """The MLP trained as a `BigDLClassifier` (the project's training loop) on the pairs; returns the trained module.
+    The data order follows BigDL's seeded generator, so that a run repeats itself."""
+    from pipelines.models.stages import BigDLClassifier
 
     rows = labelled.select("features", "label")
     positives, total = rows.agg(F.sum("label"), F.count(F.lit(1))).first()
     # Weight the classes so that links and non-links count alike in the loss.
-    weights = np.array([total / max(2 * (total - positives), 1), total / max(2 * positives, 1)], dtype=np.float32)
+    weights = [total / max(2 * (total - positives), 1), total / max(2 * positives, 1)]
     log.info("training the pairing MLP on %d pairs (%d links), %d epochs", total, positives, config.epochs)
-    return fit(
-        spark, build_mlp(len(FEATURES), config.hidden_size), rows, shape=(len(FEATURES),),
-        criterion=ClassNLLCriterion(weights=weights), optim_method=Adam(learningrate=config.learning_rate),
-        epochs=config.epochs, batch_size=config.batch_size,
-    ).model
+    classifier = BigDLClassifier(
+        build_mlp(len(FEATURES), config.hidden_size), featureShape=[len(FEATURES)], classWeights=weights,
+        learningRate=config.learning_rate, epochs=config.epochs, batchSize=config.batch_size,
+    )
+    return classifier.fit(rows).module
 
 
 def predict_bigdl(model, features: DataFrame, *, batch_size: int = 256) -> DataFrame:
     """`report_id, edf_file, start, probability` from the MLP."""
-    from pipelines.models import extension
+    from pipelines.models.stages import BigDLModel
 
-    rows = features.select("report_id", "edf_file", "start", "features")
-    predicted = extension.predict(model, rows, shape=(len(FEATURES),), batch_size=batch_size)
-    return _scored(predicted.withColumn("probability", F.exp(F.col("output")[1]).cast("double")))
+    stage = BigDLModel(model, featureShape=[len(FEATURES)], batchSize=batch_size, scoreCol="probability")
+    return _scored(stage.transform(features.select("report_id", "edf_file", "start", "features")))
 
 
 def _scored(frame: DataFrame) -> DataFrame:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark.rdd import RDD
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from pipelines.config import TrainConfig
 from pipelines.io import fs
 from pipelines.models import extension, optim
 from pipelines.models.fit import Fitting, fit
 from pipelines.models.lstm import build_lstm
+from pipelines.models.stages import BigDLModel
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,5 @@ def load_model(uri: str):
 
 def predict_scores(model, windows: DataFrame, *, length: int, n_features: int, batch_size: int) -> DataFrame:
     """`device_id, window_end, label, score`, the score being the predicted probability of failure."""
-    rows = windows.select("device_id", "window_end", "label", "features")
-    predicted = extension.predict(model, rows, shape=(length, n_features), batch_size=batch_size)
-    return predicted.select("device_id", "window_end", "label", F.exp(F.col("output")[1]).cast("double").alias("score"))
+    stage = BigDLModel(model, featureShape=[length, n_features], batchSize=batch_size)
+    return stage.transform(windows.select("device_id", "window_end", "label", "features")).drop("output")

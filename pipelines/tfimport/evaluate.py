@@ -9,28 +9,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.evaluation.metrics import binary_metrics
-from pipelines.models import extension
+from pipelines.models.stages import BigDLModel
 from pipelines.models.train import to_samples
 from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import InputShapeError, TFImportError
-from pipelines.tfimport.load import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID, ImportedModel
+from pipelines.tfimport.load import OUTPUT_KINDS, SIGMOID, ImportedModel
 
 log = logging.getLogger(__name__)
-
-
-def score_column(output_kind: str, output: Column) -> Column:
-    """Probability of class 1 from the model's output array."""
-    if output_kind == PROBABILITIES:
-        return output[1].cast("double")
-    if output_kind == LOG_PROBABILITIES:
-        return F.exp(output[1]).cast("double")
-    if output_kind == SIGMOID:
-        return F.element_at(output, -1).cast("double")
-    raise TFImportError(f"unknown output kind {output_kind!r}; one of {', '.join(OUTPUT_KINDS)}")
 
 
 def resolve_output_kind(imported: ImportedModel, output_kind: str | None) -> str:
@@ -71,12 +60,11 @@ def predict_scores(
     """`device_id, window_end, label, score` (probability of failure) computed on the executors."""
     kind = resolve_output_kind(imported, output_kind)
     check_windows_shape(imported, windows, length=length, n_features=n_features)
-    rows = windows.select("device_id", "window_end", "label", "features")
-    with jvm.distributed(imported.model):
-        predicted = jvm.call("predicting with the imported model",
-                             lambda: extension.predict(imported.model, rows, shape=(length, n_features),
-                                                       batch_size=batch_size))
-    return predicted.select("device_id", "window_end", "label", score_column(kind, F.col("output")).alias("score"))
+    stage = BigDLModel(imported.model, featureShape=[length, n_features], batchSize=batch_size, outputKind=kind)
+    with jvm.distributed(imported.model):  # the one broadcast happens here, the scores when the frame is read
+        scored = jvm.call("predicting with the imported model", stage.transform,
+                          windows.select("device_id", "window_end", "label", "features"))
+    return scored.drop("output")
 
 
 def bigdl_top1_accuracy(imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int,

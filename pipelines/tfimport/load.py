@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from pyspark.sql import SparkSession
 
+from pipelines.models.stages import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID
 from pipelines.tfimport import files, jvm
 from pipelines.tfimport import graph as g
 from pipelines.tfimport.errors import GraphFormatError, InputShapeError, TFImportError, VariableMismatchError
@@ -31,10 +32,6 @@ from pipelines.tfimport.rewrite import rewrite_for_bigdl
 
 log = logging.getLogger(__name__)
 
-PROBABILITIES = "probabilities"
-LOG_PROBABILITIES = "log_probabilities"
-SIGMOID = "sigmoid"
-OUTPUT_KINDS = (PROBABILITIES, LOG_PROBABILITIES, SIGMOID)
 _KIND_OF_OP = {"Softmax": PROBABILITIES, "LogSoftmax": LOG_PROBABILITIES, "Sigmoid": SIGMOID}
 
 

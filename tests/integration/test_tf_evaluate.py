@@ -11,9 +11,9 @@ from pipelines.cli import run
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.tfimport import tfmodels
 from pipelines.tfimport.errors import InputShapeError, TFImportError
-from pipelines.tfimport.evaluate import predict_scores, score_column
+from pipelines.tfimport.evaluate import predict_scores
 from pipelines.tfimport.export import freeze_keras
-from pipelines.tfimport.load import LOG_PROBABILITIES, PROBABILITIES, SIGMOID, import_tensorflow_model
+from pipelines.tfimport.load import import_tensorflow_model
 
 T, F = 12, 3
 METRIC_KEYS = {"count", "positives", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss",
@@ -78,11 +78,6 @@ def test_shape_and_output_kind_problems_are_refused_before_any_job(spark, keras_
     imported.output_kind = None
     with pytest.raises(TFImportError, match="pass output_kind"):
         predict_scores(imported, test_windows, length=T, n_features=F, batch_size=32)
-    outputs = spark.createDataFrame([([float(np.log(0.25)), float(np.log(0.75))], [0.25, 0.75], [0.6])],
-                                    "log_probs array<float>, probs array<float>, sigmoid array<float>")
-    scores = outputs.select(score_column(LOG_PROBABILITIES, outputs.log_probs),  # the BigDL LSTM's convention
-                            score_column(PROBABILITIES, outputs.probs), score_column(SIGMOID, outputs.sigmoid)).first()
-    assert list(scores) == pytest.approx([0.75, 0.75, 0.6])
 
 
 def test_evaluate_tf_job_merges_into_the_run_report(spark, windows_root, keras_lstm, tmp_path):
