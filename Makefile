@@ -22,9 +22,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-# ruff's lint (ruff.toml); CI runs it before the tests.
+# ruff's lint (ruff.toml) and the import contracts (.importlinter); CI runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The pyspark shell with BigDL's jars and the project importable (infra/shell.sh; SHELL_ARGS go to pyspark).
 shell: $(STAMP)

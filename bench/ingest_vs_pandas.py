@@ -63,6 +63,7 @@ def run_spark(root: str, config) -> dict:
     from pipelines.context import driver_peak_memory_mb, get_or_create
     from pipelines.telemetry import sources
     from pipelines.telemetry.ingest import ingest
+    from pipelines.telemetry.schema import WindowSpec
     from pipelines.telemetry.windows import build_window_dataset
 
     spark = get_or_create(master="local[2]", app_name="bench-ingest-vs-pandas", conf={"spark.ui.enabled": "false"})
@@ -74,7 +75,7 @@ def run_spark(root: str, config) -> dict:
     windows, stats = build_window_dataset(
         readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes
     )
-    window_counts = sources.write_windows(spark, windows, stats, f"{root}/spark/windows")
+    window_counts = sources.write_windows(spark, windows, stats, f"{root}/spark/windows", spec=WindowSpec.of(config))
     done = time.perf_counter()
     memory = driver_peak_memory_mb(spark)
     spark.stop()

@@ -12,16 +12,15 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
-from jobs.ingest_backblaze import write_windows
-from jobs.train_lstm import train_from_windows
+from pipelines.chain import evaluate_run, train_run
 from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
-from pipelines.evaluation.alerting import ALERTING_DIR, POLICY_FILE, load_policy
+from pipelines.evaluation.alerting import load_policy
 from pipelines.evaluation.report import write_report
 from pipelines.evaluation.scoring import bigdl_scorer, score_fleet, write_risk_table
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 from pipelines.models.train import load_model
 from pipelines.telemetry import backblaze, sources
 
@@ -31,10 +30,10 @@ parser = job_parser(__doc__.splitlines()[0], sections=("backblaze", "alerting"))
 parser.add_argument("--input", required=True, help="Backblaze daily files: folder, file or glob (*.csv, *.csv.gz)")
 parser.add_argument("--out", default=None, help="run folder (default: runs/backblaze-<UTC timestamp>)")
 parser.reads("input")
-parser.writes("out", "ingest", "windows", "predictions", "alerting", "risk", "report",
+parser.writes("out", "ingest", "windows", RunLayout.PREDICTIONS, RunLayout.ALERTING, RunLayout.RISK, RunLayout.REPORT,
               fallback=lambda args: f"runs/backblaze-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
-parser.writes("out", "config.json", "model/lstm.bigdl", "training.json", METRICS_FILE, mode="overwrite")
-parser.writes("out", "checkpoints", "summaries", mode="append")
+parser.writes("out", "config.json", RunLayout.MODEL, RunLayout.TRAINING, RunLayout.METRICS, mode="overwrite")
+parser.writes("out", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, mode="append")
 
 
 def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
@@ -67,21 +66,22 @@ def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
 def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
     """Every step into `out`; returns metrics.json's content."""
     derived = backblaze.pipeline_config(config)
+    run = RunLayout(out)
     step = Steps()
 
     fs.write_json(spark, f"{out}/config.json", as_dict(config))
     counts = step("ingest", backblaze.ingest_backblaze, spark, input_uri, f"{out}/ingest", config.backblaze)
-    window_counts = step("windows", write_windows, spark, f"{out}/ingest", f"{out}/windows", config)
-    training = step("train", train_from_windows, spark, f"{out}/windows", out, derived)
+    window_counts = step("windows", backblaze.write_windows, spark, f"{out}/ingest", f"{out}/windows", config)
+    training = step("train", train_run, spark, f"{out}/windows", out, derived)
     metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, derived,
                    failures_uri=f"{out}/ingest/{backblaze.FAILURES_FILE}")
 
     def score_step():
-        policy, scoring = load_policy(spark, f"{out}/{ALERTING_DIR}/{POLICY_FILE}")
+        policy, scoring = load_policy(spark, run.policy)
         scorer = bigdl_scorer(load_model(f"{out}/{scoring['model']}"), length=int(scoring["length"]),
                               n_features=len(scoring["features"]), batch_size=derived.evaluate.batch_size)
         readings = sources.read_parquet(spark, f"{out}/ingest/{backblaze.CLEAN_DIR}", "clean readings")
-        return write_risk_table(spark, score_fleet(readings, scorer, policy, scoring), f"{out}/risk", policy=policy)
+        return write_risk_table(spark, score_fleet(readings, scorer, policy, scoring), run.risk, policy=policy)
 
     risk = step("score", score_step)
     metrics.update(
@@ -92,7 +92,7 @@ def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
         driver_memory=driver_peak_memory_mb(spark),
         notes=data_notes(counts, window_counts, config),
     )
-    fs.write_json(spark, f"{out}/{METRICS_FILE}", metrics)
+    fs.write_json(spark, run.metrics, metrics)
     write_report(spark, out)
     return metrics
 

@@ -25,14 +25,15 @@ parser.writes("out", "results")
 
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="batch_size_study")
+    spec = sources.read_window_spec(spark, args.windows)
     splits = {name: sources.read_windows(spark, args.windows, name) for name in ("train", "val", "test")}
     if config.study.max_val_windows:
         splits["val"] = study.fixed_sample(splits["val"], config.study.max_val_windows)
     splits = {name: df.cache() for name, df in splits.items()}
     rows = study.run_study(
         spark, splits["train"], splits["val"], splits["test"],
-        base=config.train, study=config.study, length=config.windows.length,
-        n_features=len(config.windows.features), work_dir=f"{args.out}/runs",
+        base=config.train, study=config.study, length=spec.length, n_features=spec.n_features,
+        work_dir=f"{args.out}/runs",
     )
     fs.write_local_dir(spark, f"{args.out}/results", lambda local: study.render(rows, local))
     report(study.markdown_table(rows))

@@ -11,6 +11,7 @@ import time
 from pipelines.cli import job_parser, run
 from pipelines.context import get_or_create
 from pipelines.telemetry import sources
+from pipelines.telemetry.schema import WindowSpec
 from pipelines.telemetry.windows import build_window_dataset
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def main(args, config) -> None:
     failures = sources.read_failures(spark, args.failures)
     started = time.perf_counter()
     windows, stats = build_window_dataset(readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes)
-    counts = sources.write_windows(spark, windows, stats, args.out)
+    counts = sources.write_windows(spark, windows, stats, args.out, spec=WindowSpec.of(config))
     seconds = time.perf_counter() - started
     total = sum(split["windows"] for split in counts.values())
     log.info("windows written to %s: %s", args.out, counts)

@@ -10,16 +10,17 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from jobs.evaluate_telemetry import METRICS_FILE, evaluate_run
-from jobs.train_lstm import train_from_windows
+from pipelines.chain import evaluate_run, train_run
 from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
 from pipelines.evaluation.report import write_report
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 from pipelines.telemetry import sources
 from pipelines.telemetry.generate import generate_fleet
 from pipelines.telemetry.ingest import ingest
+from pipelines.telemetry.schema import WindowSpec
 from pipelines.telemetry.windows import build_window_dataset
 from pipelines.tfimport.demo_step import train_export_import_evaluate
 
@@ -29,10 +30,10 @@ SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 parser = job_parser(__doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "tfimport"))
 parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
-parser.writes("out", "fleet", "ingest", "windows", "predictions", "alerting", "report",
+parser.writes("out", "fleet", "ingest", "windows", RunLayout.PREDICTIONS, RunLayout.ALERTING, RunLayout.REPORT,
               fallback=lambda args: f"runs/{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
-parser.writes("out", "config.json", "model/lstm.bigdl", "training.json", "tf_model", METRICS_FILE, mode="overwrite")
-parser.writes("out", "checkpoints", "summaries", mode="append")
+parser.writes("out", "config.json", RunLayout.MODEL, RunLayout.TRAINING, "tf_model", RunLayout.METRICS, mode="overwrite")
+parser.writes("out", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, mode="append")
 
 
 def run_demo(spark, out: str, config) -> dict:
@@ -49,14 +50,15 @@ def run_demo(spark, out: str, config) -> dict:
         windows, stats = build_window_dataset(
             readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes
         )
-        return sources.write_windows(spark, windows, stats, f"{out}/windows")
+        return sources.write_windows(spark, windows, stats, f"{out}/windows", spec=WindowSpec.of(config))
 
     window_counts = step("windows", windows_step)
-    training = step("train", train_from_windows, spark, f"{out}/windows", out, config)
+    training = step("train", train_run, spark, f"{out}/windows", out, config)
     metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, config, failures_uri=f"{out}/fleet/failures.csv")
+    spec = sources.read_window_spec(spark, f"{out}/windows")
     metrics["tf_imported"] = step(
         "tf_import", train_export_import_evaluate, spark, f"{out}/windows", out,
-        length=config.windows.length, n_features=len(config.windows.features), threshold=config.evaluate.threshold,
+        length=spec.length, n_features=spec.n_features, threshold=config.evaluate.threshold,
         epochs=config.tfimport.demo_epochs, batch_size=config.tfimport.demo_batch_size,
         hidden=config.tfimport.demo_hidden, max_train_windows=config.tfimport.demo_max_train_windows,
     )
@@ -67,7 +69,7 @@ def run_demo(spark, out: str, config) -> dict:
         timings_s=step.with_total(),
         driver_memory=driver_peak_memory_mb(spark),
     )
-    fs.write_json(spark, f"{out}/{METRICS_FILE}", metrics)
+    fs.write_json(spark, RunLayout(out).metrics, metrics)
     write_report(spark, out)
     return metrics
 

@@ -13,12 +13,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jobs.evaluate_telemetry import METRICS_FILE
-from jobs.train_lstm import MODEL_DIR, MODEL_FILE
-from pipelines.cli import InputError, add_tf_model_options, job_parser, report, run
+from pipelines.cli import add_tf_model_options, job_parser, report, run
 from pipelines.context import get_or_create
+from pipelines.errors import InputError
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 from pipelines.models.train import load_model, predict_scores
 from pipelines.telemetry import sources
 from pipelines.tfimport import files
@@ -44,7 +44,7 @@ parser.add_argument("--parity-samples", type=int, default=256,
                     help="windows on which TensorFlow's own outputs are compared with BigDL's (0: no check)")
 parser.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: evaluate.batch_size)")
 parser.writes("run_dir", PREDICTIONS_DIR + "/{name}")
-parser.writes("run_dir", METRICS_FILE, mode="merge")
+parser.writes("run_dir", RunLayout.METRICS, mode="merge")
 
 
 def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: str, bin_path: str | None = None,
@@ -52,12 +52,13 @@ def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: st
                     output_kind: str | None = None, name: str = "tf_imported", split: str = "test",
                     parity_samples: int = 256, batch_size: int | None = None) -> dict:
     """Evaluate, write predictions, merge `name` and `name_info` into the run's metrics.json; returns the merge."""
-    length, n_features = config.windows.length, len(config.windows.features)
     batch_size = batch_size or config.evaluate.batch_size
     threshold = config.evaluate.threshold
     for uri, what in ((model, "model"), (bin_path, "variable file")):
         if uri and not files.exists(uri, spark):
             raise InputError(f"{what} not found: {uri}")
+    spec = sources.read_window_spec(spark, windows_root)
+    length, n_features = spec.length, spec.n_features
     windows = sources.read_windows(spark, windows_root, split).select("device_id", "window_end", "features", "label")
     imported = import_tensorflow_model(model, inputs, outputs, bin_path, spark=spark, output_kind=output_kind)
     metrics, predictions = evaluate_imported(imported, windows, length=length, n_features=n_features,
@@ -69,21 +70,19 @@ def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: st
         predictions.write.parquet(tmp)
     predictions.unpersist()
 
-    metrics_uri = f"{run_dir}/{METRICS_FILE}"
-    merged = fs.read_json(spark, metrics_uri) if fs.exists(spark, metrics_uri) else {}
-    lstm_uri = f"{run_dir}/{MODEL_DIR}/{MODEL_FILE}"
-    if "test" not in merged and split == "test" and fs.exists(spark, lstm_uri):
-        log.info("evaluating the run's BigDL LSTM too (%s)", lstm_uri)
-        lstm = predict_scores(load_model(lstm_uri), windows, length=length, n_features=n_features, batch_size=batch_size)
-        merged["test"] = binary_metrics(lstm, threshold=threshold)
-    merged[name] = metrics
-    merged[f"{name}_info"] = {
+    run = RunLayout(run_dir)
+    blocks = {}
+    if "test" not in run.read_metrics(spark) and split == "test" and fs.exists(spark, run.model):
+        log.info("evaluating the run's BigDL LSTM too (%s)", run.model)
+        lstm = predict_scores(load_model(run.model), windows, length=length, n_features=n_features, batch_size=batch_size)
+        blocks["test"] = binary_metrics(lstm, threshold=threshold)
+    blocks[name] = metrics
+    blocks[f"{name}_info"] = {
         "model": model, "bin": bin_path, "split": split, "inputs": imported.inputs, "outputs": imported.outputs,
         "output_op": imported.output_op, "output_kind": imported.output_kind, "rewrites": imported.rewrites,
         "bigdl_top1_accuracy": top1, "parity": parity,
     }
-    fs.write_json(spark, metrics_uri, merged)
-    return merged
+    return run.merge_metrics(spark, blocks)
 
 
 def comparison(merged: dict, name: str) -> str:

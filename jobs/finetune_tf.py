@@ -13,20 +13,17 @@ from __future__ import annotations
 import logging
 import sys
 
-from jobs.evaluate_telemetry import METRICS_FILE
-from jobs.train_lstm import MODEL_DIR
-from pipelines.cli import InputError, add_tf_model_options, job_parser, run
+from pipelines.cli import add_tf_model_options, job_parser, run
 from pipelines.context import get_or_create
+from pipelines.errors import InputError
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 from pipelines.telemetry import sources
 from pipelines.tfimport import files
 from pipelines.tfimport.evaluate import evaluate_imported
 from pipelines.tfimport.transfer import TransferSpec, fine_tune, save
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "tf_finetuned.bigdl"
-RECORD_FILE = "finetune.json"
 
 parser = job_parser(__doc__.splitlines()[0], sections=("windows", "train", "evaluate"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
@@ -42,24 +39,26 @@ parser.add_argument("--epochs", type=int, default=None, help="default: train.epo
 parser.add_argument("--learning-rate", type=float, default=None, help="Adam's learning rate (default: train.learning_rate)")
 parser.add_argument("--batch-size", type=int, default=None, help="default: train.batch_size")
 parser.add_argument("--name", default="tf_finetuned", help="key of the test metrics in metrics.json")
-parser.writes("run_dir", f"{MODEL_DIR}/{MODEL_FILE}", RECORD_FILE, mode="overwrite")
-parser.writes("run_dir", "summaries", mode="append")
-parser.writes("run_dir", METRICS_FILE, mode="merge")
+parser.writes("run_dir", RunLayout.TF_FINETUNED, RunLayout.FINETUNE_RECORD, mode="overwrite")
+parser.writes("run_dir", RunLayout.SUMMARIES, mode="append")
+parser.writes("run_dir", RunLayout.METRICS, mode="merge")
 
 
 def finetune_run(spark, windows_root: str, run_dir: str, config, spec: TransferSpec, *, epochs: int | None = None,
                  learning_rate: float | None = None, batch_size: int | None = None, name: str = "tf_finetuned") -> dict:
-    length, n_features = config.windows.length, len(config.windows.features)
+    run = RunLayout(run_dir)
     for uri, what in ((spec.pb_uri, "model"), (spec.bin_uri, "variable file")):
         if uri and not files.exists(uri, spark):
             raise InputError(f"{what} not found: {uri}")
+    shape = sources.read_window_spec(spark, windows_root)
+    length, n_features = shape.length, shape.n_features
     result = fine_tune(
         spark, spec, sources.read_windows(spark, windows_root, "train"), sources.read_windows(spark, windows_root, "val"),
         length=length, n_features=n_features, epochs=epochs or config.train.epochs,
         batch_size=batch_size or config.train.batch_size, learning_rate=learning_rate or config.train.learning_rate,
-        class_weights=config.train.class_weights, summary_dir=f"{run_dir}/summaries",
+        class_weights=config.train.class_weights, summary_dir=run.summaries,
     )
-    save(result.model, f"{run_dir}/{MODEL_DIR}/{MODEL_FILE}")
+    save(result.model, run.tf_finetuned)
     test = sources.read_windows(spark, windows_root, "test")
     metrics, predictions = evaluate_imported(result.imported, test, length=length, n_features=n_features,
                                              batch_size=config.evaluate.batch_size, threshold=config.evaluate.threshold)
@@ -67,11 +66,8 @@ def finetune_run(spark, windows_root: str, run_dir: str, config, spec: TransferS
     record = {"model": spec.pb_uri, "bin": spec.bin_uri, "head": spec.head, "feature_node": result.feature_node,
               "frozen": result.frozen, "trainable": result.trainable, "batch_size": result.batch_size,
               "train_loss": result.train_loss, "validation": result.validation}
-    fs.write_json(spark, f"{run_dir}/{RECORD_FILE}", record)
-    metrics_uri = f"{run_dir}/{METRICS_FILE}"
-    merged = fs.read_json(spark, metrics_uri) if fs.exists(spark, metrics_uri) else {}
-    merged[name] = metrics
-    fs.write_json(spark, metrics_uri, merged)
+    fs.write_json(spark, run.path(RunLayout.FINETUNE_RECORD), record)
+    run.merge_metrics(spark, {name: metrics})
     return {"metrics": metrics, **record}
 
 
@@ -81,7 +77,7 @@ def main(args, config) -> None:
                         head=args.head, feature_node=args.feature_node, freeze=tuple(args.freeze))
     out = finetune_run(spark, args.windows, args.run_dir, config, spec, epochs=args.epochs,
                        learning_rate=args.learning_rate, batch_size=args.batch_size, name=args.name)
-    log.info("fine-tuned model: %s/%s/%s; test PR-AUC %s", args.run_dir, MODEL_DIR, MODEL_FILE, out["metrics"]["pr_auc"])
+    log.info("fine-tuned model: %s; test PR-AUC %s", RunLayout(args.run_dir).tf_finetuned, out["metrics"]["pr_auc"])
 
 
 if __name__ == "__main__":

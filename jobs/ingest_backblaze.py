@@ -15,7 +15,7 @@ import sys
 from pipelines.cli import job_parser, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
-from pipelines.telemetry import backblaze, sources
+from pipelines.telemetry import backblaze
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def write_windows(spark, ingest_root: str, windows_root: str, config: PipelineConfig) -> dict:
-    """Windows of an ingested Backblaze folder, written like build_windows does; returns the counts."""
-    readings = sources.read_parquet(spark, f"{ingest_root}/{backblaze.CLEAN_DIR}", "clean readings")
-    failures = sources.read_failures(spark, f"{ingest_root}/{backblaze.FAILURES_FILE}")
-    windows, stats = backblaze.build_windows(readings, failures, config=config)
-    return sources.write_windows(spark, windows, stats, windows_root)
-
-
 def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = get_or_create(master=args.master, app_name="ingest_backblaze")
     counts = backblaze.ingest_backblaze(spark, args.input, args.out, config.backblaze)
     log.info("read %d = clean %d + quarantined %d", counts["read"], counts["clean"], counts["quarantined"])
     if args.windows:
-        log.info("windows: %s", write_windows(spark, args.out, args.windows, config))
+        log.info("windows: %s", backblaze.write_windows(spark, args.out, args.windows, config))
 
 
 if __name__ == "__main__":

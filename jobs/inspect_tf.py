@@ -11,7 +11,8 @@ import json
 import logging
 import sys
 
-from pipelines.cli import InputError, job_parser, report, run
+from pipelines.cli import job_parser, report, run
+from pipelines.errors import InputError
 from pipelines.tfimport import files
 from pipelines.tfimport import graph as g
 from pipelines.tfimport.errors import TFImportError

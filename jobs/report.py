@@ -11,11 +11,13 @@ import argparse
 import logging
 import sys
 
-from pipelines.cli import InputError, job_parser, report, run
+from pipelines.cli import job_parser, report, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
-from pipelines.evaluation.report import REPORT_DIR, write_report
+from pipelines.errors import InputError
+from pipelines.evaluation.report import write_report
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("--run-dir", required=True, help="run folder (any Hadoop URI)")
     parser.add_argument("--note", action="append", default=[], help="a sentence to add to the report's caveats (repeatable)")
-    parser.reads("run_dir", "metrics.json")
-    parser.writes("run_dir", REPORT_DIR)
+    parser.reads("run_dir", RunLayout.METRICS)
+    parser.writes("run_dir", RunLayout.REPORT)
     return parser
 
 
 def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = get_or_create(master=args.master, app_name="report")
-    if not fs.exists(spark, f"{args.run_dir}/metrics.json"):
+    if not fs.exists(spark, RunLayout(args.run_dir).metrics):
         raise InputError(f"no metrics.json in {args.run_dir}: evaluate the run first")
     report(write_report(spark, args.run_dir, notes=args.note))
 

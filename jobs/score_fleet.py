@@ -15,18 +15,19 @@ import argparse
 import logging
 import sys
 
-from pipelines.cli import InputError, job_parser, report, run
+from pipelines.cli import job_parser, report, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
-from pipelines.evaluation.alerting import ALERTING_DIR, POLICY_FILE, fit_policy, load_policy
+from pipelines.errors import InputError
+from pipelines.evaluation.alerting import fit_policy, load_policy
 from pipelines.evaluation.scoring import bigdl_scorer, load_scorer, score_fleet, tf_scorer, write_risk_table
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 from pipelines.models.train import load_model
 from pipelines.telemetry import sources
 
 log = logging.getLogger(__name__)
 
-RISK_DIR = "risk"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refit-on", default=None, metavar="WINDOWS",
                         help="fit calibration and thresholds again on this windows folder's validation split")
     parser.reads("clean")
-    parser.reads("policy", fallback=lambda args: f"{args.run_dir}/{ALERTING_DIR}/{POLICY_FILE}")
+    parser.reads("policy", fallback=lambda args: RunLayout(args.run_dir).policy)
     for name in ("model", "tf_model", "tf_bin", "refit_on"):
         parser.reads(name)
-    parser.writes("out", fallback=lambda args: f"{args.run_dir}/{RISK_DIR}")
+    parser.writes("out", fallback=lambda args: RunLayout(args.run_dir).risk)
     return parser
 
 
@@ -75,7 +76,7 @@ def _in_run(run_dir: str, path: str) -> str:
 
 def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = get_or_create(master=args.master, app_name="score_fleet")
-    policy_uri = args.policy or f"{args.run_dir}/{ALERTING_DIR}/{POLICY_FILE}"
+    policy_uri = args.policy or RunLayout(args.run_dir).policy
     if not fs.exists(spark, policy_uri):
         raise InputError(f"no alert policy at {policy_uri}: run evaluate_telemetry (or the demo) first")
     policy, scoring = load_policy(spark, policy_uri)
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
         log.warning("the policy was fitted for the run's own model: use --refit-on WINDOWS for another model")
     readings = sources.read_parquet(spark, args.clean, "clean readings")
     table = score_fleet(readings, scorer, policy, scoring, scored_by=args.scorer)
-    out = args.out or f"{args.run_dir}/{RISK_DIR}"
+    out = args.out or RunLayout(args.run_dir).risk
     summary = write_risk_table(spark, table, out, policy=policy)
     report(f"{summary['devices']} devices scored ({policy.describe()}): " +
            ", ".join(f"{k} {v}" for k, v in summary["by_band"].items()) + f"\nrisk table: {out}/table")

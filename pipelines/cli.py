@@ -16,16 +16,13 @@ from urllib.parse import urlparse
 import yaml
 
 from pipelines.config import ConfigError, PipelineConfig, as_dict, load_config
+from pipelines.errors import InputError
 from pipelines.io import fs
 
 log = logging.getLogger("pipelines.job")
 
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
-
-
-class InputError(ValueError):
-    """Input that the job cannot use (missing, empty, wrong schema); the message says which."""
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -29,8 +29,8 @@ from pyspark.sql.types import (
     TimestampNTZType,
 )
 
-from pipelines.cli import InputError
 from pipelines.eeg import edf
+from pipelines.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from pipelines.evaluation.lead_time import collect_lead_times, lead_days_at, sum
 from pipelines.evaluation.metrics import confusion_matrix_at
 from pipelines.io.fs import atomic_output as fs_atomic
 from pipelines.io.fs import read_json, write_json
+from pipelines.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -317,8 +318,7 @@ def _fmt(value: float | None) -> str:
 
 # ---------------------------------------------------------------------------------------------------- the run step
 
-ALERTING_DIR = "alerting"
-POLICY_FILE = "policy.json"
+POLICY_FILE = "policy.json"  # in the run's alerting folder (RunLayout.POLICY)
 LEAD_TIMES_FILE = "lead_times.json"
 
 
@@ -343,7 +343,8 @@ def run_alerting(
     from pipelines.models.train import predict_scores
     from pipelines.telemetry import sources
 
-    length, n_features = config.windows.length, len(config.windows.features)
+    spec = sources.read_window_spec(spark, windows_root)
+    length, n_features = spec.length, spec.n_features
     val = predict_scores(
         model, sources.read_windows(spark, windows_root, "val"), length=length, n_features=n_features,
         batch_size=config.evaluate.batch_size,
@@ -352,7 +353,7 @@ def run_alerting(
         policy = fit_policy(val, config.alerting)
     finally:
         val.unpersist()
-    test = spark.read.parquet(f"{run_dir}/predictions").where(F.col("model") == "lstm")
+    test = spark.read.parquet(RunLayout(run_dir).predictions).where(F.col("model") == "lstm")
     failures = sources.read_failures(spark, failures_uri) if failures_uri else None
     if failures is None:
         log.warning("no failure list given: lead times are not computed")
@@ -362,12 +363,12 @@ def run_alerting(
         "model": model_uri[len(prefix):] if model_uri.startswith(prefix) else model_uri,
         "output_kind": "log_probabilities",
         "length": length,
-        "interval_minutes": config.ingest.interval_minutes,
-        "features": list(config.windows.features),
+        "interval_minutes": spec.interval_minutes,
+        "features": list(spec.features),
         "normalization": sources.read_normalization(spark, windows_root),
-        "horizon_days": config.windows.horizon_days,
+        "horizon_days": spec.horizon_days,
     }
-    with fs_atomic(spark, f"{run_dir}/{ALERTING_DIR}") as tmp:
+    with fs_atomic(spark, RunLayout(run_dir).alerting) as tmp:
         write_json(spark, f"{tmp}/{POLICY_FILE}", {**policy.to_dict(), "scoring": scoring})
         write_json(spark, f"{tmp}/{LEAD_TIMES_FILE}", leads)
     return block

@@ -10,19 +10,21 @@ from pipelines.config import PipelineConfig
 from pipelines.evaluation.baseline import baseline_predictions, fit_baseline
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.models.train import predict_scores
+from pipelines.telemetry.schema import WindowSpec
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_models(model, train: DataFrame, test: DataFrame, *, config: PipelineConfig) -> tuple[dict, DataFrame]:
+def evaluate_models(model, train: DataFrame, test: DataFrame, *, spec: WindowSpec,
+                    config: PipelineConfig) -> tuple[dict, DataFrame]:
     """Metrics of the LSTM (`"test"`) and of the baseline (`"baseline"`) on `test`, and all predictions.
 
     The baseline is a logistic regression on each window's last reading, fitted on `train`.
     Predictions are `model, device_id, window_end, label, score`.
     """
-    n_features = len(config.windows.features)
+    n_features = spec.n_features
     lstm = predict_scores(
-        model, test, length=config.windows.length, n_features=n_features, batch_size=config.evaluate.batch_size
+        model, test, length=spec.length, n_features=n_features, batch_size=config.evaluate.batch_size
     ).withColumn("model", F.lit("lstm"))
     baseline_model = fit_baseline(train, n_features=n_features, class_weights=config.train.class_weights)
     baseline = baseline_predictions(baseline_model, test, n_features=n_features).withColumn("model", F.lit("baseline"))

@@ -24,10 +24,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 FIGURES = ("roc", "pr", "calibration", "lead_time", "training", "confusion", "scores")
 MODEL_LABELS = {"lstm": "BigDL LSTM", "tf_imported": "TF model imported into BigDL", "baseline": "last-reading LogReg"}
 METRIC_KEYS = {"test": "lstm", "tf_imported": "tf_imported", "baseline": "baseline"}
@@ -94,11 +94,11 @@ def read_event_scalars(folder: str) -> dict[str, list[tuple[int, float]]]:
 
 def training_curves(spark: SparkSession, run_dir: str) -> dict[str, Any] | None:
     """Training curves: training.json if present, else the summaries' event files (local run folders only)."""
-    uri = f"{run_dir}/training.json"
+    uri = RunLayout(run_dir).training
     if fs.exists(spark, uri):
         record = fs.read_json(spark, uri)
         return {"source": "training.json", "train_loss": record.get("train_loss", []), "validation": record.get("validation", {})}
-    local = _local_path(f"{run_dir}/summaries")
+    local = _local_path(RunLayout(run_dir).summaries)
     if local and os.path.isdir(local):
         train = read_event_scalars(os.path.join(local, "lstm", "train"))
         validation = read_event_scalars(os.path.join(local, "lstm", "validation"))
@@ -117,16 +117,15 @@ def _local_path(uri: str) -> str | None:
 
 def collect(spark: SparkSession, run_dir: str, *, notes: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the report shows, gathered from the run folder (small: curves are thinned on the executors)."""
-    metrics_uri = f"{run_dir}/metrics.json"
-    metrics = fs.read_json(spark, metrics_uri) if fs.exists(spark, metrics_uri) else {}
+    run = RunLayout(run_dir)
+    metrics = run.read_metrics(spark)
     curves: dict[str, Any] = {}
-    predictions_uri = f"{run_dir}/predictions"
+    predictions_uri = run.predictions
     if fs.exists(spark, predictions_uri):
         predictions = spark.read.parquet(predictions_uri)
         for (model,) in predictions.select("model").distinct().orderBy("model").collect():
             curves[model] = curve_points(predictions.where(F.col("model") == model))
-    leads_uri = f"{run_dir}/alerting/lead_times.json"
-    risk_uri = f"{run_dir}/risk/summary.json"
+    leads_uri, risk_uri = run.lead_times, run.risk_summary
     return {
         "run_dir": run_dir,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -569,7 +568,7 @@ def _counts_table(counts: dict) -> str:
 def write_report(spark: SparkSession, run_dir: str, *, notes: Sequence[str] = ()) -> str:
     """Collect, render into a local temporary folder and commit it to `run_dir/report` atomically; return its URI."""
     data = collect(spark, run_dir, notes=notes)
-    target = f"{run_dir}/{REPORT_DIR}"
+    target = RunLayout(run_dir).report
     fs.write_local_dir(spark, target, lambda local: render(data, local))
     log.info("report written to %s/index.html", target)
     return f"{target}/index.html"

@@ -324,4 +324,5 @@ def load_model(uri: str):
 def predict_scores(model, windows: DataFrame, *, length: int, n_features: int, batch_size: int) -> DataFrame:
     """`device_id, window_end, label, score`, the score being the predicted probability of failure."""
     stage = BigDLModel(model, featureShape=[length, n_features], batchSize=batch_size)
-    return stage.transform(windows.select("device_id", "window_end", "label", "features")).drop("output")
+    scored = stage.transform(windows.select("device_id", "window_end", "label", "features"))
+    return scored.select("device_id", "window_end", "label", "score")

@@ -42,11 +42,12 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipelines.cli import InputError
 from pipelines.config import BackblazeConfig, PipelineConfig, WindowsConfig
+from pipelines.errors import InputError
 from pipelines.io import fs
 from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
-from pipelines.telemetry.schema import TIMESTAMP_FORMAT
+from pipelines.telemetry import sources
+from pipelines.telemetry.schema import TIMESTAMP_FORMAT, WindowSpec
 from pipelines.telemetry.windows import assign_splits, downsample_negatives, fit_normalizer, normalize
 
 log = logging.getLogger(__name__)
@@ -574,3 +575,11 @@ def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineC
         windows, negatives_per_positive=wc.negatives_per_positive, seed=wc.split_seed, split="train"
     )
     return balanced, stats
+
+
+def write_windows(spark: SparkSession, ingest_root: str, windows_root: str, config: PipelineConfig) -> dict:
+    """Windows of an ingested Backblaze folder, written like build_windows does; returns the counts."""
+    readings = sources.read_parquet(spark, f"{ingest_root}/{CLEAN_DIR}", "clean readings")
+    failures = sources.read_failures(spark, f"{ingest_root}/{FAILURES_FILE}")
+    windows, stats = build_windows(readings, failures, config=config)
+    return sources.write_windows(spark, windows, stats, windows_root, spec=WindowSpec.of(pipeline_config(config)))

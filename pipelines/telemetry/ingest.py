@@ -33,8 +33,8 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from pipelines.cli import InputError
 from pipelines.config import IngestConfig
+from pipelines.errors import InputError
 from pipelines.io import fs
 from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
 from pipelines.telemetry.resample import fill_gaps, grid_slot

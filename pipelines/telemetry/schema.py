@@ -8,6 +8,9 @@ Timestamps are UTC, "yyyy-MM-dd HH:mm:ss".
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from pyspark.sql.types import (
     BooleanType,
     DoubleType,
@@ -17,6 +20,8 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+
+from pipelines.config import PipelineConfig
 
 TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
 
@@ -57,3 +62,33 @@ CLEAN_SCHEMA = StructType(
         StructField("segment", IntegerType(), False),  # increments after each gap too long to fill
     ]
 )
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """The data contract of a windows folder (its `windows.json`, written with the windows): every later step takes
+    the windows' shape and meaning from here, not from the configuration in force when it runs."""
+
+    length: int
+    stride: int
+    features: tuple[str, ...]
+    interval_minutes: int
+    horizon_days: float
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    @classmethod
+    def of(cls, config: PipelineConfig) -> WindowSpec:
+        """The spec that `config`'s windows and ingest sections produce."""
+        return cls(length=config.windows.length, stride=config.windows.stride, features=tuple(config.windows.features),
+                   interval_minutes=config.ingest.interval_minutes, horizon_days=config.windows.horizon_days)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "features": list(self.features)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WindowSpec:
+        return cls(length=int(data["length"]), stride=int(data["stride"]), features=tuple(data["features"]),
+                   interval_minutes=int(data["interval_minutes"]), horizon_days=float(data["horizon_days"]))

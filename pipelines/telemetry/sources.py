@@ -4,13 +4,14 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.cli import InputError
+from pipelines.errors import InputError
 from pipelines.io import fs
-from pipelines.telemetry.schema import TIMESTAMP_FORMAT
+from pipelines.telemetry.schema import TIMESTAMP_FORMAT, WindowSpec
 
 WINDOWS_DIR = "windows"
 NORMALIZATION_FILE = "normalization.json"
 WINDOW_COUNTS_FILE = "window_counts.json"
+WINDOW_SPEC_FILE = "windows.json"
 FEATURES_COLUMN_PATH = "features.list.element"  # the Parquet path of the features' values
 
 
@@ -36,6 +37,14 @@ def read_windows(spark: SparkSession, root: str, split: str | None = None) -> Da
     return windows.where(F.col("split") == split) if split else windows
 
 
+def read_window_spec(spark: SparkSession, root: str) -> WindowSpec:
+    """The spec the windows under `root` were written with (`windows.json`)."""
+    uri = f"{root}/{WINDOW_SPEC_FILE}"
+    if not fs.exists(spark, uri):
+        raise InputError(f"no {WINDOW_SPEC_FILE} in {root}: windows written before it was recorded; rebuild them")
+    return WindowSpec.from_dict(fs.read_json(spark, uri))
+
+
 def read_normalization(spark: SparkSession, root: str) -> dict:
     return fs.read_json(spark, f"{root}/{NORMALIZATION_FILE}")
 
@@ -50,8 +59,9 @@ def window_counts(windows: DataFrame) -> dict[str, dict[str, int]]:
     return {r["split"]: {"windows": int(r["windows"]), "positives": int(r["positives"] or 0), "devices": int(r["devices"])} for r in rows}
 
 
-def write_windows(spark: SparkSession, windows: DataFrame, stats: dict, out_uri: str, *, overwrite: bool | None = None) -> dict:
-    """Write windows (Parquet, partitioned by split), the normalisation and the counts, atomically."""
+def write_windows(spark: SparkSession, windows: DataFrame, stats: dict, out_uri: str, *, spec: WindowSpec,
+                  overwrite: bool | None = None) -> dict:
+    """Write windows (Parquet, partitioned by split), their spec, the normalisation and the counts, atomically."""
     with fs.atomic_output(spark, out_uri, overwrite=overwrite) as tmp:
         # Dictionary encoding never pays off for normalised floats; it cost a fifth of the write (bench/README.md).
         windows.write.partitionBy("split").option(f"parquet.enable.dictionary#{FEATURES_COLUMN_PATH}", "false").parquet(
@@ -61,6 +71,7 @@ def write_windows(spark: SparkSession, windows: DataFrame, stats: dict, out_uri:
         for split in ("train", "val", "test"):
             if counts.get(split, {}).get("windows", 0) == 0:
                 raise InputError(f"the {split} split has no windows: more devices or days are needed")
+        fs.write_json(spark, f"{tmp}/{WINDOW_SPEC_FILE}", spec.to_dict())
         fs.write_json(spark, f"{tmp}/{NORMALIZATION_FILE}", stats)
         fs.write_json(spark, f"{tmp}/{WINDOW_COUNTS_FILE}", counts)
     return counts

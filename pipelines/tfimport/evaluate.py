@@ -64,7 +64,7 @@ def predict_scores(
     with jvm.distributed(imported.model):  # the one broadcast happens here, the scores when the frame is read
         scored = jvm.call("predicting with the imported model", stage.transform,
                           windows.select("device_id", "window_end", "label", "features"))
-    return scored.drop("output")
+    return scored.select("device_id", "window_end", "label", "score")
 
 
 def bigdl_top1_accuracy(imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int,

@@ -12,14 +12,14 @@ import zipfile
 
 import pytest
 
-from jobs.evaluate_telemetry import evaluate_run
-from jobs.train_lstm import train_from_windows
 from pipelines import PROJECT_ROOT
+from pipelines.chain import evaluate_run, train_run
 from pipelines.config import load_config
 from pipelines.context import bigdl_jars
 from pipelines.telemetry import sources
 from pipelines.telemetry.generate import generate_fleet
 from pipelines.telemetry.ingest import ingest
+from pipelines.telemetry.schema import WindowSpec
 from pipelines.telemetry.windows import build_window_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -52,7 +52,7 @@ def windows(spark, tmp_path_factory):
         sources.read_failures(spark, str(root / "fleet" / "failures.csv")),
         config=config.windows, interval_minutes=config.ingest.interval_minutes,
     )
-    sources.write_windows(spark, data, stats, str(root / "windows"))
+    sources.write_windows(spark, data, stats, str(root / "windows"), spec=WindowSpec.of(config))
     return str(root / "windows")
 
 
@@ -78,7 +78,7 @@ def _submit(master: str, py_files: str, job: str, *args: str, background: bool =
 
 def test_two_executors_converge_like_local_training(spark, standalone_master, py_files, windows, tmp_path):
     config = _config()
-    train_from_windows(spark, windows, str(tmp_path / "local"), config)
+    train_run(spark, windows, str(tmp_path / "local"), config)
     local = evaluate_run(spark, windows, str(tmp_path / "local"), config)["test"]
 
     cluster_run = str(tmp_path / "cluster")

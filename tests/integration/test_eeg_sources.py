@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.cli import InputError
 from pipelines.eeg import sources
+from pipelines.errors import InputError
 from tests.unit.test_eeg_edf import REAL_EDF, patch, small_edf
 
 

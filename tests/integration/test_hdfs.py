@@ -1,13 +1,13 @@
 """The telemetry chain reading and writing hdfs:// URIs on the development HDFS (infra/hdfs.sh)."""
 import pytest
 
-from jobs.evaluate_telemetry import evaluate_run
-from jobs.train_lstm import train_from_windows
+from pipelines.chain import evaluate_run, train_run
 from pipelines.config import load_config
 from pipelines.io import fs
 from pipelines.telemetry import sources
 from pipelines.telemetry.generate import generate_fleet
 from pipelines.telemetry.ingest import ingest
+from pipelines.telemetry.schema import WindowSpec
 from pipelines.telemetry.windows import build_window_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.hdfs]
@@ -26,11 +26,11 @@ def test_telemetry_chain_on_hdfs(spark, hdfs, tmp_path):
         sources.read_failures(spark, f"{root}/fleet/failures.csv"),
         config=config.windows, interval_minutes=config.ingest.interval_minutes,
     )
-    sources.write_windows(spark, windows, stats, f"{root}/windows")
+    sources.write_windows(spark, windows, stats, f"{root}/windows", spec=WindowSpec.of(config))
     assert fs.exists(spark, f"{root}/windows/_SUCCESS")
 
     run_dir = f"{root}/run"
-    training = train_from_windows(spark, f"{root}/windows", run_dir, config)
+    training = train_run(spark, f"{root}/windows", run_dir, config)
     assert training["epochs"] == 1
     assert any(name.startswith("model.") for folder in fs.list_dir(spark, f"{run_dir}/checkpoints")
                for name in fs.list_dir(spark, f"{run_dir}/checkpoints/{folder}"))

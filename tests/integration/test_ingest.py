@@ -13,8 +13,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipelines import PROJECT_ROOT
-from pipelines.cli import InputError
 from pipelines.config import IngestConfig
+from pipelines.errors import InputError
 from pipelines.telemetry.ingest import QUARANTINE_COLUMNS, REASONS, classify, ingest, read_devices, read_raw
 from pipelines.telemetry.schema import CLEAN_SCHEMA, RAW_COLUMNS
 

@@ -5,6 +5,7 @@ the test lays tiny ones (written with pyarrow and TensorFlow, no Spark) in a tem
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from pipelines import PROJECT_ROOT
 from pipelines.config import load_config
+from pipelines.telemetry.schema import WindowSpec
 
 MARKER = "<!-- shell-session:"
 
@@ -66,6 +68,9 @@ def write_windows(root, length: int, n_features: int, n: int = 240, seed: int = 
         "split": pa.array(rows["split"], pa.string()),
     })
     pq.write_to_dataset(table, str(root / "windows"), partition_cols=["split"])
+    spec = WindowSpec.of(load_config())
+    assert (spec.length, spec.n_features) == (length, n_features)
+    (root / "windows.json").write_text(json.dumps(spec.to_dict()))
     return {split: rows["split"].count(split) for split in ("train", "val", "test")}
 
 

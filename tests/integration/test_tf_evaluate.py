@@ -9,6 +9,7 @@ import pytest
 from jobs import evaluate_tf, inspect_tf
 from pipelines.cli import run
 from pipelines.evaluation.metrics import binary_metrics
+from pipelines.telemetry.schema import WindowSpec
 from pipelines.tfimport import tfmodels
 from pipelines.tfimport.errors import InputShapeError, TFImportError
 from pipelines.tfimport.evaluate import predict_scores
@@ -40,6 +41,8 @@ def make_windows(spark, n: int = 240, seed: int = 0):
 def windows_root(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("tfwin")
     make_windows(spark).repartition(3).write.partitionBy("split").parquet(str(root / "windows"))
+    spec = WindowSpec(length=T, stride=T, features=("a", "b", "c"), interval_minutes=15, horizon_days=7.0)
+    (root / "windows.json").write_text(json.dumps(spec.to_dict()))  # as build_windows writes it
     return str(root)
 
 
