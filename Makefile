@@ -22,10 +22,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-# ruff's lint (ruff.toml) and the import contracts (.importlinter); CI runs it before the tests.
+# ruff's lint (ruff.toml), the import contracts (.importlinter) and mypy on pipelines/ (mypy.ini); CI runs it
+# before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy pipelines
 
 # The pyspark shell with BigDL's jars and the project importable (infra/shell.sh; SHELL_ARGS go to pyspark).
 shell: $(STAMP)

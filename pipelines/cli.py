@@ -135,7 +135,7 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     try:
-        config = load_config(env=args.env, overrides=args.overrides)
+        config: PipelineConfig = load_config(env=args.env, overrides=args.overrides)
         if config.output.if_exists not in fs.IF_EXISTS_CHOICES:
             raise ConfigError(f"output.if_exists must be one of {', '.join(fs.IF_EXISTS_CHOICES)}, "
                               f"not {config.output.if_exists!r}")

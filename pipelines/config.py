@@ -333,7 +333,7 @@ def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
 
 def _build(schema: Any, value: Any, where: str) -> Any:
     name = where or "<root>"
-    if dataclasses.is_dataclass(schema):
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema):
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a section, got {value!r}")
         hints = typing.get_type_hints(schema)

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
@@ -196,7 +197,7 @@ def driver_peak_memory_mb(spark: SparkSession) -> dict[str, float]:
     """Peak memory of the driver so far: the JVM's heap pools and the Python process's resident set."""
     import resource
 
-    jvm = spark.sparkContext._jvm
+    jvm: Any = spark.sparkContext._jvm
     heap_peak = 0
     for pool in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans():
         if str(pool.getType().toString()) == "Heap memory":

@@ -42,7 +42,7 @@ def build_vocabulary(texts: DataFrame, *, size: int, column: str = "text") -> li
     """The `size - 2` most frequent tokens (ties by token), counted on the executors."""
     tokens = texts.select(column).rdd.flatMap(lambda r: tokenize(body_text(r[0])))
     counts = tokens.map(lambda t: (t, 1)).reduceByKey(lambda a, b: a + b)
-    top = counts.takeOrdered(max(size - 2, 0), key=lambda kv: (-kv[1], kv[0]))
+    top = counts.takeOrdered(max(size - 2, 0), key=lambda kv: (-kv[1], kv[0]))  # type: ignore[type-var]  # tuples order
     return [t for t, _ in top]
 
 

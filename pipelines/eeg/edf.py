@@ -617,13 +617,13 @@ def edfplus_date(d: date) -> str:
     return f"{d.day:02d}-{MONTHS[d.month - 1]}-{d.year}"
 
 
-def _field(value: object, width: int) -> bytes:
+def _field(value: str | float, width: int) -> bytes:
     text = value if isinstance(value, str) else _number_text(value, width)
     raw = text.encode("latin-1", "replace")[:width]
     return raw.ljust(width, b" ")
 
 
-def _number_text(value: object, width: int) -> str:
+def _number_text(value: float, width: int) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     text = repr(float(value))

@@ -71,9 +71,9 @@ def field_counts(predicted: Mapping[str, Any], truth: Mapping[str, Any]) -> dict
     return counts
 
 
-def summarize(totals: Mapping[str, tuple[int, int, int]]) -> dict[str, dict[str, float | int]]:
+def summarize(totals: Mapping[str, tuple[int, int, int]]) -> dict[str, dict[str, float | int | None]]:
     """Precision, recall and counts per field from summed (tp, fp, fn)."""
-    out = {}
+    out: dict[str, dict[str, float | int | None]] = {}
     for name, (tp, fp, fn) in totals.items():
         out[name] = {
             "precision": round(tp / (tp + fp), 4) if tp + fp else None,
@@ -84,10 +84,14 @@ def summarize(totals: Mapping[str, tuple[int, int, int]]) -> dict[str, dict[str,
 
 
 def add_counts(a: dict[str, tuple[int, int, int]], b: dict[str, tuple[int, int, int]]) -> dict[str, tuple[int, int, int]]:
-    return {k: tuple(x + y for x, y in zip(a.get(k, (0, 0, 0)), b.get(k, (0, 0, 0)))) for k in {*a, *b}}
+    def total(k: str) -> tuple[int, int, int]:
+        (x1, x2, x3), (y1, y2, y3) = a.get(k, (0, 0, 0)), b.get(k, (0, 0, 0))
+        return x1 + y1, x2 + y2, x3 + y3
+
+    return {k: total(k) for k in {*a, *b}}
 
 
-def pairing_metrics(predicted: Iterable[tuple[str, str]], truth: Iterable[tuple[str, str]]) -> dict[str, float | int]:
+def pairing_metrics(predicted: Iterable[tuple[str, str]], truth: Iterable[tuple[str, str]]) -> dict[str, float | int | None]:
     """Precision and recall of (report, file) links."""
     p, t = set(predicted), set(truth)
     tp = len(p & t)

@@ -102,7 +102,7 @@ def split_sections(text: str) -> tuple[str, dict[str, str]]:
     for line in text.splitlines():
         match = _HEADER_LINE.match(line)
         canonical = section_of(correct_typos(match.group(1))) if match else None
-        if canonical:
+        if match and canonical:
             current = canonical
             sections.setdefault(current, []).append(match.group(2))
         elif current is None:
@@ -223,8 +223,8 @@ def extract_findings(text: str) -> Findings:
     sex = _SEX.search(history[match.end():] if match and _AGE.search(history) else history)
     if sex:
         out.sex = _SEX_WORDS[sex.group(1).lower()]
-    elif _TITLE_SEX.search(history):
-        out.sex = "M" if _TITLE_SEX.search(history).group(1) == "Mr" else "F"
+    elif title := _TITLE_SEX.search(history):
+        out.sex = "M" if title.group(1) == "Mr" else "F"
 
     out.study_dates = study_dates(preamble, intro)
     out.study_type = _study_type(intro)

@@ -186,7 +186,7 @@ def plan_patient(index: int, config: EegGenerateConfig) -> PatientPlan:
     n_sessions = 1
     if r.random() < config.multi_session_fraction:
         n_sessions = int(r.integers(2, 4))
-    sessions = []
+    sessions: list[SessionPlan] = []
     day = first_day.replace(hour=0, minute=0, second=0, microsecond=0)
     for number in range(1, n_sessions + 1):
         if number > 1:
@@ -223,7 +223,7 @@ def _plan_session(r, config, index, number, day, subject, scheme, header_style, 
     for k, s in enumerate(starts):
         files.append(FilePlan(_file_name(config.seed, scheme, subject, number, accession, k, index), s,
                               header_style, label_scheme, rate))
-    report_name = _report_name(config.seed, scheme, subject, number, accession, index)
+    report_name: str | None = _report_name(config.seed, scheme, subject, number, accession, index)
     u = r.random()
     if u < config.reports_without_files:
         files = []
@@ -588,11 +588,11 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
                                 "No spikes or sharp waves are present.")))
     clock = session.start
     if f.seizure_count:
-        kind = f.seizure_type
+        seizure_kind = f.seizure_type or ""
         u_phrase = r.random()
         if u_phrase < 0.12 and f.seizure_count > 1:
-            desc.append(f"Multiple {kind} seizures were identified.")
-            truth_count, truth_types = None, [kind]
+            desc.append(f"Multiple {seizure_kind} seizures were identified.")
+            truth_count, truth_types = None, [seizure_kind]
         elif u_phrase < 0.22:
             pronoun = "her" if plan.sex == "F" else "his"
             desc.append(f"The patient had {_count_text(f.seizure_count, r)} of {pronoun} typical events, with ictal"
@@ -602,16 +602,16 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
             n_text = "A single" if f.seizure_count == 1 and r.random() < 0.5 else _count_text(f.seizure_count, r).capitalize()
             noun = "seizure" if f.seizure_count == 1 else "seizures"
             verb = "was" if f.seizure_count == 1 else "were"
-            desc.append(f"{n_text} {kind} {noun} {verb} recorded.")
-            truth_count, truth_types = f.seizure_count, [kind]
+            desc.append(f"{n_text} {seizure_kind} {noun} {verb} recorded.")
+            truth_count, truth_types = f.seizure_count, [seizure_kind]
         else:
             desc.append(f"{_count_text(f.seizure_count, r).capitalize()} typical events were captured, each with a"
-                        f" clear electrographic correlate consistent with {kind} seizures.")
-            truth_count, truth_types = f.seizure_count, [kind]
+                        f" clear electrographic correlate consistent with {seizure_kind} seizures.")
+            truth_count, truth_types = f.seizure_count, [seizure_kind]
         for _ in range(min(f.seizure_count, 2) if truth_types else 0):
             clock = clock + timedelta(minutes=int(r.integers(3, max(4, min(session.duration_minutes, 900)))))
             hhmm = f"{clock:%H:%M}"
-            desc.append(f"At {hhmm}, the patient had a {kind} seizure lasting {int(r.integers(20, 120))} seconds.")
+            desc.append(f"At {hhmm}, the patient had a {seizure_kind} seizure lasting {int(r.integers(20, 120))} seconds.")
             events.append({"time": hhmm, "kind": "seizure"})
     else:
         truth_count, truth_types = 0, []
@@ -661,7 +661,7 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
             else:
                 body = f"{_choice(r, ('Mildly', 'Moderately'))} abnormal study with {', '.join(reasons)}."
             if f.seizure_count and f"{f.seizure_type} seizures" in body.lower():
-                truth_types = [f.seizure_type]
+                truth_types = [f.seizure_type or ""]
         else:
             body = _choice(r, ("Normal EEG.", "This is a normal EEG in wakefulness and sleep.", "Normal awake and drowsy EEG.",
                                "No abnormalities were seen in this recording.", "Within normal limits.",
@@ -758,9 +758,9 @@ def generate_archive(
     rendered = sc.parallelize(plans, slices).flatMap(lambda p: _render_patient(p, config))
     counts = {"edf_files": 0, "reports": 0, "bytes": 0}
     truth_lines: list[bytes] = []
-    jvm = sc._jvm
+    jvm = fs.jvm(spark)
     with fs.atomic_output(spark, out_uri) as tmp:
-        hfs, _ = _fs(spark, tmp)
+        hfs, _ = fs.hadoop(spark, tmp)
         for rel, data in rendered.toLocalIterator():
             if rel == "truth/reports.jsonl":
                 truth_lines.append(data)
@@ -804,7 +804,3 @@ def generate_archive(
     return summary
 
 
-def _fs(spark: SparkSession, uri: str):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path

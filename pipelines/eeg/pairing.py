@@ -119,12 +119,12 @@ def report_fact(report_id: str, text: str, window_days: int, wide: bool = False)
     tokens, sessions = name_tokens(report_id)
     dates = sorted(date.fromisoformat(d) for d in found.study_dates)
     first, last = (dates[0], dates[-1]) if dates else (None, None)
-    if first and (last - first).days > 14:  # not one study: keep the first date only
+    if first and last and (last - first).days > 14:  # not one study: keep the first date only
         last = first
     keys = [f"tok:{t}" for t in tokens]
     if ids.mrn:
         keys.append(f"mrn:{ids.mrn}")
-    if first:
+    if first and last:
         day = first - timedelta(days=window_days)
         while day <= last + timedelta(days=window_days):
             keys.append(f"day:{day.isoformat()}")
@@ -310,7 +310,7 @@ def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConf
     from pipelines.models.stages import BigDLClassifier
 
     rows = labelled.select("features", "label")
-    positives, total = rows.agg(F.sum("label"), F.count(F.lit(1))).first()
+    positives, total = rows.agg(F.sum("label"), F.count(F.lit(1))).collect()[0]
     # Weight the classes so that links and non-links count alike in the loss.
     weights = [total / max(2 * (total - positives), 1), total / max(2 * positives, 1)]
     log.info("training the pairing MLP on %d pairs (%d links), %d epochs", total, positives, config.epochs)
@@ -342,8 +342,8 @@ def train_logreg(labelled: DataFrame):
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.functions import array_to_vector
 
-    data = labelled.select(array_to_vector("features").alias("vector"), F.col("label").cast("double").alias("label"))
-    positives, total = data.agg(F.sum("label"), F.count(F.lit(1))).first()
+    data = labelled.select(array_to_vector(F.col("features")).alias("vector"), F.col("label").cast("double").alias("label"))
+    positives, total = data.agg(F.sum("label"), F.count(F.lit(1))).collect()[0]
     data = data.withColumn(
         "weight", F.when(F.col("label") == 1, total / max(2 * positives, 1)).otherwise(total / max(2 * (total - positives), 1))
     )
@@ -354,9 +354,9 @@ def train_logreg(labelled: DataFrame):
 def predict_logreg(model, features: DataFrame) -> DataFrame:
     from pyspark.ml.functions import array_to_vector, vector_to_array
 
-    data = features.select("report_id", "edf_file", "start", "features", array_to_vector("features").alias("vector"))
+    data = features.select("report_id", "edf_file", "start", "features", array_to_vector(F.col("features")).alias("vector"))
     return _scored(model.setFeaturesCol("vector").transform(data).select(
-        "report_id", "edf_file", "start", "features", vector_to_array("probability")[1].alias("probability")
+        "report_id", "edf_file", "start", "features", vector_to_array(F.col("probability"))[1].alias("probability")
     ))
 
 

@@ -31,6 +31,7 @@ from pyspark.sql.types import (
 
 from pipelines.eeg import edf
 from pipelines.errors import InputError
+from pipelines.io.fs import hadoop
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +126,6 @@ def _split(combined: DataFrame, row_columns: list[str], what: str, listed: int) 
     return ReadResult(rows, quarantine, listed, parsed, by_reason, combined)
 
 
-def _hadoop(spark: SparkSession, uri: str):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
-
-
 def list_files(spark: SparkSession, uri: str, glob: str) -> list[tuple[str, int]]:
     """(path, size) of the files under `uri` (recursively) whose names match `glob` case-insensitively.
 
@@ -139,12 +134,12 @@ def list_files(spark: SparkSession, uri: str, glob: str) -> list[tuple[str, int]
     """
     import fnmatch
 
-    fs, path = _hadoop(spark, uri)
-    if not fs.exists(path):
+    hfs, path = hadoop(spark, uri)
+    if not hfs.exists(path):
         raise InputError(f"input {uri} does not exist")
     pattern = glob.lower()
     found = []
-    it = fs.listFiles(path, True)
+    it = hfs.listFiles(path, True)
     while it.hasNext():
         status = it.next()
         name = str(status.getPath().getName())
@@ -156,8 +151,8 @@ def list_files(spark: SparkSession, uri: str, glob: str) -> list[tuple[str, int]
 
 def read_prefix(spark: SparkSession, uri: str, n: int, offset: int = 0) -> bytes:
     """Up to `n` bytes of `uri` from `offset`, through the JVM's Hadoop FileSystem."""
-    fs, path = _hadoop(spark, uri)
-    stream = fs.open(path)
+    hfs, path = hadoop(spark, uri)
+    stream = hfs.open(path)
     try:
         if offset:
             stream.seek(offset)
@@ -168,8 +163,8 @@ def read_prefix(spark: SparkSession, uri: str, n: int, offset: int = 0) -> bytes
 
 def read_header_bytes(spark: SparkSession, uri: str) -> bytes:
     """The header of an EDF file plus `PROBE_BYTES` of data (or whatever the file has)."""
-    fs, path = _hadoop(spark, uri)
-    stream = fs.open(path)
+    hfs, path = hadoop(spark, uri)
+    stream = hfs.open(path)
     try:
         first = bytes(stream.readNBytes(edf.BLOCK))
         try:
@@ -256,8 +251,8 @@ def _header_slice(content: bytes) -> bytes:
 
 def read_header(spark: SparkSession, uri: str) -> edf.EdfHeader:
     """The parsed header of one file (raises `EdfHeaderError`)."""
-    fs, path = _hadoop(spark, uri)
-    size = int(fs.getFileStatus(path).getLen())
+    hfs, path = hadoop(spark, uri)
+    size = int(hfs.getFileStatus(path).getLen())
     return edf.parse_header(read_header_bytes(spark, uri), file_size=size)
 
 

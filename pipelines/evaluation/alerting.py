@@ -153,7 +153,7 @@ def thresholds_for_false_alarm_rates(days: DataFrame, targets: Sequence[float], 
         F.max(F.when(F.col("neg") > 0, F.col("t"))).alias("max_negative"),
         F.max("n_neg").alias("n_neg"),
         F.max("t").alias("max_all"),
-    ).first()
+    ).collect()[0]
     if row is None or row["max_all"] is None:
         raise ValueError("threshold_for_false_alarm_rate: no predictions")
     if not row["n_neg"]:
@@ -181,7 +181,7 @@ def false_alarm_rates(days: DataFrame, thresholds: Sequence[float], *, prob_col:
         F.sum(F.when(positive, 1).otherwise(0)).alias("pos"),
         *[F.sum(F.when(negative & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"fa{i}") for i, t in enumerate(thresholds)],
         *[F.sum(F.when(positive & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"tp{i}") for i, t in enumerate(thresholds)],
-    ).first()
+    ).collect()[0]
     neg, pos = int(row["neg"] or 0), int(row["pos"] or 0)
     out = []
     for i in range(len(thresholds)):

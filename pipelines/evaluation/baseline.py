@@ -69,7 +69,7 @@ def _class_weights(data: DataFrame, class_weights: Sequence[float] | str | None)
     if isinstance(class_weights, str):
         if class_weights != "balanced":
             raise ValueError(f"class_weights must be None, [w0, w1] or 'balanced', got {class_weights!r}")
-        row = data.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("label").cast("long")).alias("p")).first()
+        row = data.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("label").cast("long")).alias("p")).collect()[0]
         n, p = int(row["n"]), int(row["p"] or 0)
         if p == 0 or p == n:
             raise ValueError("class_weights='balanced' needs both classes in the training data")

@@ -101,7 +101,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def _interp_udf(xs: list[float], ys: list[float]):
     x, y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
 
-    @F.pandas_udf("double")
+    @F.pandas_udf("double")  # type: ignore[call-overload]  # pyspark's stubs lack the type-hint form
     def interp(s: pd.Series) -> pd.Series:
         return pd.Series(np.interp(s.to_numpy(dtype=np.float64), x, y))
 
@@ -115,7 +115,7 @@ def fit_calibrator(
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, not {method!r}")
     data = predictions.select(F.col(label_col).cast("int").alias("label"), F.col(score_col).cast("double").alias("score"))
-    row = data.agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("p")).first()
+    row = data.agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("p")).collect()[0]
     n, p = int(row["n"]), int(row["p"] or 0)
     if n == 0:
         raise ValueError("cannot fit a calibration on empty predictions")

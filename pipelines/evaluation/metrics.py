@@ -55,7 +55,7 @@ def confusion_matrix_at(
                 ("tp", (label == 1) & predicted),
             )
         )
-    ).first()
+    ).collect()[0]
     return {k: int(row[k]) for k in ("tn", "fp", "fn", "tp")}
 
 
@@ -91,7 +91,7 @@ def binary_metrics(
         # Average precision: (R_k - R_{k-1}) * P_k = pos_k / P * tp_k / (tp_k + fp_k), scaled by 1/P later.
         total(pos * tp / (tp + fp), "ap_sum"),
         total(-pos * F.log(clipped) - neg * F.log(1.0 - clipped), "log_loss_sum"),
-    ).first()
+    ).collect()[0]
     _check(row, label_col, score_col)
 
     n, p, negatives = int(row["count"]), int(row["positives"]), int(row["negatives"])

@@ -192,7 +192,7 @@ def write_risk_table(spark: SparkSession, table: DataFrame, out_uri: str, *, pol
         table.write.parquet(f"{tmp}/{RISK_TABLE_DIR}")
         written = spark.read.parquet(f"{tmp}/{RISK_TABLE_DIR}")
         by_band = {r["band"]: int(r["count"]) for r in written.groupBy("band").count().collect()}
-        latest = written.agg(F.max("last_reading")).first()[0]
+        latest = written.agg(F.max("last_reading")).collect()[0][0]
         top_rows = written.where(F.col("probability").isNotNull()).orderBy(
             F.col("probability").desc(), "device_id"
         ).limit(top).collect()

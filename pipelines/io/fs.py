@@ -29,31 +29,36 @@ def if_exists_policy(policy: str) -> Iterator[None]:
         _if_exists.reset(token)
 
 
-def _fs_and_path(spark: SparkSession, uri: str):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
+def jvm(spark: SparkSession) -> Any:
+    """The JVM gateway of the session's context."""
+    return spark.sparkContext._jvm
+
+
+def hadoop(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Path) of `uri`, with the session's Hadoop configuration."""
+    path = jvm(spark).org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
 
 def exists(spark: SparkSession, uri: str) -> bool:
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = hadoop(spark, uri)
     return bool(fs.exists(path))
 
 
 def delete(spark: SparkSession, uri: str) -> None:
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = hadoop(spark, uri)
     if fs.exists(path):
         fs.delete(path, True)
 
 
 def mkdirs(spark: SparkSession, uri: str) -> None:
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = hadoop(spark, uri)
     fs.mkdirs(path)
 
 
 def list_dir(spark: SparkSession, uri: str) -> list[str]:
     """Names directly under `uri` (empty when it does not exist)."""
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = hadoop(spark, uri)
     if not fs.exists(path):
         return []
     return sorted(status.getPath().getName() for status in fs.listStatus(path))
@@ -61,7 +66,7 @@ def list_dir(spark: SparkSession, uri: str) -> list[str]:
 
 def list_files(spark: SparkSession, uri: str) -> list[str]:
     """Full paths of all files under `uri`, at any depth (empty when it does not exist)."""
-    fs, path = _fs_and_path(spark, uri)
+    fs, path = hadoop(spark, uri)
     if not fs.exists(path):
         return []
     found, files = [], fs.listFiles(path, True)
@@ -72,9 +77,9 @@ def list_files(spark: SparkSession, uri: str) -> list[str]:
 
 def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
     """Write `data` to `uri` via a temporary file and a rename, so readers never see half of it."""
-    fs, path = _fs_and_path(spark, uri)
-    jvm = spark.sparkContext._jvm
-    tmp = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.{uuid.uuid4().hex}.tmp")
+    fs, path = hadoop(spark, uri)
+    gateway = jvm(spark)
+    tmp = gateway.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.{uuid.uuid4().hex}.tmp")
     out = fs.create(tmp, True)
     try:
         out.write(bytearray(data))
@@ -92,11 +97,11 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
 
 
 def read_text(spark: SparkSession, uri: str) -> str:
-    fs, path = _fs_and_path(spark, uri)
-    jvm = spark.sparkContext._jvm
+    fs, path = hadoop(spark, uri)
+    gateway = jvm(spark)
     stream = fs.open(path)
     try:
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        reader = gateway.java.io.BufferedReader(gateway.java.io.InputStreamReader(stream, "UTF-8"))
         lines = []
         line = reader.readLine()
         while line is not None:
@@ -133,34 +138,34 @@ def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool | None = Non
     except BaseException:
         delete(spark, tmp)
         raise
-    fs, final = _fs_and_path(spark, uri)
-    _, tmp_path = _fs_and_path(spark, tmp)
+    fs, final = hadoop(spark, uri)
+    _, tmp_path = hadoop(spark, tmp)
     if not fs.exists(tmp_path):
         fs.mkdirs(tmp_path)
     fs.mkdirs(final.getParent())
     old = None
     if fs.exists(final):
         old = f"{uri}._old-{uuid.uuid4().hex[:12]}"
-        fs.rename(final, _fs_and_path(spark, old)[1])
+        fs.rename(final, hadoop(spark, old)[1])
     if not fs.rename(tmp_path, final):
         raise OSError(f"could not commit {tmp} to {uri}")
     if old:
         delete(spark, old)
-    success = _fs_and_path(spark, f"{uri}/_SUCCESS")[1]
+    success = hadoop(spark, f"{uri}/_SUCCESS")[1]
     if not fs.exists(success):
         fs.create(success, True).close()
 
 
-def write_local_dir(spark: SparkSession, uri: str, fill: Callable[[str], None]) -> None:
+def write_local_dir(spark: SparkSession, uri: str, fill: Callable[[str], object]) -> None:
     """Let `fill` write files into a local temporary folder, then commit that folder to `uri` atomically."""
     local = tempfile.mkdtemp(prefix="pipelines-")
     try:
         fill(local)
         with atomic_output(spark, uri) as tmp:
-            target_fs, dest = _fs_and_path(spark, tmp)
+            target_fs, dest = hadoop(spark, tmp)
             target_fs.mkdirs(dest)
-            jvm = spark.sparkContext._jvm
+            gateway = jvm(spark)
             for entry in sorted(os.listdir(local)):
-                target_fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(os.path.join(local, entry)), dest)
+                target_fs.copyFromLocalFile(False, True, gateway.org.apache.hadoop.fs.Path(os.path.join(local, entry)), dest)
     finally:
         shutil.rmtree(local, ignore_errors=True)

@@ -64,7 +64,7 @@ class BigDLModel(Model, _BigDLParams, MLWritable, MLReadable):
         if not self.isDefined(self.featureShape):
             raise ValueError("BigDLModel: set featureShape, the shape of one row's features")
         output = self.getOutputCol()
-        predicted = extension.predict(self.module, dataset, shape=tuple(self.getOrDefault(self.featureShape)),
+        predicted = extension.predict(self.module, dataset, shape=tuple(self.getOrDefault("featureShape")),
                                       batch_size=self.getOrDefault(self.batchSize),
                                       features=self.getFeaturesCol(), output=output)
         score = self.getOrDefault(self.scoreCol)
@@ -153,7 +153,7 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
         weights = self.getOrDefault(self.classWeights)
         criterion = ClassNLLCriterion(weights=np.asarray(weights, dtype=np.float32)) if weights else ClassNLLCriterion()
         fitting = fit(
-            dataset.sparkSession, self.module, train, shape=self.getOrDefault(self.featureShape), criterion=criterion,
+            dataset.sparkSession, self.module, train, shape=self.getOrDefault("featureShape"), criterion=criterion,
             optim_method=Adam(learningrate=self.getOrDefault(self.learningRate)),
             epochs=self.getOrDefault(self.epochs), batch_size=self.getOrDefault(self.batchSize),
             engine=self.getOrDefault(self.engine), validation=validation,

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pyspark.rdd import RDD
@@ -226,27 +227,27 @@ class EpochProgress:
             log.log(logging.WARNING if final else logging.DEBUG, "epoch progress: summaries not readable",
                     exc_info=not final)
 
-    def epochs(self) -> dict[int, dict[str, float]]:
+    def epochs(self) -> dict[int, dict[str, Any]]:
         latest: dict[tuple[int, str], tuple[float, int, float | None]] = {}
         for tag in VALIDATION_TAGS:
             for step, value, wall in self.val_summary.read_scalar(tag):
                 epoch = max(int(round(int(step) / self.iterations_per_epoch)), 1)
                 if (epoch, tag) not in latest or float(wall) >= latest[epoch, tag][0]:
                     latest[epoch, tag] = (float(wall), int(step), None if math.isnan(float(value)) else float(value))
-        out: dict[int, dict[str, float]] = {}
+        out: dict[int, dict[str, Any]] = {}
         for (epoch, tag), (wall, step, value) in latest.items():
             values = out.setdefault(epoch, {"step": step, "time": wall})
             values[tag] = value
             values["time"] = max(values["time"], wall)
         return out
 
-    def epoch_seconds(self, epochs: dict[int, dict[str, float]]) -> list[float]:
+    def epoch_seconds(self, epochs: dict[int, dict[str, Any]]) -> list[float]:
         """Wall seconds of each epoch of this call (from `epochs()`), its validation included."""
         ends = [values["time"] for epoch, values in sorted(epochs.items())
                 if epoch >= self.first_epoch and values["time"] >= self.started]
         return [round(end - start, 3) for start, end in zip([self.started, *ends[:-1]], ends)]
 
-    def train_seconds(self, epochs: dict[int, dict[str, float]]) -> list[float]:
+    def train_seconds(self, epochs: dict[int, dict[str, Any]]) -> list[float]:
         """Wall seconds of each epoch of this call without its validation: from the previous epoch's validation
         (or the call's start) to the summary of the epoch's last iteration. (DistriOptimizer writes that summary
         after validating: there the figure includes the validation.)"""

@@ -127,15 +127,11 @@ def pipeline_config(config: PipelineConfig) -> PipelineConfig:
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def _hadoop(spark: SparkSession, uri: str):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return jvm, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
 
 
 def list_files(spark: SparkSession, uri: str) -> list[str]:
     """Daily files (`*.csv`, `*.csv.gz`) at `uri`: a file, a folder (searched recursively) or a glob."""
-    jvm, fsys, path = _hadoop(spark, uri.rstrip("/"))
+    fsys, path = fs.hadoop(spark, uri.rstrip("/"))
     statuses = fsys.globStatus(path) or []
     found: list[str] = []
     for status in statuses:
@@ -151,7 +147,8 @@ def list_files(spark: SparkSession, uri: str) -> list[str]:
 
 def read_header(spark: SparkSession, file_uri: str) -> list[str]:
     """Column names from the first line of a (possibly compressed) file: trimmed, lower-case, BOM removed."""
-    jvm, fsys, path = _hadoop(spark, file_uri)
+    fsys, path = fs.hadoop(spark, file_uri)
+    jvm = fs.jvm(spark)
     stream = fsys.open(path)
     try:
         codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
@@ -563,7 +560,7 @@ def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineC
     stats = fit_normalizer(
         readings.join(F.broadcast(splits.where(F.col("split") == "train")), "device_id"), features=wc.features
     )
-    observed_until = readings.agg(F.max("timestamp")).first()[0]
+    observed_until = readings.agg(F.max("timestamp")).collect()[0][0]
     windows = make_windows(
         normalize(readings, stats), failures, features=wc.features, length=wc.length, stride=wc.stride,
         horizon_days=wc.horizon_days, interval_minutes=derived.ingest.interval_minutes, observed_until=observed_until,

@@ -128,9 +128,8 @@ def _is_glob(uri: str) -> bool:
 
 def _matches(spark: SparkSession, uri: str) -> bool:
     """Whether a path exists or a glob matches something."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    found = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).globStatus(path)
+    hadoop, path = fs.hadoop(spark, uri)
+    found = hadoop.globStatus(path)
     return found is not None and len(found) > 0
 
 
@@ -396,10 +395,10 @@ def _counts(spark: SparkSession, out: str, n_read: int, by_reason: dict[str, int
             F.countDistinct("device_id", "segment").alias("segments"),
             F.countDistinct("device_id").alias("devices"),
         )
-        .first()
+        .collect()[0]
     )
     rows, filled = int(row["rows"]), int(row["filled"])
-    counts = {
+    counts: dict[str, Any] = {
         "read": n_read,
         "clean": rows - filled,
         "quarantined": sum(by_reason.values()),

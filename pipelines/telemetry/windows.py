@@ -69,7 +69,7 @@ def assign_splits(
     )
 
 
-def fit_normalizer(readings: DataFrame, *, features: Sequence[str]) -> dict[str, list[float]]:
+def fit_normalizer(readings: DataFrame, *, features: Sequence[str]) -> dict[str, list]:
     """Per-feature mean and standard deviation of `readings` (pass the training split only)."""
     aggs = [F.mean(c).alias(f"m_{i}") for i, c in enumerate(features)]
     aggs += [F.stddev_pop(c).alias(f"s_{i}") for i, c in enumerate(features)]
@@ -81,7 +81,7 @@ def fit_normalizer(readings: DataFrame, *, features: Sequence[str]) -> dict[str,
     return {"features": list(features), "mean": mean, "std": std}
 
 
-def normalize(readings: DataFrame, stats: dict[str, list[float]]) -> DataFrame:
+def normalize(readings: DataFrame, stats: dict[str, list]) -> DataFrame:
     """Standardise each feature column with statistics from `fit_normalizer`."""
     for name, mean, std in zip(stats["features"], stats["mean"], stats["std"]):
         readings = readings.withColumn(name, (F.col(name) - F.lit(mean)) / F.lit(std))
@@ -200,7 +200,7 @@ def build_window_dataset(
     ).select("device_id", "split")
     with_split = readings.join(F.broadcast(splits), "device_id")
     stats = fit_normalizer(with_split.where(F.col("split") == "train"), features=config.features)
-    observed_until = readings.agg(F.max("timestamp")).first()[0]
+    observed_until = readings.agg(F.max("timestamp")).collect()[0][0]
     windows = make_windows(
         normalize(readings, stats),
         failures,

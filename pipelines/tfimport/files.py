@@ -34,16 +34,10 @@ def local_path(uri: str) -> str:
     return urlparse(uri).path if uri.startswith("file:") else uri
 
 
-def _hadoop(spark: SparkSession, uri: str):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
-
-
 def exists(uri: str, spark: SparkSession | None = None) -> bool:
     if is_local(uri, spark):
         return os.path.exists(local_path(uri))
-    fs, path = _hadoop(_need(spark, uri), uri)
+    fs, path = hadoop_fs.hadoop(_need(spark, uri), uri)
     return bool(fs.exists(path))
 
 
@@ -53,10 +47,10 @@ def read_bytes(uri: str, spark: SparkSession | None = None) -> bytes:
         with open(local_path(uri), "rb") as f:
             return f.read()
     spark = _need(spark, uri)
-    fs, path = _hadoop(spark, uri)
+    fs, path = hadoop_fs.hadoop(spark, uri)
     if not fs.exists(path):
         raise FileNotFoundError(uri)
-    jvm = spark.sparkContext._jvm
+    jvm = hadoop_fs.jvm(spark)
     stream = fs.open(path)
     try:
         out = jvm.java.io.ByteArrayOutputStream()
