@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv shell clean hdfs-up hdfs-down cluster-up cluster-down package bench-deps
+.PHONY: demo test test-fast lint venv shell clean hdfs-up hdfs-down cluster-up cluster-down package bench-deps
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+# The unit tests and the quick integration tests (no `slow` marker): a few minutes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 # ruff's lint (ruff.toml), the import contracts (.importlinter) and mypy on pipelines/ (mypy.ini); CI runs it
 # before the tests.

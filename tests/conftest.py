@@ -4,13 +4,6 @@ from __future__ import annotations
 import pytest
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: trains a model or runs a whole job")
-    config.addinivalue_line("markers", "hdfs: needs the development HDFS (started by the hdfs fixture)")
-    config.addinivalue_line("markers", "cluster: needs the standalone cluster (started by the standalone_master fixture)")
-    config.addinivalue_line("markers", "airflow: runs a real Airflow from its own venv (schedules/airflow/install.sh)")
-
-
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from pipelines import context
