@@ -15,6 +15,7 @@ The Spark master comes from the Airflow connection `pipelines_spark` (or $PIPELI
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,22 +26,12 @@ from airflow.sdk import DAG, Param
 HOME = Path(os.environ.get("PIPELINES_HOME") or Path(__file__).resolve().parents[2])
 SPARK_CONN_ID = os.environ.get("PIPELINES_SPARK_CONN_ID", "pipelines_spark")
 
+sys.path.insert(0, str(HOME))  # the project's chain (pipelines/registry.py: standard library only)
+from pipelines.registry import TELEMETRY_CHAIN  # noqa: E402
+
 INPUT = "{{ params.input.rstrip('/') }}"
 # A run triggered without a logical date (Airflow 3 allows it) is keyed by the day it was triggered for.
 RUN = "{{ params.output_root.rstrip('/') }}/{{ ds if ds is defined else dag_run.run_after | ds }}"
-MODEL_RUN = f"{RUN}/lstm"
-
-# task id, job (jobs/<job>.py), arguments; every job also gets --env.
-CHAIN = [
-    ("ingest", "ingest_telemetry", ["--input", INPUT, "--out", f"{RUN}/ingest"]),
-    ("windows", "build_windows",
-     ["--clean", f"{RUN}/ingest/clean", "--failures", f"{INPUT}/failures.csv", "--out", f"{RUN}/windows"]),
-    ("train", "train_lstm", ["--windows", f"{RUN}/windows", "--run-dir", MODEL_RUN]),
-    ("evaluate", "evaluate_telemetry",
-     ["--windows", f"{RUN}/windows", "--run-dir", MODEL_RUN, "--failures", f"{INPUT}/failures.csv"]),
-    ("score", "score_fleet", ["--clean", f"{RUN}/ingest/clean", "--run-dir", MODEL_RUN]),
-    ("report", "report", ["--run-dir", MODEL_RUN]),
-]
 
 with DAG(
     dag_id="telemetry_failure_prediction",
@@ -77,16 +68,16 @@ with DAG(
         append_env=True,
     )
     previous = jars
-    for task_id, job, args in CHAIN:
+    for step in TELEMETRY_CHAIN:
         task = SparkSubmitOperator(
-            task_id=task_id,
+            task_id=step.name,
             conn_id=SPARK_CONN_ID,
-            application=f"jobs/{job}.py",
-            name=f"telemetry-{task_id}",
+            application=f"jobs/{step.job}.py",
+            name=f"telemetry-{step.name}",
             properties_file="{{ params.spark_properties }}",
             jars="{{ ti.xcom_pull(task_ids='bigdl_jars') }}",
             py_files="{{ params.py_files }}",
-            application_args=[*args, "--env", "{{ params.env }}"],
+            application_args=[*step.arguments(input=INPUT, run=RUN), "--env", "{{ params.env }}"],
             env_vars={
                 "PATH": f"{HOME}/schedules/airflow/bin:{os.environ.get('PATH', '/usr/bin:/bin')}",
                 "PIPELINES_HOME": str(HOME),

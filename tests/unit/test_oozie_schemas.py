@@ -5,6 +5,7 @@ import subprocess
 from xml.etree import ElementTree
 
 from pipelines import PROJECT_ROOT
+from pipelines.registry import TELEMETRY_CHAIN
 
 OOZIE = PROJECT_ROOT / "schedules" / "oozie"
 VALIDATE = str(OOZIE / "validate.sh")
@@ -77,18 +78,21 @@ def test_job_properties_define_every_variable():
     assert undefined_variables(workflow, coordinator, properties.replace("\nmaster=", "\n#master=")) == {"master"}
 
 
-def test_the_workflow_runs_the_chain_in_order():
-    """Follow the transitions from <start>: every job once, in the chain's order, each failure to the kill node."""
+def test_the_workflow_runs_the_registrys_chain_in_order():
+    """Follow the transitions from <start>: the registry's steps in its order, each with its job and arguments
+    (plus --env), each failure to the kill node."""
     ns = {"wf": "uri:oozie:workflow:1.0", "spark": "uri:oozie:spark-action:1.0"}
     root = ElementTree.parse(OOZIE / "workflow.xml").getroot()
     actions = {a.get("name"): a for a in root.findall("wf:action", ns)}
-    jobs, node = [], root.find("wf:start", ns).get("to")
+    steps, node = [], root.find("wf:start", ns).get("to")
     while node in actions:
         action = actions[node]
-        jobs.append(action.find("spark:spark/spark:jar", ns).text.rsplit("/", 1)[-1])
+        spark = action.find("spark:spark", ns)
+        steps.append((node, spark.find("spark:jar", ns).text.rsplit("/", 1)[-1],
+                      [arg.text for arg in spark.findall("spark:arg", ns)]))
         assert action.find("wf:error", ns).get("to") == root.find("wf:kill", ns).get("name")
         node = action.find("wf:ok", ns).get("to")
     assert node == root.find("wf:end", ns).get("name")
-    assert jobs == ["ingest_telemetry.py", "build_windows.py", "train_lstm.py", "evaluate_telemetry.py",
-                    "score_fleet.py", "report.py"]
-    assert all((PROJECT_ROOT / "jobs" / job).exists() for job in jobs)
+    assert steps == [(step.name, f"{step.job}.py", [*step.arguments(input="${input}", run="${runRoot}"),
+                                                    "--env", "${configEnv}"]) for step in TELEMETRY_CHAIN]
+    assert all((PROJECT_ROOT / "jobs" / f"{step.job}.py").exists() for step in TELEMETRY_CHAIN)
