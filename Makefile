@@ -26,10 +26,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
-# ruff's lint (ruff.toml), the import contracts (.importlinter) and mypy on pipelines/ (mypy.ini); CI runs it
+# ruff's lint and format check (ruff.toml), the import contracts (.importlinter) and mypy on pipelines/ (mypy.ini); CI runs it
 # before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy pipelines
 

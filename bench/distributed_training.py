@@ -26,6 +26,7 @@ loading is given apart), and each one's scaling from one executor to two.
 The windows are random series whose label says whether the last 4 values of the first feature sum to
 more than 0: learnable, balanced, and written once as Parquet for both peers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,7 @@ CLUSTER = str(PROJECT_ROOT / "infra" / "cluster.sh")
 
 
 # ----------------------------------------------------------------------------------------------- data
+
 
 def write_windows(out: str, *, n: int, length: int, n_features: int, seed: int, chunk: int = 1024) -> None:
     """`n` windows as Parquet files of `chunk` rows: features (length * n_features floats) and label."""
@@ -74,6 +76,7 @@ def read_windows(path: str, length: int, n_features: int, rank: int = 0, world: 
 
 # ------------------------------------------------------------------------------------------- peers
 
+
 def train_bigdl(args) -> dict:
     """The product's path: `pipelines.models.train.train_lstm` (one optimize() run, BigDL validating each epoch)."""
     import tempfile
@@ -88,16 +91,25 @@ def train_bigdl(args) -> dict:
     val = spark.read.parquet(f"file://{args.data}/val")
     n_train = train.count()
     config = TrainConfig(
-        lstm=args.lstm, engine=args.engine, hidden_size=args.hidden, optimizer="adam", learning_rate=args.learning_rate,
-        lr_scaling=args.lr_scaling, base_batch_size=args.batch_size,
-        batch_size=args.bigdl_batch_size or args.batch_size, epochs=args.max_epochs, seed=args.seed,
+        lstm=args.lstm,
+        engine=args.engine,
+        hidden_size=args.hidden,
+        optimizer="adam",
+        learning_rate=args.learning_rate,
+        lr_scaling=args.lr_scaling,
+        base_batch_size=args.batch_size,
+        batch_size=args.bigdl_batch_size or args.batch_size,
+        epochs=args.max_epochs,
+        seed=args.seed,
     )
     with tempfile.TemporaryDirectory(prefix="bench-dist-") as run_dir:
-        result = train_lstm(spark, train, val, config=config, length=args.length, n_features=args.features,
-                            run_dir=run_dir)
+        result = train_lstm(
+            spark, train, val, config=config, length=args.length, n_features=args.features, run_dir=run_dir
+        )
     elapsed, trained, history = 0.0, 0.0, []
-    for (epoch, loss), seconds, training in zip(result.validation["log_loss"], result.epoch_seconds,
-                                                result.train_seconds):
+    for (epoch, loss), seconds, training in zip(
+        result.validation["log_loss"], result.epoch_seconds, result.train_seconds
+    ):
         elapsed += seconds
         trained += training
         history.append((epoch, round(elapsed, 1), round(loss, 4)))
@@ -121,8 +133,12 @@ def ddp_train(cfg: dict) -> dict:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(cfg["seed"])
-    x, y = (torch.from_numpy(a) for a in read_windows(f"{cfg['data']}/train", cfg["length"], cfg["features"], rank, world))
-    vx, vy = (torch.from_numpy(a) for a in read_windows(f"{cfg['data']}/val", cfg["length"], cfg["features"], rank, world))
+    x, y = (
+        torch.from_numpy(a) for a in read_windows(f"{cfg['data']}/train", cfg["length"], cfg["features"], rank, world)
+    )
+    vx, vy = (
+        torch.from_numpy(a) for a in read_windows(f"{cfg['data']}/val", cfg["length"], cfg["features"], rank, world)
+    )
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -146,7 +162,7 @@ def ddp_train(cfg: dict) -> dict:
         model.train()
         order = torch.randperm(len(x))
         for step in range(steps):
-            idx = order[step * batch:(step + 1) * batch]
+            idx = order[step * batch : (step + 1) * batch]
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             optim.zero_grad()
             loss.backward()
@@ -173,16 +189,35 @@ def train_torch(args) -> dict:
 
     started = time.perf_counter()
     spark = get_or_create(master=args.master, app_name=f"bench-dist-torch-{args.executors}", conf=cluster_conf(args))
-    cfg = {k: getattr(args, k) for k in ("data", "train", "length", "features", "hidden", "batch_size", "learning_rate",
-                                         "max_epochs", "target_loss", "seed")}
+    cfg = {
+        k: getattr(args, k)
+        for k in (
+            "data",
+            "train",
+            "length",
+            "features",
+            "hidden",
+            "batch_size",
+            "learning_rate",
+            "max_epochs",
+            "target_loss",
+            "seed",
+        )
+    }
     distributor = TorchDistributor(num_processes=args.executors, local_mode=False, use_gpu=False)
     ready = time.perf_counter()
     out = distributor.run(ddp_train, cfg)
     spark.stop()
     # The processes' own clock starts after their start-up (torchrun, imports, data); count that as start-up.
     startup = (ready - started) + (time.perf_counter() - ready) - out["history"][-1][1]
-    return _result(args, [tuple(h) for h in out["history"]], out["train_seconds"], out["trained_per_epoch"], startup,
-                   executors=args.executors)
+    return _result(
+        args,
+        [tuple(h) for h in out["history"]],
+        out["train_seconds"],
+        out["trained_per_epoch"],
+        startup,
+        executors=args.executors,
+    )
 
 
 def cluster_conf(args) -> dict[str, str]:
@@ -198,30 +233,63 @@ def _result(args, history, train_seconds, n_train, startup, *, executors) -> dic
     epochs = len(history)
     reached = history[-1][2] <= args.target_loss
     return {
-        "executors": executors, "epochs": epochs, "samples_per_s": round(epochs * n_train / train_seconds),
-        "seconds_to_target": history[-1][1] if reached else None, "reached_target": reached,
-        "final_val_loss": history[-1][2], "startup_s": round(startup, 1), "history": history,
+        "executors": executors,
+        "epochs": epochs,
+        "samples_per_s": round(epochs * n_train / train_seconds),
+        "seconds_to_target": history[-1][1] if reached else None,
+        "reached_target": reached,
+        "final_val_loss": history[-1][2],
+        "startup_s": round(startup, 1),
+        "history": history,
     }
 
 
 # ------------------------------------------------------------------------------------------- driver
+
 
 def cluster_running() -> bool:
     return subprocess.run([CLUSTER, "status"], capture_output=True).returncode == 0
 
 
 def run_worker(kind: str, executors: int, args) -> dict:
-    command = [sys.executable, "-m", "bench.distributed_training", "--worker", kind, "--executors", str(executors),
-               *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                 if k in ("data", "train", "master", "length", "features", "hidden", "batch_size", "learning_rate",
-                          "max_epochs", "target_loss", "seed", "lstm", "engine", "bigdl_batch_size", "lr_scaling"))]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.distributed_training",
+        "--worker",
+        kind,
+        "--executors",
+        str(executors),
+        *(
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in vars(args).items()
+            if k
+            in (
+                "data",
+                "train",
+                "master",
+                "length",
+                "features",
+                "hidden",
+                "batch_size",
+                "learning_rate",
+                "max_epochs",
+                "target_loss",
+                "seed",
+                "lstm",
+                "engine",
+                "bigdl_batch_size",
+                "lr_scaling",
+            )
+        ),
+    ]
     log = f"/tmp/bench-dist-{kind}-{executors}.log"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     with open(log, "w") as err:
         done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=3600)
     for line in done.stdout.splitlines():
         if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
+            return json.loads(line[len(MARK) :])
     raise RuntimeError(f"{kind} on {executors} executor(s) failed (exit {done.returncode}); see {log}")
 
 
@@ -250,11 +318,15 @@ def main(argv=None) -> dict:
     finally:
         if started_cluster:
             subprocess.run([CLUSTER, "down"], check=False)
-    print(f"{'peer':<12}{'executors':>10}{'samples/s':>11}{'epochs':>8}{'s to target':>13}{'start-up s':>12}"
-          f"{'val loss':>10}{'load':>6}")
+    print(
+        f"{'peer':<12}{'executors':>10}{'samples/s':>11}{'epochs':>8}{'s to target':>13}{'start-up s':>12}"
+        f"{'val loss':>10}{'load':>6}"
+    )
     for name, r in results.items():
-        print(f"{name.split('/')[0]:<12}{r['executors']:>10}{r['samples_per_s']:>11}{r['epochs']:>8}"
-              f"{str(r['seconds_to_target']):>13}{r['startup_s']:>12}{r['final_val_loss']:>10}{r['load_average']:>6}")
+        print(
+            f"{name.split('/')[0]:<12}{r['executors']:>10}{r['samples_per_s']:>11}{r['epochs']:>8}"
+            f"{str(r['seconds_to_target']):>13}{r['startup_s']:>12}{r['final_val_loss']:>10}{r['load_average']:>6}"
+        )
     scaling = {}
     for kind in args.peers:
         one, two = results.get(f"{kind}/1"), results.get(f"{kind}/2")
@@ -262,11 +334,19 @@ def main(argv=None) -> dict:
             scaling[kind] = round(two["samples_per_s"] / one["samples_per_s"], 2)
     if "bigdl/2" in results and "torch_ddp/2" in results:
         scaling["bigdl_over_torch_ddp_2_executors"] = round(
-            results["bigdl/2"]["samples_per_s"] / results["torch_ddp/2"]["samples_per_s"], 2)
+            results["bigdl/2"]["samples_per_s"] / results["torch_ddp/2"]["samples_per_s"], 2
+        )
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"scaling 1 -> 2 executors (samples/s ratio): {scaling}; {uptime}")
-    out = {"results": results, "scaling": scaling, "uptime": uptime, "target_loss": args.target_loss,
-           "train": args.train, "val": args.val, "batch_size": args.batch_size}
+    out = {
+        "results": results,
+        "scaling": scaling,
+        "uptime": uptime,
+        "target_loss": args.target_loss,
+        "train": args.train,
+        "val": args.val,
+        "batch_size": args.batch_size,
+    }
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
@@ -281,18 +361,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_lstm_shape_options(parser)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--lstm", default="fused", choices=["fused", "reference"], help="BigDL's LSTM (train.lstm)")
-    parser.add_argument("--engine", default="barrier", choices=["barrier", "distri"],
-                        help="BigDL's training engine (train.engine)")
-    parser.add_argument("--bigdl-batch-size", type=int, default=0,
-                        help="BigDL's global batch (default: --batch-size); its learning rate follows --lr-scaling")
-    parser.add_argument("--lr-scaling", default="none", choices=["none", "linear", "sqrt"],
-                        help="BigDL's learning rate for --bigdl-batch-size, from --learning-rate at --batch-size")
+    parser.add_argument(
+        "--engine", default="barrier", choices=["barrier", "distri"], help="BigDL's training engine (train.engine)"
+    )
+    parser.add_argument(
+        "--bigdl-batch-size",
+        type=int,
+        default=0,
+        help="BigDL's global batch (default: --batch-size); its learning rate follows --lr-scaling",
+    )
+    parser.add_argument(
+        "--lr-scaling",
+        default="none",
+        choices=["none", "linear", "sqrt"],
+        help="BigDL's learning rate for --bigdl-batch-size, from --learning-rate at --batch-size",
+    )
     parser.add_argument("--target-loss", type=float, default=0.35)
     parser.add_argument("--max-epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--peers", nargs="+", default=["bigdl", "torch_ddp"], choices=["bigdl", "torch_ddp"])
     parser.add_argument("--executors-list", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--data", default=None, help="where the windows are written (default /tmp/bench-dist-windows-SEED)")
+    parser.add_argument(
+        "--data", default=None, help="where the windows are written (default /tmp/bench-dist-windows-SEED)"
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--executors", type=int, default=2, help=argparse.SUPPRESS)

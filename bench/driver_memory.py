@@ -7,6 +7,7 @@ the end of each step (max over steps), and the ratio of the largest size to the 
 the JVM also runs the executors, so its figure bounds the driver's from above; the Python driver is
 where a collect() of the data would show.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,14 +56,17 @@ def main() -> None:
     for devices in args.devices:
         done = subprocess.run(
             [sys.executable, "-m", "bench.driver_memory", "--one", str(devices), "--days", str(args.days)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
             raise SystemExit(f"run with {devices} devices failed:\n{done.stderr[-3000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"{'devices':>8} {'rows':>10} {'seconds':>8} {'python peak MB':>15} {'JVM live heap MB':>17}")
     for r in results:
-        print(f"{r['devices']:>8} {r['rows']:>10} {r['seconds']:>8} {r['python_peak_rss_mb']:>15} {r['jvm_live_heap_mb']:>17}")
+        print(
+            f"{r['devices']:>8} {r['rows']:>10} {r['seconds']:>8} {r['python_peak_rss_mb']:>15} {r['jvm_live_heap_mb']:>17}"
+        )
     small, large = results[0], results[-1]
     print(
         f"rows x{large['rows'] / small['rows']:.1f}: python driver peak x{large['python_peak_rss_mb'] / small['python_peak_rss_mb']:.2f}, "

@@ -5,6 +5,7 @@
 The same generated fleet (same seed) is written to file:// and to hdfs://; ingest (parse, validate,
 quarantine, resample, write Parquet) runs from each, alternating, and the best rows/s of each is reported.
 """
+
 from __future__ import annotations
 
 import argparse

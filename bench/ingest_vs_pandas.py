@@ -10,6 +10,7 @@ resampling -> windows -> Parquet twice: with the project's Spark code (`ingest`,
 both write every window and the counts (clean, quarantined by reason, windows, positives) must agree.
 Prints rows/s of each step and overall, and the ratio Spark / pandas.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,13 @@ def config_for(rows: int, days: int):
     from pipelines.config import load_config
 
     devices = max(3, round(rows / (96 * days * 0.97)))  # about 3 % of readings are dropped or in gaps
-    return load_config(overrides=[
-        f"generate.devices={devices}", f"generate.days={days}", "windows.negatives_per_positive=0",
-    ])
+    return load_config(
+        overrides=[
+            f"generate.devices={devices}",
+            f"generate.days={days}",
+            "windows.negatives_per_positive=0",
+        ]
+    )
 
 
 def run_spark(root: str, config) -> dict:
@@ -79,8 +84,13 @@ def run_spark(root: str, config) -> dict:
     done = time.perf_counter()
     memory = driver_peak_memory_mb(spark)
     spark.stop()
-    return {"counts": counts, "windows": window_counts, "ingest_s": ingested - started, "windows_s": done - ingested,
-            "memory": memory}
+    return {
+        "counts": counts,
+        "windows": window_counts,
+        "ingest_s": ingested - started,
+        "windows_s": done - ingested,
+        "memory": memory,
+    }
 
 
 def run_pandas(root: str, config) -> dict:
@@ -92,8 +102,11 @@ def run_pandas(root: str, config) -> dict:
     )
     ingested = time.perf_counter()
     window_counts = pandas_peer.build_windows(
-        f"{root}/pandas/ingest/clean.parquet", f"{root}/fleet/failures.csv", f"{root}/pandas/windows",
-        config.windows, config.ingest.interval_minutes,
+        f"{root}/pandas/ingest/clean.parquet",
+        f"{root}/fleet/failures.csv",
+        f"{root}/pandas/windows",
+        config.windows,
+        config.ingest.interval_minutes,
     )
     done = time.perf_counter()
     return {"counts": counts, "windows": window_counts, "ingest_s": ingested - started, "windows_s": done - ingested}
@@ -129,8 +142,11 @@ def main() -> None:
         spark = get_or_create(master="local[2]", app_name="bench-generate", conf={"spark.ui.enabled": "false"})
         started = time.perf_counter()
         summary = generate_fleet(spark, config.generate, f"{root}/fleet")
-        print(f"generated {summary['rows']:,} rows ({summary['devices']} devices x {args.days} days) "
-              f"in {time.perf_counter() - started:.0f} s; load {os.getloadavg()}", flush=True)
+        print(
+            f"generated {summary['rows']:,} rows ({summary['devices']} devices x {args.days} days) "
+            f"in {time.perf_counter() - started:.0f} s; load {os.getloadavg()}",
+            flush=True,
+        )
         spark.stop()
         n_bad = add_bad_records(f"{root}/fleet/readings", max(10, args.rows // 10_000))
         print(f"added {n_bad} bad records", flush=True)
@@ -139,9 +155,19 @@ def main() -> None:
         spark_result = run_spark(root, config)
         load_spark = os.getloadavg()
         done = subprocess.run(
-            [sys.executable, "-m", "bench.ingest_vs_pandas", "--rows", str(args.rows), "--days", str(args.days),
-             "--pandas-only", root],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.ingest_vs_pandas",
+                "--rows",
+                str(args.rows),
+                "--days",
+                str(args.days),
+                "--pandas-only",
+                root,
+            ],
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
             raise SystemExit(f"pandas peer failed:\n{done.stderr[-3000:]}")
@@ -152,10 +178,16 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
 
     rows = spark_result["counts"]["read"]
-    print(f"\nrows read: {rows:,}; load average before / after Spark / after pandas: "
-          f"{load_before[0]:.1f} / {load_spark[0]:.1f} / {load_pandas[0]:.1f}")
+    print(
+        f"\nrows read: {rows:,}; load average before / after Spark / after pandas: "
+        f"{load_before[0]:.1f} / {load_spark[0]:.1f} / {load_pandas[0]:.1f}"
+    )
     print(f"{'step':<28} {'spark local[2] rows/s':>22} {'pandas rows/s':>15} {'spark/pandas':>13}")
-    for label, key in (("ingest (to clean Parquet)", "ingest_s"), ("windows (to Parquet)", "windows_s"), ("whole chain", None)):
+    for label, key in (
+        ("ingest (to clean Parquet)", "ingest_s"),
+        ("windows (to Parquet)", "windows_s"),
+        ("whole chain", None),
+    ):
         s = spark_result[key] if key else spark_result["ingest_s"] + spark_result["windows_s"]
         p = pandas_result[key] if key else pandas_result["ingest_s"] + pandas_result["windows_s"]
         print(f"{label:<28} {rows / s:>22,.0f} {rows / p:>15,.0f} {p / s:>13.2f}")

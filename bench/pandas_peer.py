@@ -6,6 +6,7 @@ change any count: duplicates with the very same timestamp are told apart by file
 raw text); devices are split by a CRC32 of (seed, device) instead of Spark's xxhash64 (same split sizes, other
 devices); windows are written per split in chunks, so memory holds the readings but never all windows.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,18 +31,34 @@ _CHUNK = 20_000  # windows built and written at a time
 def read_files(readings: str) -> list[str]:
     """CSV files under `readings` (at any depth), as Spark lists them: *.csv*, no hidden files, sorted."""
     found = glob.glob(os.path.join(readings, "**", "*.csv*"), recursive=True)
-    return sorted(f for f in found if not any(p.startswith((".", "_")) for p in f[len(readings):].split(os.sep)))
+    return sorted(f for f in found if not any(p.startswith((".", "_")) for p in f[len(readings) :].split(os.sep)))
 
 
 def classify_file(path: str, config: IngestConfig, known: set[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(valid readings with parsed values, quarantined rows with their reason) of one CSV file."""
     df = pd.read_csv(
-        path, header=None, skiprows=1, names=list(range(_MAX_FIELDS)), dtype="string[pyarrow]",
-        keep_default_na=False, na_values=[], skip_blank_lines=True, compression="infer",
+        path,
+        header=None,
+        skiprows=1,
+        names=list(range(_MAX_FIELDS)),
+        dtype="string[pyarrow]",
+        keep_default_na=False,
+        na_values=[],
+        skip_blank_lines=True,
+        compression="infer",
     )
     lines = pd.read_csv(
-        path, sep="\x1f", header=None, skiprows=1, names=["line"], dtype="string[pyarrow]", quoting=csv.QUOTE_NONE,
-        keep_default_na=False, na_values=[], skip_blank_lines=True, compression="infer",
+        path,
+        sep="\x1f",
+        header=None,
+        skiprows=1,
+        names=["line"],
+        dtype="string[pyarrow]",
+        quoting=csv.QUOTE_NONE,
+        keep_default_na=False,
+        na_values=[],
+        skip_blank_lines=True,
+        compression="infer",
     )["line"]
     n_fields = lines.str.count(",").to_numpy() + 1  # the generator never quotes fields
     df = df.iloc[:, : len(RAW_COLUMNS)]
@@ -69,18 +86,38 @@ def classify_file(path: str, config: IngestConfig, known: set[str] | None) -> tu
     # A hash lookup: np.isin on object arrays compares every pair (9 s for 191k rows and 3,580 devices).
     unknown = ~pd.Series(device).isin(known).to_numpy() if known is not None else np.zeros(len(df), bool)
     reason = np.select(
-        [malformed, empty("device_id") | empty("timestamp"), ts.isna().to_numpy(), status == 1, status == 2,
-         status == 3, status == 4, unknown],
-        ["malformed_line", "missing_field", "bad_timestamp", "missing_value", "non_numeric", "not_finite",
-         "out_of_bounds", "unknown_device"],
+        [
+            malformed,
+            empty("device_id") | empty("timestamp"),
+            ts.isna().to_numpy(),
+            status == 1,
+            status == 2,
+            status == 3,
+            status == 4,
+            unknown,
+        ],
+        [
+            "malformed_line",
+            "missing_field",
+            "bad_timestamp",
+            "missing_value",
+            "non_numeric",
+            "not_finite",
+            "out_of_bounds",
+            "unknown_device",
+        ],
         "",
     )
     ok = reason == ""
     model = text["model"].fillna("").to_numpy(object)
-    valid = pd.DataFrame({
-        "device_id": device[ok], "model": np.where(model[ok] == "", None, model[ok]),
-        "timestamp": ts[ok].to_numpy(), **{c: values[c][ok] for c in SENSORS},
-    })
+    valid = pd.DataFrame(
+        {
+            "device_id": device[ok],
+            "model": np.where(model[ok] == "", None, model[ok]),
+            "timestamp": ts[ok].to_numpy(),
+            **{c: values[c][ok] for c in SENSORS},
+        }
+    )
     valid["_line"] = np.flatnonzero(ok)
     bad = df[~ok].astype(object).assign(reason=reason[~ok], source_file=path)
     return valid, bad
@@ -154,15 +191,25 @@ def assign_splits(devices: np.ndarray, failing: set[str], config: WindowsConfig)
     """Stratified device split like `windows.assign_splits`, ordered by a CRC32 of (seed, device)."""
     splits = {}
     for stratum in (True, False):
-        members = sorted((zlib.crc32(f"{config.split_seed}:{d}".encode()), d) for d in devices if (d in failing) == stratum)
+        members = sorted(
+            (zlib.crc32(f"{config.split_seed}:{d}".encode()), d) for d in devices if (d in failing) == stratum
+        )
         n = len(members)
         for i, (_, d) in enumerate(members):
             u = (i + 0.5) / n
-            splits[d] = "test" if u < config.test_fraction else "val" if u < config.test_fraction + config.val_fraction else "train"
+            splits[d] = (
+                "test"
+                if u < config.test_fraction
+                else "val"
+                if u < config.test_fraction + config.val_fraction
+                else "train"
+            )
     return splits
 
 
-def build_windows(clean_parquet: str, failures_csv: str, out: str, config: WindowsConfig, interval_minutes: int) -> dict:
+def build_windows(
+    clean_parquet: str, failures_csv: str, out: str, config: WindowsConfig, interval_minutes: int
+) -> dict:
     """Split, normalise on the training split, window, label and write like `windows.build_window_dataset`
     and `sources.write_windows`; {split: {windows, positives, devices}}."""
     readings = pd.read_parquet(clean_parquet, columns=["device_id", "timestamp", "segment", *config.features])
@@ -179,7 +226,9 @@ def build_windows(clean_parquet: str, failures_csv: str, out: str, config: Windo
     x = ((x - mean) / std).astype(np.float32)
 
     readings = readings.reset_index(drop=True)
-    order = np.lexsort((readings["timestamp"].to_numpy(), readings["segment"].to_numpy(), readings["device_id"].to_numpy()))
+    order = np.lexsort(
+        (readings["timestamp"].to_numpy(), readings["segment"].to_numpy(), readings["device_id"].to_numpy())
+    )
     device = readings["device_id"].to_numpy(object)[order]
     segment = readings["segment"].to_numpy()[order]
     times = readings["timestamp"].to_numpy("datetime64[ns]")[order]
@@ -189,7 +238,9 @@ def build_windows(clean_parquet: str, failures_csv: str, out: str, config: Windo
     step_ns = interval_minutes * config.stride * 60 * 10**9
     ends = np.flatnonzero((position >= config.length - 1) & (times.astype(np.int64) % step_ns == 0))
     bad_rows = np.cumsum(~np.isfinite(x).all(axis=1))
-    bad_in_window = bad_rows[ends] - np.where(ends - config.length >= 0, bad_rows[np.maximum(ends - config.length, 0)], 0)
+    bad_in_window = bad_rows[ends] - np.where(
+        ends - config.length >= 0, bad_rows[np.maximum(ends - config.length, 0)], 0
+    )
     ends = ends[bad_in_window == 0]
 
     horizon = np.timedelta64(pd.Timedelta(days=config.horizon_days).value, "ns")
@@ -213,19 +264,33 @@ def build_windows(clean_parquet: str, failures_csv: str, out: str, config: Windo
             for start in range(0, len(chosen), _CHUNK):
                 pick = chosen[start : start + _CHUNK]
                 block = x[ends[pick][:, None] + offsets].reshape(len(pick), width)
-                features = pa.ListArray.from_arrays(np.arange(0, len(pick) * width + 1, width, dtype=np.int32), block.reshape(-1))
-                writer.write_table(pa.table({
-                    "device_id": device[ends[pick]].astype(str), "window_end": end_time[pick].astype("datetime64[us]"),
-                    "features": features, "label": label[pick],
-                }, schema=_WINDOW_SCHEMA))
+                features = pa.ListArray.from_arrays(
+                    np.arange(0, len(pick) * width + 1, width, dtype=np.int32), block.reshape(-1)
+                )
+                writer.write_table(
+                    pa.table(
+                        {
+                            "device_id": device[ends[pick]].astype(str),
+                            "window_end": end_time[pick].astype("datetime64[us]"),
+                            "features": features,
+                            "label": label[pick],
+                        },
+                        schema=_WINDOW_SCHEMA,
+                    )
+                )
         counts[name] = {
-            "windows": int(mine.sum()), "positives": int(label[mine].sum()),
+            "windows": int(mine.sum()),
+            "positives": int(label[mine].sum()),
             "devices": int(len(set(device[ends[mine]]))),
         }
     return counts
 
 
-_WINDOW_SCHEMA = pa.schema([
-    ("device_id", pa.string()), ("window_end", pa.timestamp("us")), ("features", pa.list_(pa.float32())),
-    ("label", pa.int32()),
-])
+_WINDOW_SCHEMA = pa.schema(
+    [
+        ("device_id", pa.string()),
+        ("window_end", pa.timestamp("us")),
+        ("features", pa.list_(pa.float32())),
+        ("label", pa.int32()),
+    ]
+)

@@ -10,6 +10,7 @@ path that `jobs.evaluate_tf` runs: Samples built on the executors from a cached 
 a NumPy array already in memory, and a `Session.run` of the frozen graph. Prints samples/s and the ratio
 BigDL / TensorFlow; the best of `--repeats` runs after one warm-up is kept for each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,10 +89,14 @@ def main(argv=None) -> dict:
         for i in range(part, n, args.partitions):
             yield (f"d{i % 100}", i * 900, rng.normal(size=T * Fn).astype(np.float32).tolist(), i % 2)
 
-    windows = (spark.sparkContext.parallelize(range(args.partitions), args.partitions).flatMap(make)
-               .toDF("device_id string, t long, features array<float>, label int")
-               .selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label")
-               .repartition(args.partitions).cache())
+    windows = (
+        spark.sparkContext.parallelize(range(args.partitions), args.partitions)
+        .flatMap(make)
+        .toDF("device_id string, t long, features array<float>, label int")
+        .selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label")
+        .repartition(args.partitions)
+        .cache()
+    )
     rows = windows.orderBy("window_end").collect()
     x = np.asarray([r.features for r in rows], np.float32).reshape(n, T, Fn)
 
@@ -112,24 +117,46 @@ def main(argv=None) -> dict:
 
     bigdl_rate, bigdl_times = best_rate(n, bigdl_run, args.repeats)
     predict_rate, predict_times = best_rate(n, bigdl_predict_only, args.repeats)
-    keras_rate, keras_times = best_rate(n, lambda: model.predict(x, batch_size=args.batch_size, verbose=0), args.repeats)
+    keras_rate, keras_times = best_rate(
+        n, lambda: model.predict(x, batch_size=args.batch_size, verbose=0), args.repeats
+    )
     session_rate, session_times = best_rate(
-        n, lambda: run_graph(graph_def, exported.inputs, exported.outputs, [x], threads=args.threads,
-                             batch_size=args.batch_size), args.repeats)
+        n,
+        lambda: run_graph(
+            graph_def, exported.inputs, exported.outputs, [x], threads=args.threads, batch_size=args.batch_size
+        ),
+        args.repeats,
+    )
 
-    scored = {(r.window_end): r.score for r in predict_scores(imported, windows, length=T, n_features=Fn,
-                                                                batch_size=args.batch_size).collect()}
+    scored = {
+        (r.window_end): r.score
+        for r in predict_scores(imported, windows, length=T, n_features=Fn, batch_size=args.batch_size).collect()
+    }
     bigdl_scores = np.asarray([scored[r.window_end] for r in rows])
     parity = max_abs_diff(bigdl_scores, model.predict(x, batch_size=args.batch_size, verbose=0)[:, 1])
     os.remove(pb)
 
     result = {
-        "model": args.model, "windows": n, "length": T, "features": Fn, "batch_size": args.batch_size,
-        "cores": cores, "tf_threads": args.threads, "graph_nodes": len(imported.graph_def.node),
-        "samples_per_s": {"bigdl_spark": round(bigdl_rate, 1), "bigdl_spark_predict_only": round(predict_rate, 1),
-                          "tf_keras_predict": round(keras_rate, 1),
-                          "tf_session_frozen_graph": round(session_rate, 1)},
-        "seconds": {"bigdl_spark": bigdl_times, "bigdl_spark_predict_only": predict_times, "tf_keras_predict": keras_times, "tf_session_frozen_graph": session_times},
+        "model": args.model,
+        "windows": n,
+        "length": T,
+        "features": Fn,
+        "batch_size": args.batch_size,
+        "cores": cores,
+        "tf_threads": args.threads,
+        "graph_nodes": len(imported.graph_def.node),
+        "samples_per_s": {
+            "bigdl_spark": round(bigdl_rate, 1),
+            "bigdl_spark_predict_only": round(predict_rate, 1),
+            "tf_keras_predict": round(keras_rate, 1),
+            "tf_session_frozen_graph": round(session_rate, 1),
+        },
+        "seconds": {
+            "bigdl_spark": bigdl_times,
+            "bigdl_spark_predict_only": predict_times,
+            "tf_keras_predict": keras_times,
+            "tf_session_frozen_graph": session_times,
+        },
         "ratio_bigdl_to_tf_keras": round(bigdl_rate / keras_rate, 3),
         "ratio_bigdl_to_tf_session": round(bigdl_rate / session_rate, 3),
         "ratio_bigdl_predict_only_to_tf_keras": round(predict_rate / keras_rate, 3),

@@ -22,6 +22,7 @@ best and median samples/s of each and the ratios to PyTorch. Several `--bigdl NA
 (comma-separated `spark.key=value`, `java=-Dkey=value`, `env.NAME=value` (`env.MKL_DEBUG_CPU_TYPE=`: MKL's own choice),
 `master=local[N]`, `lstm=reference` for BigDL's `Recurrent(LSTM)` instead of the fused layer, `engine=distri`) are compared the same way: the way settings were measured one factor at a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ MARK = "@@bench "
 
 # ----------------------------------------------------------------------------------------------- data
 
+
 def window(seed: int, index: int, length: int, n_features: int) -> tuple[np.ndarray, int]:
     """Window `index` of the random data set: the same in every peer's process."""
     rng = np.random.default_rng([seed, index])
@@ -52,6 +54,7 @@ def dataset(args) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -------------------------------------------------------------------------------------------- peers
+
 
 class TorchPeer:
     def __init__(self, args):
@@ -73,7 +76,7 @@ class TorchPeer:
         for _ in range(epochs):
             order = torch.randperm(n)
             for start in range(0, n - b + 1, b):
-                idx = order[start:start + b]
+                idx = order[start : start + b]
                 out, _ = self.lstm(self.x[idx])
                 loss = torch.nn.functional.cross_entropy(self.head(out[:, -1]), self.y[idx])
                 self.optim.zero_grad()
@@ -92,11 +95,13 @@ class TfPeer:
         tf.keras.utils.set_random_seed(args.seed)
         self.args = args
         self.x, self.y = dataset(args)
-        self.model = tf.keras.Sequential([
-            tf.keras.Input((args.length, args.features)),
-            tf.keras.layers.LSTM(args.hidden),
-            tf.keras.layers.Dense(2),
-        ])
+        self.model = tf.keras.Sequential(
+            [
+                tf.keras.Input((args.length, args.features)),
+                tf.keras.layers.LSTM(args.hidden),
+                tf.keras.layers.Dense(2),
+            ]
+        )
         self.model.compile(
             optimizer=tf.keras.optimizers.Adam(args.learning_rate),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -105,8 +110,9 @@ class TfPeer:
 
     def train(self, epochs: int) -> float:
         n = self.args.samples - self.args.samples % self.args.batch_size
-        history = self.model.fit(self.x[:n], self.y[:n], batch_size=self.args.batch_size, epochs=epochs,
-                                 shuffle=True, verbose=0)
+        history = self.model.fit(
+            self.x[:n], self.y[:n], batch_size=self.args.batch_size, epochs=epochs, shuffle=True, verbose=0
+        )
         return float(history.history["loss"][-1])
 
 
@@ -157,17 +163,25 @@ class BigDLPeer:
         windows.count()
         samples = extension.samples(windows, shape=(length, n_features)).cache()
         samples.count()
-        model = build_lstm(n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"), input_gradient=False)
+        model = build_lstm(
+            n_features, hidden_size=args.hidden, kind=settings.get("lstm", "fused"), input_gradient=False
+        )
         if settings.get("ntc"):
             model = ntc_graph(spark, model)
         self.optimizer = extension.optimizer(
-            settings.get("engine", "barrier"), model=model, samples=samples, criterion=ClassNLLCriterion(),
-            optim_method=Adam(learningrate=args.learning_rate), end_trigger=MaxEpoch(0), batch_size=args.batch_size,
+            settings.get("engine", "barrier"),
+            model=model,
+            samples=samples,
+            criterion=ClassNLLCriterion(),
+            optim_method=Adam(learningrate=args.learning_rate),
+            end_trigger=MaxEpoch(0),
+            batch_size=args.batch_size,
         )
         self.epoch = 0
         jvm = spark.sparkContext._jvm
         self.info = {
-            "master": spark.sparkContext.master, "cores": cores,
+            "master": spark.sparkContext.master,
+            "cores": cores,
             "engine": str(jvm.System.getProperty("bigdl.engineType", "mklblas")),
             "env": {k[4:]: v for k, v in settings.items() if k.startswith("env.")},
             "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE"),
@@ -224,6 +238,7 @@ def worker(args) -> None:
 
 # ------------------------------------------------------------------------------------------- driver
 
+
 @dataclass
 class Peer:
     name: str
@@ -237,7 +252,7 @@ class Peer:
     def read(self) -> dict:
         for line in self.process.stdout:
             if line.startswith(MARK):
-                return json.loads(line[len(MARK):])
+                return json.loads(line[len(MARK) :])
             with open(self.log, "a") as log:  # the JVM's and native libraries' stdout
                 log.write(line)
         raise RuntimeError(f"{self.name} ended early; see {self.log}")
@@ -264,8 +279,9 @@ def core_gflops() -> float:
         "print(2 * 1024 ** 3 / min(times) / 1e9)\n"
     )
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                                check=True).stdout)
+    return float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    )
 
 
 def load_average() -> float:
@@ -273,16 +289,39 @@ def load_average() -> float:
 
 
 def start(peer: Peer, args) -> None:
-    command = [sys.executable, "-m", "bench.train_throughput", "--worker", peer.kind, "--settings", peer.settings,
-               *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                 if k in ("samples", "epochs", "length", "features", "hidden", "batch_size", "learning_rate",
-                          "threads", "partitions", "seed"))]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.train_throughput",
+        "--worker",
+        peer.kind,
+        "--settings",
+        peer.settings,
+        *(
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in vars(args).items()
+            if k
+            in (
+                "samples",
+                "epochs",
+                "length",
+                "features",
+                "hidden",
+                "batch_size",
+                "learning_rate",
+                "threads",
+                "partitions",
+                "seed",
+            )
+        ),
+    ]
     open(peer.log, "w").close()
     env = dict(os.environ)
     if peer.kind == "torch" and args.omp_wait_policy:
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
-    peer.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=open(peer.log, "a"), text=True, env=env)
+    peer.process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(peer.log, "a"), text=True, env=env
+    )
     peer.info = peer.read()
     print(f"  {peer.name}: ready after {peer.info.pop('ready')} s {peer.info}", file=sys.stderr, flush=True)
 
@@ -293,9 +332,12 @@ def summary(peers: list[Peer], reference: str | None) -> dict:
     for peer in peers:
         best, median = max(peer.rates), statistics.median(peer.rates)
         out[peer.name] = {
-            "best": round(best), "median": round(median), "all": [round(r) for r in peer.rates],
+            "best": round(best),
+            "median": round(median),
+            "all": [round(r) for r in peer.rates],
             "spread": round((max(peer.rates) - min(peer.rates)) / median, 2),
-            "load_average": [round(x, 1) for x in peer.loads], "info": peer.info,
+            "load_average": [round(x, 1) for x in peer.loads],
+            "info": peer.info,
         }
         if ref is not None:
             out[peer.name]["ratio_best"] = round(best / max(ref.rates), 2)
@@ -317,7 +359,7 @@ def main(argv=None) -> dict:
         for peer in peers:  # one at a time, so set-up and warm-up do not compete
             start(peer, args)
         for round_ in range(args.rounds):
-            order = peers[round_ % len(peers):] + peers[:round_ % len(peers)]  # rotate who goes first
+            order = peers[round_ % len(peers) :] + peers[: round_ % len(peers)]  # rotate who goes first
             for peer in order:
                 load = load_average()
                 peer.process.stdin.write("run\n")
@@ -325,8 +367,12 @@ def main(argv=None) -> dict:
                 result = peer.read()
                 peer.rates.append(result["samples_per_s"])
                 peer.loads.append(load)
-                print(f"  round {round_ + 1} {peer.name}: {result['samples_per_s']:.0f} samples/s "
-                      f"({result['seconds']:.1f} s, load {load:.1f})", file=sys.stderr, flush=True)
+                print(
+                    f"  round {round_ + 1} {peer.name}: {result['samples_per_s']:.0f} samples/s "
+                    f"({result['seconds']:.1f} s, load {load:.1f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         for peer in peers:
             if peer.process and peer.process.poll() is None:
@@ -339,9 +385,17 @@ def main(argv=None) -> dict:
     gflops = core_gflops()
     limit = args.threads * gflops * 1e9 / lstm_flops_per_sample(args)
     results = {
-        "shape": {"length": args.length, "features": args.features, "hidden": args.hidden,
-                  "batch_size": args.batch_size, "samples": args.samples, "epochs_per_round": args.epochs,
-                  "rounds": args.rounds, "optimizer": f"Adam({args.learning_rate})", "threads": args.threads},
+        "shape": {
+            "length": args.length,
+            "features": args.features,
+            "hidden": args.hidden,
+            "batch_size": args.batch_size,
+            "samples": args.samples,
+            "epochs_per_round": args.epochs,
+            "rounds": args.rounds,
+            "optimizer": f"Adam({args.learning_rate})",
+            "threads": args.threads,
+        },
         "reference": reference,
         "peers": summary(peers, reference),
         "arithmetic_limit": {"core_gflops": round(gflops, 1), "samples_per_s": round(limit)},
@@ -352,11 +406,15 @@ def main(argv=None) -> dict:
     print(f"{'peer':<14}{'best':>8}{'median':>8}{'ratio':>8}{'spread':>8}{'of limit':>10}  samples/s per round (load)")
     for name, figures in results["peers"].items():
         rounds = ", ".join(f"{rate} ({load})" for rate, load in zip(figures["all"], figures["load_average"]))
-        print(f"{name:<14}{figures['best']:>8}{figures['median']:>8}{figures.get('ratio_best', ''):>8}"
-              f"{figures['spread']:>8}{figures['fraction_of_limit_best']:>10}  {rounds}")
-    print(f"ratio = best / best of {reference}; spread = (max - min) / median; of limit = best / arithmetic limit "
-          f"({round(limit)} samples/s: {args.threads} cores x {gflops:.0f} GFLOP/s single-core SGEMM / "
-          f"{lstm_flops_per_sample(args) / 1e6:.1f} MFLOP per window); {results['uptime']}")
+        print(
+            f"{name:<14}{figures['best']:>8}{figures['median']:>8}{figures.get('ratio_best', ''):>8}"
+            f"{figures['spread']:>8}{figures['fraction_of_limit_best']:>10}  {rounds}"
+        )
+    print(
+        f"ratio = best / best of {reference}; spread = (max - min) / median; of limit = best / arithmetic limit "
+        f"({round(limit)} samples/s: {args.threads} cores x {gflops:.0f} GFLOP/s single-core SGEMM / "
+        f"{lstm_flops_per_sample(args) / 1e6:.1f} MFLOP per window); {results['uptime']}"
+    )
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
@@ -381,12 +439,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="PyTorch and TensorFlow threads (= Spark's cores)")
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the windows DataFrame")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--omp-wait-policy", default="PASSIVE",
-                        help="OMP_WAIT_POLICY of the PyTorch process ('' for libgomp's default, which spins: on a "
-                             "shared, oversubscribed machine two spinning threads fall to a tenth of their speed)")
+    parser.add_argument(
+        "--omp-wait-policy",
+        default="PASSIVE",
+        help="OMP_WAIT_POLICY of the PyTorch process ('' for libgomp's default, which spins: on a "
+        "shared, oversubscribed machine two spinning threads fall to a tenth of their speed)",
+    )
     parser.add_argument("--peers", nargs="+", default=["bigdl", "torch", "tf"], choices=["bigdl", "torch", "tf"])
-    parser.add_argument("--bigdl", action="append", default=[], metavar="NAME=SETTINGS",
-                        help="a BigDL variant (repeatable), e.g. mkldnn=java=-Dbigdl.engineType=mkldnn")
+    parser.add_argument(
+        "--bigdl",
+        action="append",
+        default=[],
+        metavar="NAME=SETTINGS",
+        help="a BigDL variant (repeatable), e.g. mkldnn=java=-Dbigdl.engineType=mkldnn",
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--settings", default="", help=argparse.SUPPRESS)

@@ -6,6 +6,7 @@ Everything goes under --out: ingest/, windows/, model/, summaries/, predictions/
 metrics.json (`test`, `baseline`, `alerting`, `counts`, `timings_s`, `notes`). The `backblaze` config section sets
 the windows and the training (`--set backblaze.train.epochs=3`), `alerting` the policy.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,16 @@ parser = job_parser(__doc__.splitlines()[0], sections=("backblaze", "alerting"))
 parser.add_argument("--input", required=True, help="Backblaze daily files: folder, file or glob (*.csv, *.csv.gz)")
 parser.add_argument("--out", default=None, help="run folder (default: runs/backblaze-<UTC timestamp>)")
 parser.reads("input")
-parser.writes("out", "ingest", "windows", RunLayout.PREDICTIONS, RunLayout.ALERTING, RunLayout.RISK, RunLayout.REPORT,
-              fallback=lambda args: f"runs/backblaze-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
+parser.writes(
+    "out",
+    "ingest",
+    "windows",
+    RunLayout.PREDICTIONS,
+    RunLayout.ALERTING,
+    RunLayout.RISK,
+    RunLayout.REPORT,
+    fallback=lambda args: f"runs/backblaze-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}",
+)
 parser.writes("out", "config.json", RunLayout.MODEL, RunLayout.TRAINING, RunLayout.METRICS, mode="overwrite")
 parser.writes("out", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, mode="append")
 
@@ -48,7 +57,9 @@ def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
         f"(fails within {bb.horizon_days:g} days) train the model to warn at most about {bb.horizon_days:g} days ahead. "
         "Published lead times of 10 to 60 days come from years of data and cannot be confirmed or refuted here.",
     ]
-    empty = [name for name, a in counts["attributes"].items() if a["files_absent"] + a["files_empty"] == counts["files"]]
+    empty = [
+        name for name, a in counts["attributes"].items() if a["files_absent"] + a["files_empty"] == counts["files"]
+    ]
     if empty:
         notes.append(
             f"SMART attributes empty or absent in every file, so constant 0 for the model: {', '.join(empty)}."
@@ -73,21 +84,35 @@ def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
     counts = step("ingest", backblaze.ingest_backblaze, spark, input_uri, f"{out}/ingest", config.backblaze)
     window_counts = step("windows", backblaze.write_windows, spark, f"{out}/ingest", f"{out}/windows", config)
     training = step("train", train_run, spark, f"{out}/windows", out, derived)
-    metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, derived,
-                   failures_uri=f"{out}/ingest/{backblaze.FAILURES_FILE}")
+    metrics = step(
+        "evaluate",
+        evaluate_run,
+        spark,
+        f"{out}/windows",
+        out,
+        derived,
+        failures_uri=f"{out}/ingest/{backblaze.FAILURES_FILE}",
+    )
 
     def score_step():
         policy, scoring = load_policy(spark, run.policy)
-        scorer = bigdl_scorer(load_model(f"{out}/{scoring['model']}"), length=int(scoring["length"]),
-                              n_features=len(scoring["features"]), batch_size=derived.evaluate.batch_size)
+        scorer = bigdl_scorer(
+            load_model(f"{out}/{scoring['model']}"),
+            length=int(scoring["length"]),
+            n_features=len(scoring["features"]),
+            batch_size=derived.evaluate.batch_size,
+        )
         readings = sources.read_parquet(spark, f"{out}/ingest/{backblaze.CLEAN_DIR}", "clean readings")
         return write_risk_table(spark, score_fleet(readings, scorer, policy, scoring), run.risk, policy=policy)
 
     risk = step("score", score_step)
     metrics.update(
-        counts={"ingest": counts, "windows": window_counts,
-                "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")},
-                "risk": risk["by_band"]},
+        counts={
+            "ingest": counts,
+            "windows": window_counts,
+            "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")},
+            "risk": risk["by_band"],
+        },
         timings_s=step.with_total(),
         driver_memory=driver_peak_memory_mb(spark),
         notes=data_notes(counts, window_counts, config),

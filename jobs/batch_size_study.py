@@ -1,7 +1,8 @@
 """Batch-size study on the telemetry windows: batch sizes x optimiser arms; a table and a plot in the run folder.
 
-    python -m jobs.batch_size_study --windows OUT/windows --out OUT/study
+python -m jobs.batch_size_study --windows OUT/windows --out OUT/study
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,14 @@ def main(args, config) -> None:
         splits["val"] = study.fixed_sample(splits["val"], config.study.max_val_windows)
     splits = {name: df.cache() for name, df in splits.items()}
     rows = study.run_study(
-        spark, splits["train"], splits["val"], splits["test"],
-        base=config.train, study=config.study, length=spec.length, n_features=spec.n_features,
+        spark,
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        base=config.train,
+        study=config.study,
+        length=spec.length,
+        n_features=spec.n_features,
         work_dir=f"{args.out}/runs",
     )
     fs.write_local_dir(spark, f"{args.out}/results", lambda local: study.render(rows, local))

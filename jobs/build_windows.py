@@ -1,7 +1,8 @@
 """Window clean telemetry into labelled, normalised Parquet windows split by device.
 
-    python -m jobs.build_windows --clean OUT/ingest/clean --failures OUT/fleet/failures.csv --out OUT/windows
+python -m jobs.build_windows --clean OUT/ingest/clean --failures OUT/fleet/failures.csv --out OUT/windows
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,12 +31,19 @@ def main(args, config) -> None:
     readings = sources.read_parquet(spark, args.clean, "clean readings")
     failures = sources.read_failures(spark, args.failures)
     started = time.perf_counter()
-    windows, stats = build_window_dataset(readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes)
+    windows, stats = build_window_dataset(
+        readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes
+    )
     counts = sources.write_windows(spark, windows, stats, args.out, spec=WindowSpec.of(config))
     seconds = time.perf_counter() - started
     total = sum(split["windows"] for split in counts.values())
     log.info("windows written to %s: %s", args.out, counts)
-    log.info("split, normalise, window, label and write: %d windows in %.1f s (%.0f windows/s)", total, seconds, total / max(seconds, 1e-9))
+    log.info(
+        "split, normalise, window, label and write: %d windows in %.1f s (%.0f windows/s)",
+        total,
+        seconds,
+        total / max(seconds, 1e-9),
+    )
 
 
 if __name__ == "__main__":

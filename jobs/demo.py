@@ -1,8 +1,9 @@
 """The whole telemetry chain on a generated default fleet: generate, ingest, window, train, evaluate, TF import.
 
-    make demo                # runs/<timestamp>/
-    make demo OUT=/tmp/run   # or python -m jobs.demo --out /tmp/run
+make demo                # runs/<timestamp>/
+make demo OUT=/tmp/run   # or python -m jobs.demo --out /tmp/run
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,11 +29,23 @@ log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
-parser = job_parser(__doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "tfimport"))
+parser = job_parser(
+    __doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "tfimport")
+)
 parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
-parser.writes("out", "fleet", "ingest", "windows", RunLayout.PREDICTIONS, RunLayout.ALERTING, RunLayout.REPORT,
-              fallback=lambda args: f"runs/{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
-parser.writes("out", "config.json", RunLayout.MODEL, RunLayout.TRAINING, "tf_model", RunLayout.METRICS, mode="overwrite")
+parser.writes(
+    "out",
+    "fleet",
+    "ingest",
+    "windows",
+    RunLayout.PREDICTIONS,
+    RunLayout.ALERTING,
+    RunLayout.REPORT,
+    fallback=lambda args: f"runs/{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}",
+)
+parser.writes(
+    "out", "config.json", RunLayout.MODEL, RunLayout.TRAINING, "tf_model", RunLayout.METRICS, mode="overwrite"
+)
 parser.writes("out", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, mode="append")
 
 
@@ -54,18 +67,32 @@ def run_demo(spark, out: str, config) -> dict:
 
     window_counts = step("windows", windows_step)
     training = step("train", train_run, spark, f"{out}/windows", out, config)
-    metrics = step("evaluate", evaluate_run, spark, f"{out}/windows", out, config, failures_uri=f"{out}/fleet/failures.csv")
+    metrics = step(
+        "evaluate", evaluate_run, spark, f"{out}/windows", out, config, failures_uri=f"{out}/fleet/failures.csv"
+    )
     spec = sources.read_window_spec(spark, f"{out}/windows")
     metrics["tf_imported"] = step(
-        "tf_import", train_export_import_evaluate, spark, f"{out}/windows", out,
-        length=spec.length, n_features=spec.n_features, threshold=config.evaluate.threshold,
-        epochs=config.tfimport.demo_epochs, batch_size=config.tfimport.demo_batch_size,
-        hidden=config.tfimport.demo_hidden, max_train_windows=config.tfimport.demo_max_train_windows,
+        "tf_import",
+        train_export_import_evaluate,
+        spark,
+        f"{out}/windows",
+        out,
+        length=spec.length,
+        n_features=spec.n_features,
+        threshold=config.evaluate.threshold,
+        epochs=config.tfimport.demo_epochs,
+        batch_size=config.tfimport.demo_batch_size,
+        hidden=config.tfimport.demo_hidden,
+        max_train_windows=config.tfimport.demo_max_train_windows,
     )
 
     metrics.update(
-        counts={"fleet": fleet, "ingest": ingest_counts, "windows": window_counts,
-                "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")}},
+        counts={
+            "fleet": fleet,
+            "ingest": ingest_counts,
+            "windows": window_counts,
+            "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")},
+        },
         timings_s=step.with_total(),
         driver_memory=driver_peak_memory_mb(spark),
     )
@@ -76,7 +103,11 @@ def run_demo(spark, out: str, config) -> dict:
 
 def summary_table(metrics: dict) -> str:
     lines = [f"{'model':<22}" + "".join(f"{k:>11}" for k in SUMMARY_KEYS)]
-    for name, label in (("test", "BigDL LSTM"), ("tf_imported", "TF LSTM in BigDL"), ("baseline", "last-reading LogReg")):
+    for name, label in (
+        ("test", "BigDL LSTM"),
+        ("tf_imported", "TF LSTM in BigDL"),
+        ("baseline", "last-reading LogReg"),
+    ):
         row = metrics[name]
         lines.append(f"{label:<22}" + "".join(f"{_fmt(row[k]):>11}" for k in SUMMARY_KEYS))
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Evaluate the trained LSTM and the last-reading baseline on the test split; writes metrics.json.
 
-    python -m jobs.evaluate_telemetry --windows OUT/windows --run-dir OUT/run
+python -m jobs.evaluate_telemetry --windows OUT/windows --run-dir OUT/run
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,11 @@ def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="evaluate_telemetry")
     metrics = evaluate_run(spark, args.windows, args.run_dir, config, failures_uri=args.failures)
     for name in ("test", "baseline"):
-        log.info("%s: %s", name, {k: metrics[name][k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")})
+        log.info(
+            "%s: %s",
+            name,
+            {k: metrics[name][k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")},
+        )
 
 
 if __name__ == "__main__":

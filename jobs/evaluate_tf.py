@@ -7,6 +7,7 @@ as the BigDL LSTM's `test`) and `<name>_info` (BigDL's Top1Accuracy, the parity 
 output kind, rewrites). When the run has a trained BigDL LSTM and no `test` metrics yet, it is evaluated too.
 The `.bin` is read by Java deserialisation: pass only files from trusted locations.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,21 +37,41 @@ parser.add_argument("--windows", required=True, help="folder written by build_wi
 parser.reads("windows")
 parser.add_argument("--run-dir", required=True, help="run folder; metrics.json is merged, predictions_tf/ written")
 add_tf_model_options(parser)
-parser.add_argument("--output-kind", choices=OUTPUT_KINDS, default=None,
-                    help="what the output holds (default: read from its op: Softmax, LogSoftmax, Sigmoid)")
+parser.add_argument(
+    "--output-kind",
+    choices=OUTPUT_KINDS,
+    default=None,
+    help="what the output holds (default: read from its op: Softmax, LogSoftmax, Sigmoid)",
+)
 parser.add_argument("--name", default="tf_imported", help="key of the metrics in metrics.json")
 parser.add_argument("--split", default="test", help="windows split to evaluate")
-parser.add_argument("--parity-samples", type=int, default=256,
-                    help="windows on which TensorFlow's own outputs are compared with BigDL's (0: no check)")
+parser.add_argument(
+    "--parity-samples",
+    type=int,
+    default=256,
+    help="windows on which TensorFlow's own outputs are compared with BigDL's (0: no check)",
+)
 parser.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: evaluate.batch_size)")
 parser.writes("run_dir", PREDICTIONS_DIR + "/{name}")
 parser.writes("run_dir", RunLayout.METRICS, mode="merge")
 
 
-def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: str, bin_path: str | None = None,
-                    inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-                    output_kind: str | None = None, name: str = "tf_imported", split: str = "test",
-                    parity_samples: int = 256, batch_size: int | None = None) -> dict:
+def evaluate_tf_run(
+    spark,
+    windows_root: str,
+    run_dir: str,
+    config,
+    *,
+    model: str,
+    bin_path: str | None = None,
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
+    output_kind: str | None = None,
+    name: str = "tf_imported",
+    split: str = "test",
+    parity_samples: int = 256,
+    batch_size: int | None = None,
+) -> dict:
     """Evaluate, write predictions, merge `name` and `name_info` into the run's metrics.json; returns the merge."""
     batch_size = batch_size or config.evaluate.batch_size
     threshold = config.evaluate.threshold
@@ -61,11 +82,17 @@ def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: st
     length, n_features = spec.length, spec.n_features
     windows = sources.read_windows(spark, windows_root, split).select("device_id", "window_end", "features", "label")
     imported = import_tensorflow_model(model, inputs, outputs, bin_path, spark=spark, output_kind=output_kind)
-    metrics, predictions = evaluate_imported(imported, windows, length=length, n_features=n_features,
-                                             batch_size=batch_size, threshold=threshold)
+    metrics, predictions = evaluate_imported(
+        imported, windows, length=length, n_features=n_features, batch_size=batch_size, threshold=threshold
+    )
     top1 = bigdl_top1_accuracy(imported, windows, length=length, n_features=n_features, batch_size=batch_size)
-    parity = parity_check(imported, model, sample_batch(windows, length=length, n_features=n_features, size=parity_samples),
-                          bin_uri=bin_path, spark=spark)
+    parity = parity_check(
+        imported,
+        model,
+        sample_batch(windows, length=length, n_features=n_features, size=parity_samples),
+        bin_uri=bin_path,
+        spark=spark,
+    )
     with fs.atomic_output(spark, f"{run_dir}/{PREDICTIONS_DIR}/{name}") as tmp:
         predictions.write.parquet(tmp)
     predictions.unpersist()
@@ -74,36 +101,61 @@ def evaluate_tf_run(spark, windows_root: str, run_dir: str, config, *, model: st
     blocks = {}
     if "test" not in run.read_metrics(spark) and split == "test" and fs.exists(spark, run.model):
         log.info("evaluating the run's BigDL LSTM too (%s)", run.model)
-        lstm = predict_scores(load_model(run.model), windows, length=length, n_features=n_features, batch_size=batch_size)
+        lstm = predict_scores(
+            load_model(run.model), windows, length=length, n_features=n_features, batch_size=batch_size
+        )
         blocks["test"] = binary_metrics(lstm, threshold=threshold)
     blocks[name] = metrics
     blocks[f"{name}_info"] = {
-        "model": model, "bin": bin_path, "split": split, "inputs": imported.inputs, "outputs": imported.outputs,
-        "output_op": imported.output_op, "output_kind": imported.output_kind, "rewrites": imported.rewrites,
-        "bigdl_top1_accuracy": top1, "parity": parity,
+        "model": model,
+        "bin": bin_path,
+        "split": split,
+        "inputs": imported.inputs,
+        "outputs": imported.outputs,
+        "output_op": imported.output_op,
+        "output_kind": imported.output_kind,
+        "rewrites": imported.rewrites,
+        "bigdl_top1_accuracy": top1,
+        "parity": parity,
     }
     return run.merge_metrics(spark, blocks)
 
 
 def comparison(merged: dict, name: str) -> str:
-    rows = [(label, merged[key]) for key, label in (("test", "BigDL LSTM"), (name, f"imported ({name})")) if key in merged]
+    rows = [
+        (label, merged[key]) for key, label in (("test", "BigDL LSTM"), (name, f"imported ({name})")) if key in merged
+    ]
     lines = [f"{'model':<26}" + "".join(f"{k:>10}" for k in COMPARE_KEYS)]
     for label, m in rows:
-        lines.append(f"{label:<26}" + "".join(f"{'n/a' if m.get(k) is None else format(m[k], '.3f'):>10}" for k in COMPARE_KEYS))
+        lines.append(
+            f"{label:<26}" + "".join(f"{'n/a' if m.get(k) is None else format(m[k], '.3f'):>10}" for k in COMPARE_KEYS)
+        )
     return "\n".join(lines)
 
 
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="evaluate_tf")
     merged = evaluate_tf_run(
-        spark, args.windows, args.run_dir, config, model=args.model, bin_path=args.bin, inputs=args.inputs,
-        outputs=args.outputs, output_kind=args.output_kind, name=args.name, split=args.split,
-        parity_samples=args.parity_samples, batch_size=args.batch_size,
+        spark,
+        args.windows,
+        args.run_dir,
+        config,
+        model=args.model,
+        bin_path=args.bin,
+        inputs=args.inputs,
+        outputs=args.outputs,
+        output_kind=args.output_kind,
+        name=args.name,
+        split=args.split,
+        parity_samples=args.parity_samples,
+        batch_size=args.batch_size,
     )
     info = merged[f"{args.name}_info"]
     report(comparison(merged, args.name))
-    report(f"BigDL Top1Accuracy {info['bigdl_top1_accuracy']}; parity: largest |TF - BigDL| = "
-          f"{info['parity']['max_abs_diff']} on {info['parity']['samples']} windows")
+    report(
+        f"BigDL Top1Accuracy {info['bigdl_top1_accuracy']}; parity: largest |TF - BigDL| = "
+        f"{info['parity']['max_abs_diff']} on {info['parity']['samples']} windows"
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Extract structured, de-identified findings from EEG report files (one row per report, Parquet and JSON).
 
-    EEG_DEID_KEY=... python -m jobs.extract_eeg_reports --reports hdfs:///eeg/reports --out hdfs:///research/eeg_findings
-    spark-submit jobs/extract_eeg_reports.py --reports file:///tmp/eeg/reports --out file:///tmp/findings --truth file:///tmp/eeg/truth/reports.jsonl
+EEG_DEID_KEY=... python -m jobs.extract_eeg_reports --reports hdfs:///eeg/reports --out hdfs:///research/eeg_findings
+spark-submit jobs/extract_eeg_reports.py --reports file:///tmp/eeg/reports --out file:///tmp/findings --truth file:///tmp/eeg/truth/reports.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,10 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     read = sources.read_reports(spark, args.reports, partitions=args.partitions)
     try:
         curated = curate.curate_reports(read.rows, key=key, max_shift_days=config.eeg.deid.max_shift_days).cache()
-        outcome = {r["failed"]: int(r["count"]) for r in curated.groupBy(curated["reason"].isNotNull().alias("failed")).count().collect()}
+        outcome = {
+            r["failed"]: int(r["count"])
+            for r in curated.groupBy(curated["reason"].isNotNull().alias("failed")).count().collect()
+        }
         failed, written = outcome.get(True, 0), outcome.get(False, 0)
         counts = read.counts()
         counts["quarantined_by_reason"]["extraction_failed"] = failed
@@ -62,10 +66,16 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
             if args.truth:
                 metrics = curate.extraction_metrics(read.rows, curate.read_truth(spark, args.truth))
                 fs.write_json(spark, f"{tmp}/metrics.json", metrics)
-                log.info("extraction recall per field: %s",
-                         {k: v["recall"] for k, v in sorted(metrics["fields"].items())})
-        log.info("reports: %d read, %d written, %d quarantined %s", counts["read"], counts["written"],
-                 counts["quarantined"], counts["quarantined_by_reason"])
+                log.info(
+                    "extraction recall per field: %s", {k: v["recall"] for k, v in sorted(metrics["fields"].items())}
+                )
+        log.info(
+            "reports: %d read, %d written, %d quarantined %s",
+            counts["read"],
+            counts["written"],
+            counts["quarantined"],
+            counts["quarantined_by_reason"],
+        )
     finally:
         read.unpersist()
         if "curated" in locals():

@@ -1,8 +1,9 @@
 """Generate a synthetic EEG archive: EDF/EDF+ recordings, TUH-style reports and the true links between them.
 
-    python -m jobs.generate_eeg_archive --out hdfs:///data/eeg_archive --set eeg.generate.patients=500
-    spark-submit jobs/generate_eeg_archive.py --out file:///tmp/eeg --env ci --set eeg.generate.seed=202
+python -m jobs.generate_eeg_archive --out hdfs:///data/eeg_archive --set eeg.generate.patients=500
+spark-submit jobs/generate_eeg_archive.py --out file:///tmp/eeg --env ci --set eeg.generate.seed=202
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,12 +21,19 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.strip().splitlines()[0])
-    parser.add_argument("--out", required=True, help="output URI (hdfs://, file://, s3a:// or a path); replaced atomically")
-    parser.add_argument("--partitions", type=int, default=None, help="patient slices rendered in parallel; none: default parallelism")
+    parser.add_argument(
+        "--out", required=True, help="output URI (hdfs://, file://, s3a:// or a path); replaced atomically"
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="patient slices rendered in parallel; none: default parallelism"
+    )
     parser.writes("out")
-    defaults = ", ".join(f"{f.name}={getattr(EegGenerateConfig(), f.name)}" for f in dataclasses.fields(EegGenerateConfig))
+    defaults = ", ".join(
+        f"{f.name}={getattr(EegGenerateConfig(), f.name)}" for f in dataclasses.fields(EegGenerateConfig)
+    )
     parser.epilog = (
-        "config section 'eeg.generate' (conf/base/eeg.yml; change with --set eeg.generate.KEY=VALUE): " + defaults
+        "config section 'eeg.generate' (conf/base/eeg.yml; change with --set eeg.generate.KEY=VALUE): "
+        + defaults
         + ". Writes edf/, reports/, truth/ (links.csv, edf_files.csv, reports.jsonl) and manifest.json."
     )
     return parser
@@ -38,7 +46,11 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     summary = generate_archive(spark, cfg, args.out, num_partitions=args.partitions)
     log.info(
         "done: %d EDF files (%d broken), %d reports (%d broken), %d links",
-        summary["edf_files"], summary["broken_edf_files"], summary["reports"], summary["broken_reports"], summary["links"],
+        summary["edf_files"],
+        summary["broken_edf_files"],
+        summary["reports"],
+        summary["broken_reports"],
+        summary["links"],
     )
 
 

@@ -1,8 +1,9 @@
 """Generate a synthetic telemetry fleet: readings partitioned by day, devices.csv and failures.csv.
 
-    python -m jobs.generate_telemetry --out hdfs:///data/fleet --set generate.devices=50
-    spark-submit jobs/generate_telemetry.py --out file:///tmp/fleet --env ci
+python -m jobs.generate_telemetry --out hdfs:///data/fleet --set generate.devices=50
+spark-submit jobs/generate_telemetry.py --out file:///tmp/fleet --env ci
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,13 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.strip().splitlines()[0], sections=("generate",))
-    parser.add_argument("--out", required=True, help="output URI (hdfs://, file://, s3a:// or a path); replaced atomically")
     parser.add_argument(
-        "--partitions", type=int, default=None,
+        "--out", required=True, help="output URI (hdfs://, file://, s3a:// or a path); replaced atomically"
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
         help="device slices, hence files per day; none: Spark's default parallelism",
     )
     parser.writes("out")
@@ -34,7 +39,10 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     summary = generate_fleet(spark, config.generate, args.out, num_partitions=args.partitions)
     log.info(
         "done: %d devices, %d failing, %d rows in %s",
-        summary["devices"], summary["failing_devices"], summary["rows"], summary["out"],
+        summary["devices"],
+        summary["failing_devices"],
+        summary["rows"],
+        summary["out"],
     )
 
 

@@ -6,6 +6,7 @@ Writes <out>/clean/ (Parquet, one row per drive per day), <out>/quarantine/ (Par
 <out>/failures.csv (device_id,failure_time) and <out>/counts.json (read = clean + quarantined). With --windows, also
 the labelled, normalised windows of the `backblaze` config section (as build_windows writes them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,13 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.splitlines()[0], sections=("backblaze",))
-    parser.add_argument("--input", required=True, help="folder (searched recursively), file or glob of daily *.csv / *.csv.gz")
+    parser.add_argument(
+        "--input", required=True, help="folder (searched recursively), file or glob of daily *.csv / *.csv.gz"
+    )
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    parser.add_argument("--windows", default=None, help="also write windows here (windows/, normalization.json, window_counts.json)")
+    parser.add_argument(
+        "--windows", default=None, help="also write windows here (windows/, normalization.json, window_counts.json)"
+    )
     parser.reads("input")
     parser.writes("out")
     parser.writes("windows")

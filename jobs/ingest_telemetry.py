@@ -5,6 +5,7 @@
 
 Writes <out>/clean/ (Parquet, schema.CLEAN_SCHEMA), <out>/quarantine/ (Parquet) and <out>/counts.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,14 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.splitlines()[0], sections=("ingest",))
     parser.add_argument(
-        "--input", required=True,
+        "--input",
+        required=True,
         help="telemetry root (readings/ and devices.csv) or the readings themselves: a folder or glob of CSV files",
     )
     parser.add_argument("--out", required=True, help="output folder (replaced atomically)")
     parser.add_argument(
-        "--devices", default=None,
+        "--devices",
+        default=None,
         help="CSV of the known fleet (device_id,model); default: <input>/devices.csv when --input is a root; "
         "without one the unknown-device check is skipped",
     )
@@ -43,7 +46,10 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     counts = ingest(spark, args.input, args.out, config.ingest, devices_uri=args.devices)
     log.info(
         "done: read %d = clean %d + quarantined %d; %d rows out",
-        counts["read"], counts["clean"], counts["quarantined"], counts["resampled_rows"],
+        counts["read"],
+        counts["clean"],
+        counts["quarantined"],
+        counts["resampled_rows"],
     )
 
 

@@ -5,6 +5,7 @@
 Local paths need no Spark; other Hadoop URIs (hdfs://, s3a://) start a session to read the file.
 With --strict the exit code is 1 when BigDL cannot load the graph even after rewriting.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ class NotLoadable(InputError):
     """--strict and the graph keeps ops BigDL cannot load."""
 
 
-def inspect(model_uri: str, inputs: list[str] | None = None, outputs: list[str] | None = None, spark=None) -> g.GraphSummary:
+def inspect(
+    model_uri: str, inputs: list[str] | None = None, outputs: list[str] | None = None, spark=None
+) -> g.GraphSummary:
     """The graph summary, with the rewrite's result when inputs and outputs can be resolved."""
     graph_def = read_graph(model_uri, spark)
     summary = g.summarize(graph_def)
@@ -58,9 +61,13 @@ def main(args, config) -> None:
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
     summary = inspect(args.model, split(args.inputs), split(args.outputs), spark)
     report(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if args.json else summary.format())
-    remaining = summary.unsupported_after_rewrite if summary.unsupported_after_rewrite is not None else summary.unsupported
+    remaining = (
+        summary.unsupported_after_rewrite if summary.unsupported_after_rewrite is not None else summary.unsupported
+    )
     if args.strict and remaining:
-        raise NotLoadable(f"BigDL cannot load {sum(map(len, remaining.values()))} node(s): {', '.join(sorted(remaining))}")
+        raise NotLoadable(
+            f"BigDL cannot load {sum(map(len, remaining.values()))} node(s): {', '.join(sorted(remaining))}"
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     EEG_DEID_KEY=... python -m jobs.pair_eeg --reports hdfs:///eeg/reports --edf hdfs:///eeg/edf \
         --model hdfs:///models/eeg_pairing --out hdfs:///eeg/pairing
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="models written by jobs.train_eeg_pairing")
     parser.add_argument("--out", required=True, help="output URI; replaced atomically")
     parser.add_argument("--truth", default=None, help="true links (truth/links.csv): also write metrics.json")
-    parser.add_argument("--compare", action="store_true",
-                        help="with --truth: also pair with the other model (bigdl/logreg) and put its metrics beside")
-    parser.add_argument("--via", choices=["driver", "spark"], default="driver",
-                        help="read EDF headers through the driver's Hadoop FileSystem (header bytes only) or on the executors")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="with --truth: also pair with the other model (bigdl/logreg) and put its metrics beside",
+    )
+    parser.add_argument(
+        "--via",
+        choices=["driver", "spark"],
+        default="driver",
+        help="read EDF headers through the driver's Hadoop FileSystem (header bytes only) or on the executors",
+    )
     for name in ("reports", "edf", "model", "truth"):
         parser.reads(name)
     parser.writes("out")
-    defaults = ", ".join(f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig))
+    defaults = ", ".join(
+        f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig)
+    )
     parser.epilog = (
         "Writes pairs/, unpaired_reports/, unpaired_files/ (Parquet), quarantine/, counts.json and, with --truth, "
         "metrics.json. File names that carry identifiers are replaced by keyed hashes, so the job needs the "
@@ -53,7 +63,9 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     prepared = pairing.prepare(spark, args.reports, args.edf, cfg, via=args.via)
     try:
         scored = scorer(prepared.features).cache()
-        pairs, unpaired_reports, unpaired_files = pairing.assign(scored, prepared.report_facts, prepared.file_facts, cfg)
+        pairs, unpaired_reports, unpaired_files = pairing.assign(
+            scored, prepared.report_facts, prepared.file_facts, cfg
+        )
         pairs, unpaired_reports, unpaired_files = (f.cache() for f in (pairs, unpaired_reports, unpaired_files))
         counts = _counts(prepared, pairs, unpaired_reports, unpaired_files)
         report_ids, file_ids = (f.cache() for f in pairing.safe_ids(prepared, key))
@@ -62,15 +74,18 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
             return frame.join(ids, column).drop(column).withColumnRenamed("safe_id", column)
 
         with fs.atomic_output(spark, args.out) as tmp:
-            hide(hide(pairs, "report_id", report_ids), "edf_file", file_ids) \
-                .select("report_id", "edf_file", "probability").withColumn("model", F.lit(cfg.model)) \
-                .write.parquet(f"{tmp}/pairs")
-            hide(unpaired_reports, "report_id", report_ids).select("report_id", "reason", "best_probability") \
-                .write.parquet(f"{tmp}/unpaired_reports")
-            hide(unpaired_files, "edf_file", file_ids).select("edf_file", "reason", "best_probability") \
-                .write.parquet(f"{tmp}/unpaired_files")
+            hide(hide(pairs, "report_id", report_ids), "edf_file", file_ids).select(
+                "report_id", "edf_file", "probability"
+            ).withColumn("model", F.lit(cfg.model)).write.parquet(f"{tmp}/pairs")
+            hide(unpaired_reports, "report_id", report_ids).select(
+                "report_id", "reason", "best_probability"
+            ).write.parquet(f"{tmp}/unpaired_reports")
+            hide(unpaired_files, "edf_file", file_ids).select("edf_file", "reason", "best_probability").write.parquet(
+                f"{tmp}/unpaired_files"
+            )
             quarantine = prepared.reports.quarantine.withColumn("input", F.lit("report")).unionByName(
-                prepared.headers.quarantine.withColumn("input", F.lit("edf")))
+                prepared.headers.quarantine.withColumn("input", F.lit("edf"))
+            )
             write_quarantine(curate.protect_quarantine(quarantine, key), f"{tmp}/quarantine")
             fs.write_json(spark, f"{tmp}/counts.json", counts)
             if args.truth:
@@ -81,13 +96,25 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
                     other = "logreg" if cfg.model == "bigdl" else "bigdl"
                     other_pairs, _, _ = pairing.assign(
                         pairing.load_scorer(args.model.rstrip("/"), other)(prepared.features),
-                        prepared.report_facts, prepared.file_facts, cfg)
+                        prepared.report_facts,
+                        prepared.file_facts,
+                        cfg,
+                    )
                     metrics["comparison"] = {other: pairing.pairing_metrics(other_pairs, links, prepared)}
-                    log.info("pairing (%s): precision %s, recall %s", other, metrics["comparison"][other]["precision"],
-                             metrics["comparison"][other]["recall"])
+                    log.info(
+                        "pairing (%s): precision %s, recall %s",
+                        other,
+                        metrics["comparison"][other]["precision"],
+                        metrics["comparison"][other]["recall"],
+                    )
                 fs.write_json(spark, f"{tmp}/metrics.json", metrics)
-                log.info("pairing (%s): precision %s, recall %s over %s links", cfg.model, metrics["precision"],
-                         metrics["recall"], metrics["links"])
+                log.info(
+                    "pairing (%s): precision %s, recall %s over %s links",
+                    cfg.model,
+                    metrics["precision"],
+                    metrics["recall"],
+                    metrics["links"],
+                )
         log.info("pairs: %d; reports %s; EDF files %s", counts["pairs"], counts["reports"], counts["edf_files"])
     finally:
         prepared.unpersist()
@@ -99,8 +126,11 @@ def _counts(prepared, pairs, unpaired_reports, unpaired_files) -> dict:
     reports = prepared.reports.counts()
     files = prepared.headers.counts()
     reports.update(paired=paired_reports, unpaired_by_reason=_by_reason(unpaired_reports))
-    files.update(paired=n_pairs, unpaired_by_reason=_by_reason(unpaired_files),
-                 tolerated=sources.tolerated_counts(prepared.headers.rows))
+    files.update(
+        paired=n_pairs,
+        unpaired_by_reason=_by_reason(unpaired_files),
+        tolerated=sources.tolerated_counts(prepared.headers.rows),
+    )
     for side in (reports, files):
         side["unpaired"] = sum(side["unpaired_by_reason"].values())
         if side["read"] != side["parsed"] + side["quarantined"] or side["parsed"] != side["paired"] + side["unpaired"]:

@@ -5,6 +5,7 @@
 Reads metrics.json, training.json (or the summaries' event files), predictions/, alerting/ and risk/ when present;
 evaluate_telemetry and the demos write the report themselves, this job refreshes it (after adding a model, say).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.splitlines()[0])
     parser.add_argument("--run-dir", required=True, help="run folder (any Hadoop URI)")
-    parser.add_argument("--note", action="append", default=[], help="a sentence to add to the report's caveats (repeatable)")
+    parser.add_argument(
+        "--note", action="append", default=[], help="a sentence to add to the report's caveats (repeatable)"
+    )
     parser.reads("run_dir", RunLayout.METRICS)
     parser.writes("run_dir", RunLayout.REPORT)
     return parser

@@ -9,6 +9,7 @@ normalisation, calibration and thresholds. With --refit-on W the calibration and
 W's validation split with the chosen scorer (needed for any model other than the run's own BigDL LSTM).
 Writes OUT/risk/table/ (Parquet) and OUT/risk/summary.json, atomically.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,21 +30,28 @@ from pipelines.telemetry import sources
 log = logging.getLogger(__name__)
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.splitlines()[0], sections=("alerting", "evaluate"))
-    parser.add_argument("--clean", required=True, help="clean readings (Parquet) from ingest_telemetry or ingest_backblaze")
+    parser.add_argument(
+        "--clean", required=True, help="clean readings (Parquet) from ingest_telemetry or ingest_backblaze"
+    )
     parser.add_argument("--run-dir", required=True, help="run folder: model/, alerting/policy.json")
     parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/risk)")
     parser.add_argument("--policy", default=None, help="policy file (default: <run-dir>/alerting/policy.json)")
     parser.add_argument("--scorer", default="bigdl", help="bigdl, tf, or a factory 'package.module:function'")
     parser.add_argument("--model", default=None, help="BigDL model (default: the policy's, in the run folder)")
     parser.add_argument("--tf-model", default=None, help="--scorer tf: frozen TensorFlow graph (.pb)")
-    parser.add_argument("--tf-bin", default=None, help="--scorer tf: BigDL .bin of the graph's variables (trusted paths only)")
+    parser.add_argument(
+        "--tf-bin", default=None, help="--scorer tf: BigDL .bin of the graph's variables (trusted paths only)"
+    )
     parser.add_argument("--tf-inputs", default=None, help="--scorer tf: input node names, comma-separated")
     parser.add_argument("--tf-outputs", default=None, help="--scorer tf: output node names, comma-separated")
-    parser.add_argument("--refit-on", default=None, metavar="WINDOWS",
-                        help="fit calibration and thresholds again on this windows folder's validation split")
+    parser.add_argument(
+        "--refit-on",
+        default=None,
+        metavar="WINDOWS",
+        help="fit calibration and thresholds again on this windows folder's validation split",
+    )
     parser.reads("clean")
     parser.reads("policy", fallback=lambda args: RunLayout(args.run_dir).policy)
     for name in ("model", "tf_model", "tf_bin", "refit_on"):
@@ -64,10 +72,19 @@ def make_scorer(spark, args: argparse.Namespace, scoring: dict, config: Pipeline
         if not args.tf_model:
             raise InputError("--scorer tf needs --tf-model")
         split = lambda text: [s.strip() for s in text.split(",")] if text else None  # noqa: E731
-        return tf_scorer(spark, args.tf_model, length=length, n_features=n_features, batch_size=batch_size,
-                         bin_uri=args.tf_bin, inputs=split(args.tf_inputs), outputs=split(args.tf_outputs))
-    return load_scorer(args.scorer, spark=spark, run_dir=args.run_dir, length=length, n_features=n_features,
-                       batch_size=batch_size)
+        return tf_scorer(
+            spark,
+            args.tf_model,
+            length=length,
+            n_features=n_features,
+            batch_size=batch_size,
+            bin_uri=args.tf_bin,
+            inputs=split(args.tf_inputs),
+            outputs=split(args.tf_outputs),
+        )
+    return load_scorer(
+        args.scorer, spark=spark, run_dir=args.run_dir, length=length, n_features=n_features, batch_size=batch_size
+    )
 
 
 def _in_run(run_dir: str, path: str) -> str:
@@ -91,8 +108,11 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     table = score_fleet(readings, scorer, policy, scoring, scored_by=args.scorer)
     out = args.out or RunLayout(args.run_dir).risk
     summary = write_risk_table(spark, table, out, policy=policy)
-    report(f"{summary['devices']} devices scored ({policy.describe()}): " +
-           ", ".join(f"{k} {v}" for k, v in summary["by_band"].items()) + f"\nrisk table: {out}/table")
+    report(
+        f"{summary['devices']} devices scored ({policy.describe()}): "
+        + ", ".join(f"{k} {v}" for k, v in summary["by_band"].items())
+        + f"\nrisk table: {out}/table"
+    )
 
 
 if __name__ == "__main__":

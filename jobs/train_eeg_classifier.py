@@ -3,6 +3,7 @@
     EEG_DEID_KEY=... python -m jobs.train_eeg_classifier --archive hdfs:///eeg/train_archive \
         --eval-archive hdfs:///eeg/unseen_archive --out hdfs:///models/eeg_report_classifier
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,25 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.strip().splitlines()[0])
-    parser.add_argument("--archive", required=True, help="labelled archive: ARCHIVE/reports and ARCHIVE/truth/reports.jsonl")
-    parser.add_argument("--out", required=True, help="model URI (classifier.model, vocabulary.json, classifier.json); replaced atomically")
-    parser.add_argument("--eval-archive", default=None,
-                        help="held-out labelled archive (another seed): classifier vs rules go to classifier.json")
+    parser.add_argument(
+        "--archive", required=True, help="labelled archive: ARCHIVE/reports and ARCHIVE/truth/reports.jsonl"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="model URI (classifier.model, vocabulary.json, classifier.json); replaced atomically",
+    )
+    parser.add_argument(
+        "--eval-archive",
+        default=None,
+        help="held-out labelled archive (another seed): classifier vs rules go to classifier.json",
+    )
     parser.reads("archive")
     parser.reads("eval_archive")
     parser.writes("out")
-    defaults = ", ".join(f"{f.name}={getattr(EegClassifierConfig(), f.name)}" for f in dataclasses.fields(EegClassifierConfig))
+    defaults = ", ".join(
+        f"{f.name}={getattr(EegClassifierConfig(), f.name)}" for f in dataclasses.fields(EegClassifierConfig)
+    )
     parser.epilog = (
         "The classifier learns from de-identified text only, so the job needs the de-identification key (eeg.deid). "
         f"Config section 'eeg.classifier' (--set eeg.classifier.KEY=VALUE): {defaults}"
@@ -52,8 +64,10 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     read, train = labelled_texts(spark, args.archive.rstrip("/"), key, config.eeg.deid.max_shift_days)
     started = time.time()
     model, vocabulary = classifier.train(spark, train, cfg)
-    summary = {"config": as_dict(cfg), "training": {"reports": train.count(), "seconds": round(time.time() - started, 1),
-                                                    "read": read.counts()}}
+    summary = {
+        "config": as_dict(cfg),
+        "training": {"reports": train.count(), "seconds": round(time.time() - started, 1), "read": read.counts()},
+    }
     train.unpersist()
     read.unpersist()
     if args.eval_archive:
@@ -61,7 +75,9 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
         read_eval, held_out = labelled_texts(spark, archive, key, config.eeg.deid.max_shift_days)
         scored = classifier.predict(model, vocabulary, held_out, cfg)
         rules = classifier.rule_predictions(read_eval.rows)  # the rules read the raw text, as in extraction
-        summary["evaluation"] = classifier.compare(scored, rules, held_out.select("report_id", *classifier.TASKS), cfg.threshold)
+        summary["evaluation"] = classifier.compare(
+            scored, rules, held_out.select("report_id", *classifier.TASKS), cfg.threshold
+        )
         for task in classifier.TASKS:
             e = summary["evaluation"][task]
             log.info("%s: classifier F1 %s, rules F1 %s", task, e["classifier"]["f1"], e["rules"]["f1"])

@@ -3,6 +3,7 @@
     python -m jobs.train_eeg_pairing --archive hdfs:///eeg/train_archive --out hdfs:///models/eeg_pairing \
         --eval-archive hdfs:///eeg/unseen_archive
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,16 +23,24 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__.strip().splitlines()[0])
-    parser.add_argument("--archive", required=True,
-                        help="labelled archive: ARCHIVE/reports, ARCHIVE/edf and ARCHIVE/truth/links.csv")
-    parser.add_argument("--out", required=True, help="model URI (bigdl.model, logreg/, pairing.json); replaced atomically")
-    parser.add_argument("--eval-archive", default=None,
-                        help="a second labelled archive (another seed): precision/recall of both models go to pairing.json")
+    parser.add_argument(
+        "--archive", required=True, help="labelled archive: ARCHIVE/reports, ARCHIVE/edf and ARCHIVE/truth/links.csv"
+    )
+    parser.add_argument(
+        "--out", required=True, help="model URI (bigdl.model, logreg/, pairing.json); replaced atomically"
+    )
+    parser.add_argument(
+        "--eval-archive",
+        default=None,
+        help="a second labelled archive (another seed): precision/recall of both models go to pairing.json",
+    )
     parser.add_argument("--augment-copies", type=int, default=3, help="masked copies of each training pair")
     parser.reads("archive")
     parser.reads("eval_archive")
     parser.writes("out")
-    defaults = ", ".join(f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig))
+    defaults = ", ".join(
+        f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig)
+    )
     parser.epilog = f"config section 'eeg.pairing' (conf/base/eeg.yml; --set eeg.pairing.KEY=VALUE): {defaults}"
     return parser
 
@@ -49,9 +58,14 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     summary = {
         "features": list(pairing.FEATURES),
         "config": as_dict(cfg),
-        "training": {"candidates": labelled.count(), "links": labelled.where("label = 1").count(),
-                     "augment_copies": args.augment_copies, "seconds": train_s,
-                     "reports": prepared.reports.counts(), "edf_files": prepared.headers.counts()},
+        "training": {
+            "candidates": labelled.count(),
+            "links": labelled.where("label = 1").count(),
+            "augment_copies": args.augment_copies,
+            "seconds": train_s,
+            "reports": prepared.reports.counts(),
+            "edf_files": prepared.headers.counts(),
+        },
     }
     labelled.unpersist()
     prepared.unpersist()
@@ -68,12 +82,20 @@ def evaluate_models(spark, archive: str, cfg, mlp, logreg) -> dict:
     prepared = pairing.prepare(spark, f"{archive}/reports", f"{archive}/edf", cfg)
     links = pairing.read_links(spark, f"{archive}/truth/links.csv")
     out = {}
-    for name, scored in (("bigdl", pairing.predict_bigdl(mlp, prepared.features)),
-                         ("logreg", pairing.predict_logreg(logreg, prepared.features))):
-        pairs, unpaired_reports, unpaired_files = pairing.assign(scored, prepared.report_facts, prepared.file_facts, cfg)
+    for name, scored in (
+        ("bigdl", pairing.predict_bigdl(mlp, prepared.features)),
+        ("logreg", pairing.predict_logreg(logreg, prepared.features)),
+    ):
+        pairs, unpaired_reports, unpaired_files = pairing.assign(
+            scored, prepared.report_facts, prepared.file_facts, cfg
+        )
         metrics = pairing.pairing_metrics(pairs, links, prepared)
-        metrics["unpaired_reports"] = {r["reason"]: r["count"] for r in unpaired_reports.groupBy("reason").count().collect()}
-        metrics["unpaired_files"] = {r["reason"]: r["count"] for r in unpaired_files.groupBy("reason").count().collect()}
+        metrics["unpaired_reports"] = {
+            r["reason"]: r["count"] for r in unpaired_reports.groupBy("reason").count().collect()
+        }
+        metrics["unpaired_files"] = {
+            r["reason"]: r["count"] for r in unpaired_files.groupBy("reason").count().collect()
+        }
         out[name] = metrics
         log.info("%s on %s: precision %s, recall %s", name, archive, metrics["precision"], metrics["recall"])
     prepared.unpersist()

@@ -1,7 +1,8 @@
 """Train the BigDL LSTM on Parquet windows; checkpoints every epoch, --resume continues.
 
-    python -m jobs.train_lstm --windows OUT/windows --run-dir OUT/run
+python -m jobs.train_lstm --windows OUT/windows --run-dir OUT/run
 """
+
 from __future__ import annotations
 
 import logging

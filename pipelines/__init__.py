@@ -1,4 +1,5 @@
 """Spark-native failure prediction and clinical-data pipelines on BigDL."""
+
 import os
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """The telemetry chain's train and evaluate steps on a run folder (`RunLayout`): what the jobs, the demos and the
 schedulers run."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """What every job shares: --env/--set/--master options, logging set-up, one-line errors and exit codes."""
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,9 @@ class JobParser(argparse.ArgumentParser):
         """The job reads option `dest`'s path, or these parts under it ("{name}" is the value of option --name)."""
         self._declare("input", dest, parts, "atomic", fallback)
 
-    def writes(self, dest: str, *parts: str, mode: str = "atomic",
-               fallback: Callable[[argparse.Namespace], str] | None = None) -> None:
+    def writes(
+        self, dest: str, *parts: str, mode: str = "atomic", fallback: Callable[[argparse.Namespace], str] | None = None
+    ) -> None:
         """The job writes option `dest`'s path, or these parts under it, the way `mode` says (OUTPUT_MODES)."""
         if mode not in OUTPUT_MODES:
             raise ValueError(f"mode must be one of {OUTPUT_MODES}, not {mode!r}")
@@ -78,13 +80,20 @@ def job_parser(description: str, sections: Sequence[str] = ()) -> JobParser:
     parser = JobParser(description=description, formatter_class=_HelpFormatter, epilog=_defaults(sections))
     parser.add_argument("--env", default=None, help="configuration overlay: conf/<env>/*.yml on top of conf/base")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one config value, e.g. --set train.epochs=3 (repeatable)",
     )
-    parser.add_argument("--master", default=None, help="Spark master; default: spark-submit's, $PIPELINES_MASTER or local[2]")
+    parser.add_argument(
+        "--master", default=None, help="Spark master; default: spark-submit's, $PIPELINES_MASTER or local[2]"
+    )
     parser.add_argument("--log-level", default="INFO", help="log level of the pipelines' own messages")
     parser.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="print the resolved configuration and the planned inputs and outputs (YAML) and exit without starting Spark",
     )
     return parser
@@ -137,8 +146,9 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
     try:
         config: PipelineConfig = load_config(env=args.env, overrides=args.overrides)
         if config.output.if_exists not in fs.IF_EXISTS_CHOICES:
-            raise ConfigError(f"output.if_exists must be one of {', '.join(fs.IF_EXISTS_CHOICES)}, "
-                              f"not {config.output.if_exists!r}")
+            raise ConfigError(
+                f"output.if_exists must be one of {', '.join(fs.IF_EXISTS_CHOICES)}, not {config.output.if_exists!r}"
+            )
     except ConfigError as e:
         log.error("configuration error: %s", e)
         return EXIT_BAD_CONFIG
@@ -169,7 +179,9 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
     return 0
 
 
-def dry_run_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, config: PipelineConfig, *, job: str) -> dict:
+def dry_run_plan(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, config: PipelineConfig, *, job: str
+) -> dict:
     """What the job would do: its resolved configuration, the paths it would read and what it would write."""
     policy = config.output.if_exists
     flags = {a.dest: (a.option_strings[0] if a.option_strings else a.dest) for a in parser._actions}

@@ -3,6 +3,7 @@
 Every top-level key of the merged YAML is a section; the result is built into typed dataclasses,
 and an unknown key or a value of the wrong type is refused with a message naming it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,16 @@ class WindowsConfig:
     negatives_per_positive: float = 3.0
     features: list[str] = field(
         default_factory=lambda: [
-            "inlet_temp_c", "cpu_temp_c", "disk_temp_c", "fan1_rpm", "fan2_rpm", "power_on_hours",
-            "reallocated_sectors", "read_errors", "write_errors", "fault_code",
+            "inlet_temp_c",
+            "cpu_temp_c",
+            "disk_temp_c",
+            "fan1_rpm",
+            "fan2_rpm",
+            "power_on_hours",
+            "reallocated_sectors",
+            "read_errors",
+            "write_errors",
+            "fault_code",
         ]
     )
 
@@ -119,8 +128,7 @@ class TrainConfig:
             (not (self.nesterov and self.optimizer != "sgd"), "nesterov applies to optimizer=sgd only"),
             (
                 self.optimizer != "adam" or (self.warmup_epochs == 0 and self.schedule == "constant"),
-                "BigDL's Adam takes a fixed learning rate: warmup_epochs and schedule need "
-                "optimizer=sgd or lars",
+                "BigDL's Adam takes a fixed learning rate: warmup_epochs and schedule need optimizer=sgd or lars",
             ),
         ]
         for ok, message in checks:
@@ -131,7 +139,9 @@ class TrainConfig:
 @dataclass(frozen=True)
 class StudyConfig:
     batch_sizes: list[int] = field(default_factory=lambda: [64, 256, 1024, 4096])
-    arms: list[str] = field(default_factory=lambda: ["sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixed"])
+    arms: list[str] = field(
+        default_factory=lambda: ["sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixed"]
+    )
     epochs: int = 6
     base_batch_size: int = 64
     sgd_learning_rate: float = 0.05
@@ -249,6 +259,7 @@ class BackblazeConfig:
 @dataclass(frozen=True)
 class TFImportConfig:
     """The demo's TensorFlow LSTM, trained on the driver, exported and imported into BigDL."""
+
     demo_epochs: int = 3
     demo_batch_size: int = 128
     demo_hidden: int = 32

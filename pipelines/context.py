@@ -3,6 +3,7 @@
 Serves `local[N]`, standalone (`spark://...`), YARN, and sessions that already exist
 (`spark-submit`, the `pyspark` shell). Nothing here starts a JVM at import time.
 """
+
 from __future__ import annotations
 
 import glob
@@ -116,7 +117,9 @@ def _launch_conf(master: str | None, app_name: str) -> SparkConf:
     master = master or os.environ.get("PIPELINES_MASTER") or DEFAULT_LOCAL_MASTER
     jars = bigdl_jars()
     log4j = CONF_DIR / "log4j2.properties"
-    java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dbigdl.utils.LoggerFilter.disable=true {JAVA_STACK} {JAVA_JIT}"
+    java_opts = (
+        f"-Dlog4j2.configurationFile=file:{log4j} -Dbigdl.utils.LoggerFilter.disable=true {JAVA_STACK} {JAVA_JIT}"
+    )
     conf = SparkConf(loadDefaults=False)
     for key, value in properties_file(_cluster_kind(master)).items():
         if key not in FACTORY_KEYS:

@@ -1,4 +1,5 @@
 """Errors the jobs report in one line (no trace): problems with the user's input, not with the code."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """A run folder's layout, named in one place: every job and report finds a run's parts here (any Hadoop URI)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

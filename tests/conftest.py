@@ -1,4 +1,5 @@
 """One Spark/BigDL session for the whole test run: local[2], UI off, few shuffle partitions."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,9 @@ def sequence_samples(spark):
 
     x = np.random.default_rng(5).standard_normal((128, 12 * 3)).astype(np.float32)
     labels = (x.reshape(128, 12, 3)[:, -3:, 0].sum(axis=1) > 0).astype(int)
-    windows = spark.createDataFrame([(row.tolist(), int(label)) for row, label in zip(x, labels)],
-                                    "features array<float>, label int").repartition(3)
+    windows = spark.createDataFrame(
+        [(row.tolist(), int(label)) for row, label in zip(x, labels)], "features array<float>, label int"
+    ).repartition(3)
     samples = jvm_samples(windows, shape=(12, 3)).cache()
     yield samples
     samples.unpersist(False)

@@ -6,6 +6,7 @@ left out, as the rules leave it out, since it speaks of seizures that are not in
 indices. LookupTable -> TemporalConvolution -> ReLU -> max over time -> Dropout -> Linear -> Sigmoid, trained
 by the project's `BarrierOptimizer` on `Sample`s built on the executors.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,8 +76,12 @@ def token_index(vocabulary: Sequence[str]) -> dict[str, int]:
 def encoded(labelled: DataFrame, vocabulary: Sequence[str], max_tokens: int) -> DataFrame:
     """`features` (the token ids of `text`) and `label` (one 0/1 per task; 0 where the task's column is absent)."""
     tasks = [F.col(t).cast("float") if t in labelled.columns else F.lit(0.0).cast("float") for t in TASKS]
-    return _with_tokens(labelled.select("text", F.array(*tasks).alias("label")), vocabulary, max_tokens,
-                        "features array<float>, label array<float>")
+    return _with_tokens(
+        labelled.select("text", F.array(*tasks).alias("label")),
+        vocabulary,
+        max_tokens,
+        "features array<float>, label array<float>",
+    )
 
 
 def _with_tokens(rows: DataFrame, vocabulary: Sequence[str], max_tokens: int, schema: str) -> DataFrame:
@@ -98,8 +103,13 @@ def train(spark: SparkSession, labelled: DataFrame, config: EegClassifierConfig,
     RNG().set_seed(seed)
     log.info("training the report classifier: %d tokens of vocabulary, %d epochs", len(vocabulary), config.epochs)
     fitting = fit(
-        spark, build_model(config), encoded(labelled, vocabulary, config.max_tokens), shape=(config.max_tokens,),
-        criterion=BCECriterion(), optim_method=Adam(learningrate=config.learning_rate), epochs=config.epochs,
+        spark,
+        build_model(config),
+        encoded(labelled, vocabulary, config.max_tokens),
+        shape=(config.max_tokens,),
+        criterion=BCECriterion(),
+        optim_method=Adam(learningrate=config.learning_rate),
+        epochs=config.epochs,
         batch_size=config.batch_size,
     )
     return fitting.model, vocabulary
@@ -109,8 +119,9 @@ def predict(model, vocabulary: Sequence[str], reports: DataFrame, config: EegCla
     """`report_id, p_abnormal, p_seizure_present`."""
     from pipelines.models.stages import BigDLModel
 
-    rows = _with_tokens(reports.select("text", "report_id"), vocabulary, config.max_tokens,
-                        "features array<float>, report_id string")
+    rows = _with_tokens(
+        reports.select("text", "report_id"), vocabulary, config.max_tokens, "features array<float>, report_id string"
+    )
     predicted = BigDLModel(model, featureShape=[config.max_tokens], batchSize=64, scoreCol="").transform(rows)
     return predicted.select(
         "report_id", *(F.col("output")[i].cast("double").alias(f"p_{t}") for i, t in enumerate(TASKS))
@@ -138,13 +149,17 @@ def compare(scored: DataFrame, rules: DataFrame, truth: DataFrame, threshold: fl
     data = scored.join(rules, "report_id").join(truth, "report_id").cache()
     out: dict = {"reports": data.count()}
     for task in TASKS:
-        frame = data.select(F.col(task).cast("int").alias("label"), F.col(f"p_{task}").alias("model"),
-                            F.col(f"r_{task}").alias("rules"))
+        frame = data.select(
+            F.col(task).cast("int").alias("label"), F.col(f"p_{task}").alias("model"), F.col(f"r_{task}").alias("rules")
+        )
         model = binary_metrics(frame, score_col="model", threshold=threshold)
         rules_m = binary_metrics(frame, score_col="rules", threshold=0.5)
         keep = ("precision", "recall", "f1", "accuracy")
         out[task] = {
-            "classifier": {**{k: round(model[k], 4) for k in keep}, "roc_auc": round(model["roc_auc"], 4) if model["roc_auc"] else None},
+            "classifier": {
+                **{k: round(model[k], 4) for k in keep},
+                "roc_auc": round(model["roc_auc"], 4) if model["roc_auc"] else None,
+            },
             "rules": {k: round(rules_m[k], 4) for k in keep},
             "positives": model["positives"],
         }

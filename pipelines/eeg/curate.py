@@ -3,6 +3,7 @@
 Extraction and de-identification run on the executors (`mapPartitions` over report rows); the key travels in
 the task closure and is never logged. Only aggregate counts reach the driver.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,9 +56,14 @@ FINDINGS_SCHEMA = StructType(
 TEXT_FIELD = StructField("text_deid", StringType(), True)
 _CURATED = StructType(
     [StructField(f.name, f.dataType, True) for f in FINDINGS_SCHEMA.fields]
-    + [TEXT_FIELD, StructField("path", StringType(), True), StructField("file_name", StringType(), True),
-       StructField("file_size", IntegerType(), True), StructField("reason", StringType(), True),
-       StructField("detail", StringType(), True)]
+    + [
+        TEXT_FIELD,
+        StructField("path", StringType(), True),
+        StructField("file_name", StringType(), True),
+        StructField("file_size", IntegerType(), True),
+        StructField("reason", StringType(), True),
+        StructField("detail", StringType(), True),
+    ]
 )
 
 
@@ -69,16 +75,28 @@ def curate_row(report_id: str, text: str, key: bytes, max_shift_days: int) -> tu
     days = deid.shift_days(key, identity, max_shift_days)
     age, capped = deid.cap_age(found.age)
     dates = sorted(deid.shift(date.fromisoformat(d), days).isoformat() for d in found.study_dates)
-    identifiers = tuple(
-        x for x in (*ids.names, *ids.mrn_forms, ids.mrn or "", *ids.physicians, *ids.phones) if x
-    )
+    identifiers = tuple(x for x in (*ids.names, *ids.mrn_forms, ids.mrn or "", *ids.physicians, *ids.phones) if x)
     return (
         deid.safe_file_id(report_id, key, identifiers=identifiers),
         deid.keyed_hash(key, "report", report_id),
         deid.keyed_hash(key, "patient", identity),
-        found.sections, age, capped, found.sex, dates, found.study_type, found.duration_minutes, found.impression,
-        found.epileptiform, found.slowing, found.slowing_location, found.seizure_present, found.seizure_count,
-        found.seizure_types, [(e["time"], e["kind"]) for e in found.events], found.medications, found.heart_rate,
+        found.sections,
+        age,
+        capped,
+        found.sex,
+        dates,
+        found.study_type,
+        found.duration_minutes,
+        found.impression,
+        found.epileptiform,
+        found.slowing,
+        found.slowing_location,
+        found.seizure_present,
+        found.seizure_count,
+        found.seizure_types,
+        [(e["time"], e["kind"]) for e in found.events],
+        found.medications,
+        found.heart_rate,
         deid.deidentify_text(text, ids, days),
     )
 
@@ -95,9 +113,17 @@ def curate_reports(reports: DataFrame, *, key: bytes, max_shift_days: int) -> Da
             try:
                 yield curate_row(row["report_id"], row["text"], key, max_shift_days) + (None,) * 5
             except Exception as e:  # noqa: BLE001 - one bad report must not stop the others
-                yield (None,) * n_findings + (row["path"], row["report_id"], None, "extraction_failed", type(e).__name__)
+                yield (None,) * n_findings + (
+                    row["path"],
+                    row["report_id"],
+                    None,
+                    "extraction_failed",
+                    type(e).__name__,
+                )
 
-    return reports.sparkSession.createDataFrame(reports.select("report_id", "path", "text").rdd.mapPartitions(run), _CURATED)
+    return reports.sparkSession.createDataFrame(
+        reports.select("report_id", "path", "text").rdd.mapPartitions(run), _CURATED
+    )
 
 
 def findings_frame(curated: DataFrame) -> DataFrame:
@@ -146,7 +172,9 @@ def extraction_metrics(reports: DataFrame, truth: DataFrame) -> dict:
         n = 0
         for row in rows:
             found = extract_findings(row["text"]).as_dict()
-            counts = evaluate.field_counts(evaluate.predicted_values(found), evaluate.truth_values(json.loads(row["truth"])))
+            counts = evaluate.field_counts(
+                evaluate.predicted_values(found), evaluate.truth_values(json.loads(row["truth"]))
+            )
             total = evaluate.add_counts(total, counts)
             n += 1
         yield {"n": n, "counts": total}

@@ -6,6 +6,7 @@ report offers (record number, else name and birth date, else the report itself);
 back by the same secret number of days (1..max_shift_days, derived from the key and the identity), so intervals
 survive and calendar dates do not. Ages of 90 and over are reported as 90 (HIPAA Safe Harbor).
 """
+
 from __future__ import annotations
 
 import hashlib

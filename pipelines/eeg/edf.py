@@ -6,6 +6,7 @@ other than dots, labels like `Fc5.`, data sections mangled by a text-mode copy. 
 can interpret unambiguously and lists each thing it tolerated (short codes, never field values, so the list is
 safe to log and to store); what it cannot interpret raises `EdfHeaderError` with a reason for the quarantine.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,12 +22,28 @@ ANNOTATIONS_LABEL = "EDF Annotations"
 REPLACEMENT = b"\xef\xbf\xbd"  # U+FFFD in UTF-8: what a text-mode copy leaves for a byte it could not decode
 
 HEADER_FIELDS: tuple[tuple[str, int], ...] = (
-    ("version", 8), ("patient", 80), ("recording", 80), ("startdate", 8), ("starttime", 8),
-    ("header_bytes", 8), ("reserved", 44), ("n_records", 8), ("record_duration", 8), ("n_signals", 4),
+    ("version", 8),
+    ("patient", 80),
+    ("recording", 80),
+    ("startdate", 8),
+    ("starttime", 8),
+    ("header_bytes", 8),
+    ("reserved", 44),
+    ("n_records", 8),
+    ("record_duration", 8),
+    ("n_signals", 4),
 )
 SIGNAL_FIELDS: tuple[tuple[str, int], ...] = (
-    ("label", 16), ("transducer", 80), ("physical_dimension", 8), ("physical_min", 8), ("physical_max", 8),
-    ("digital_min", 8), ("digital_max", 8), ("prefilter", 80), ("samples_per_record", 8), ("reserved", 32),
+    ("label", 16),
+    ("transducer", 80),
+    ("physical_dimension", 8),
+    ("physical_min", 8),
+    ("physical_max", 8),
+    ("digital_min", 8),
+    ("digital_max", 8),
+    ("prefilter", 80),
+    ("samples_per_record", 8),
+    ("reserved", 32),
 )
 
 # Quarantine reasons.
@@ -479,7 +496,7 @@ def normalize_label(label: str) -> str:
     text = label.strip().upper()
     for prefix in _LABEL_PREFIXES:
         if text.startswith(prefix) and prefix.strip() == "EEG":
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
             break
     text = text.rstrip(".").strip()
     text = re.sub(r"-(REF|LE|AR|AVG|A1|A2|M1|M2)$", "", text)
@@ -658,16 +675,20 @@ def build_edf(
     n_records = n_records or 0
     all_signals = [s for s, _ in signals]
     if edf_plus:
-        all_signals.append(
-            SignalHeader(ANNOTATIONS_LABEL, "", "", -1.0, 1.0, -32768, 32767, "", annotation_bytes // 2)
-        )
+        all_signals.append(SignalHeader(ANNOTATIONS_LABEL, "", "", -1.0, 1.0, -32768, 32767, "", annotation_bytes // 2))
     ns = len(all_signals)
     head = b"".join(
         [
-            _field("0", 8), _field(patient, 80), _field(recording, 80),
-            _field(f"{start:%d.%m.}{start.year % 100:02d}", 8), _field(f"{start:%H.%M.%S}", 8),
-            _field(BLOCK * (ns + 1), 8), _field("EDF+C" if edf_plus else "", 44),
-            _field(n_records, 8), _field(record_duration, 8), _field(ns, 4),
+            _field("0", 8),
+            _field(patient, 80),
+            _field(recording, 80),
+            _field(f"{start:%d.%m.}{start.year % 100:02d}", 8),
+            _field(f"{start:%H.%M.%S}", 8),
+            _field(BLOCK * (ns + 1), 8),
+            _field("EDF+C" if edf_plus else "", 44),
+            _field(n_records, 8),
+            _field(record_duration, 8),
+            _field(ns, 4),
         ]
     )
     columns = [

@@ -1,4 +1,5 @@
 """Precision and recall of report extraction per field, and of pairing, against the generator's truth. Pure."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -78,12 +79,16 @@ def summarize(totals: Mapping[str, tuple[int, int, int]]) -> dict[str, dict[str,
         out[name] = {
             "precision": round(tp / (tp + fp), 4) if tp + fp else None,
             "recall": round(tp / (tp + fn), 4) if tp + fn else None,
-            "tp": tp, "fp": fp, "fn": fn,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
         }
     return out
 
 
-def add_counts(a: dict[str, tuple[int, int, int]], b: dict[str, tuple[int, int, int]]) -> dict[str, tuple[int, int, int]]:
+def add_counts(
+    a: dict[str, tuple[int, int, int]], b: dict[str, tuple[int, int, int]]
+) -> dict[str, tuple[int, int, int]]:
     def total(k: str) -> tuple[int, int, int]:
         (x1, x2, x3), (y1, y2, y3) = a.get(k, (0, 0, 0)), b.get(k, (0, 0, 0))
         return x1 + y1, x2 + y2, x3 + y3
@@ -91,12 +96,16 @@ def add_counts(a: dict[str, tuple[int, int, int]], b: dict[str, tuple[int, int, 
     return {k: total(k) for k in {*a, *b}}
 
 
-def pairing_metrics(predicted: Iterable[tuple[str, str]], truth: Iterable[tuple[str, str]]) -> dict[str, float | int | None]:
+def pairing_metrics(
+    predicted: Iterable[tuple[str, str]], truth: Iterable[tuple[str, str]]
+) -> dict[str, float | int | None]:
     """Precision and recall of (report, file) links."""
     p, t = set(predicted), set(truth)
     tp = len(p & t)
     return {
         "precision": round(tp / len(p), 4) if p else None,
         "recall": round(tp / len(t), 4) if t else None,
-        "tp": tp, "fp": len(p - t), "fn": len(t - p),
+        "tp": tp,
+        "fp": len(p - t),
+        "fn": len(t - p),
     }

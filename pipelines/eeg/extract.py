@@ -6,6 +6,7 @@ sentence-level negation. `extract_findings` returns clinical fields only; `extra
 de-identification and pairing need (names, record numbers, birth date, ...): callers must keep those out of logs
 and research outputs.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,22 +23,118 @@ from pipelines.eeg.vocabulary import (
     SEIZURE_TYPES,
 )
 
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-          "november", "december")
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 
 LEXICON = {
-    *MONTHS, *(m[:3] for m in MONTHS), *MEDICATIONS, *(b.lower() for bs in MEDICATIONS.values() for b in bs),
+    *MONTHS,
+    *(m[:3] for m in MONTHS),
+    *MEDICATIONS,
+    *(b.lower() for bs in MEDICATIONS.values() for b in bs),
     *(w.lower() for hs in SECTION_HEADERS.values() for h in hs for w in h.split()),
-    "seizure", "seizures", "spikes", "spike", "sharp", "waves", "discharges", "epileptiform", "abnormal", "normal",
-    "abnormalities", "abnormality", "slowing", "focal", "generalized", "diffusely", "diffuse", "routine",
-    "continuous", "monitoring", "video", "prolonged", "recording", "minute", "minutes", "female", "woman", "male",
-    "gentleman", "girl", "temporal", "frontal", "central", "parietal", "occipital", "bifrontal", "hemisphere",
-    "electrographic", "clinical", "tonic", "clonic", "absence", "myoclonic", "captured", "recorded", "typical",
-    "events", "event", "button", "pushed", "correlate", "consistent", "remarkable", "within", "limits",
-    "wakefulness", "drowsy", "awake", "background", "posterior", "dominant", "rhythm", "polymorphic", "theta",
-    "delta", "intermittent", "occasional", "frequent", "electroencephalogram", "occurred", "single", "study",
-    "lasted", "hours", "began", "ended", "obtained", "mildly", "moderately", "because", "lady", "right", "left",
-    "handed", "epilepsy", "spells", "history", "medications", "none", "reported", "antiepileptic",
+    "seizure",
+    "seizures",
+    "spikes",
+    "spike",
+    "sharp",
+    "waves",
+    "discharges",
+    "epileptiform",
+    "abnormal",
+    "normal",
+    "abnormalities",
+    "abnormality",
+    "slowing",
+    "focal",
+    "generalized",
+    "diffusely",
+    "diffuse",
+    "routine",
+    "continuous",
+    "monitoring",
+    "video",
+    "prolonged",
+    "recording",
+    "minute",
+    "minutes",
+    "female",
+    "woman",
+    "male",
+    "gentleman",
+    "girl",
+    "temporal",
+    "frontal",
+    "central",
+    "parietal",
+    "occipital",
+    "bifrontal",
+    "hemisphere",
+    "electrographic",
+    "clinical",
+    "tonic",
+    "clonic",
+    "absence",
+    "myoclonic",
+    "captured",
+    "recorded",
+    "typical",
+    "events",
+    "event",
+    "button",
+    "pushed",
+    "correlate",
+    "consistent",
+    "remarkable",
+    "within",
+    "limits",
+    "wakefulness",
+    "drowsy",
+    "awake",
+    "background",
+    "posterior",
+    "dominant",
+    "rhythm",
+    "polymorphic",
+    "theta",
+    "delta",
+    "intermittent",
+    "occasional",
+    "frequent",
+    "electroencephalogram",
+    "occurred",
+    "single",
+    "study",
+    "lasted",
+    "hours",
+    "began",
+    "ended",
+    "obtained",
+    "mildly",
+    "moderately",
+    "because",
+    "lady",
+    "right",
+    "left",
+    "handed",
+    "epilepsy",
+    "spells",
+    "history",
+    "medications",
+    "none",
+    "reported",
+    "antiepileptic",
 }
 
 _WORD = re.compile(r"[A-Za-z]+")
@@ -72,7 +169,12 @@ def correct_typos(text: str) -> str:
         lower = word.lower()
         if len(lower) < 5 or lower in LEXICON:
             return word
-        near = [w for n in (len(lower) - 1, len(lower), len(lower) + 1) for w in _BY_LENGTH.get(n, ()) if _one_edit(lower, w)]
+        near = [
+            w
+            for n in (len(lower) - 1, len(lower), len(lower) + 1)
+            for w in _BY_LENGTH.get(n, ())
+            if _one_edit(lower, w)
+        ]
         if len(near) != 1:
             return word
         fixed = near[0]
@@ -201,8 +303,16 @@ class Findings:
 FIELDS = tuple(Findings.__dataclass_fields__)
 
 _AGE = re.compile(r"\b(\d{1,3})[- ]year[- ]old\b", re.I)
-_SEX_WORDS = {"woman": "F", "female": "F", "lady": "F", "girl": "F", "man": "M", "male": "M", "gentleman": "M",
-              "boy": "M"}
+_SEX_WORDS = {
+    "woman": "F",
+    "female": "F",
+    "lady": "F",
+    "girl": "F",
+    "man": "M",
+    "male": "M",
+    "gentleman": "M",
+    "boy": "M",
+}
 _SEX = re.compile(r"\b(" + "|".join(_SEX_WORDS) + r")\b", re.I)
 _TITLE_SEX = re.compile(r"\b(Mrs?|Ms|Miss)\.? [A-Z]")
 
@@ -220,7 +330,7 @@ def extract_findings(text: str) -> Findings:
     match = _AGE.search(history) or _AGE.search(description)
     if match:
         out.age = int(match.group(1))
-    sex = _SEX.search(history[match.end():] if match and _AGE.search(history) else history)
+    sex = _SEX.search(history[match.end() :] if match and _AGE.search(history) else history)
     if sex:
         out.sex = _SEX_WORDS[sex.group(1).lower()]
     elif title := _TITLE_SEX.search(history):
@@ -288,9 +398,11 @@ def _impression(text: str) -> str | None:
     return None
 
 
-_EPI_TERMS = (("spike_and_wave", re.compile(r"spike[- ]and[- ]wave|spike[- ]wave", re.I)),
-              ("spikes", re.compile(r"\bspikes?\b(?![- ]and[- ]wave)", re.I)),
-              ("sharp_waves", re.compile(r"\bsharp[- ]waves?\b", re.I)))
+_EPI_TERMS = (
+    ("spike_and_wave", re.compile(r"spike[- ]and[- ]wave|spike[- ]wave", re.I)),
+    ("spikes", re.compile(r"\bspikes?\b(?![- ]and[- ]wave)", re.I)),
+    ("sharp_waves", re.compile(r"\bsharp[- ]waves?\b", re.I)),
+)
 
 
 def _epileptiform(text: str) -> list[str]:
@@ -306,8 +418,9 @@ def _epileptiform(text: str) -> list[str]:
 def _slowing(text: str) -> tuple[str | None, str | None]:
     for sentence in sentences(text):
         lower = sentence.lower()
-        if ("diffusely slow" in lower or "generalized slowing" in lower or "diffuse slowing" in lower) \
-                and not _negated(sentence, lower.find("slow")):
+        if ("diffusely slow" in lower or "generalized slowing" in lower or "diffuse slowing" in lower) and not _negated(
+            sentence, lower.find("slow")
+        ):
             return "generalized", None
     for sentence in sentences(text):
         lower = sentence.lower()

@@ -10,6 +10,7 @@ written beside the archive under `truth/`.
 
 Everything derives from (seed, patient index); the driver holds only the plans, the executors render the bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,31 +31,178 @@ from pipelines.io import fs
 log = logging.getLogger(__name__)
 
 FIRST_NAMES = {
-    "F": ("Jane", "Maria", "Linda", "Susan", "Karen", "Nancy", "Lisa", "Betty", "Helen", "Sandra", "Donna", "Carol",
-          "Ruth", "Sharon", "Michelle", "Laura", "Sarah", "Kimberly", "Deborah", "Jessica", "Shirley", "Cynthia",
-          "Angela", "Melissa", "Brenda", "Amy", "Anna", "Rebecca", "Virginia", "Kathleen"),
-    "M": ("James", "John", "Robert", "Michael", "William", "David", "Richard", "Joseph", "Thomas", "Charles",
-          "Christopher", "Daniel", "Matthew", "Anthony", "Mark", "Donald", "Steven", "Paul", "Andrew", "Joshua",
-          "Kenneth", "Kevin", "Brian", "George", "Edward", "Ronald", "Timothy", "Jason", "Jeffrey", "Ryan"),
+    "F": (
+        "Jane",
+        "Maria",
+        "Linda",
+        "Susan",
+        "Karen",
+        "Nancy",
+        "Lisa",
+        "Betty",
+        "Helen",
+        "Sandra",
+        "Donna",
+        "Carol",
+        "Ruth",
+        "Sharon",
+        "Michelle",
+        "Laura",
+        "Sarah",
+        "Kimberly",
+        "Deborah",
+        "Jessica",
+        "Shirley",
+        "Cynthia",
+        "Angela",
+        "Melissa",
+        "Brenda",
+        "Amy",
+        "Anna",
+        "Rebecca",
+        "Virginia",
+        "Kathleen",
+    ),
+    "M": (
+        "James",
+        "John",
+        "Robert",
+        "Michael",
+        "William",
+        "David",
+        "Richard",
+        "Joseph",
+        "Thomas",
+        "Charles",
+        "Christopher",
+        "Daniel",
+        "Matthew",
+        "Anthony",
+        "Mark",
+        "Donald",
+        "Steven",
+        "Paul",
+        "Andrew",
+        "Joshua",
+        "Kenneth",
+        "Kevin",
+        "Brian",
+        "George",
+        "Edward",
+        "Ronald",
+        "Timothy",
+        "Jason",
+        "Jeffrey",
+        "Ryan",
+    ),
 }
 LAST_NAMES = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
-    "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker",
-    "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson",
-    "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Kowalski", "Okafor", "Lindqvist",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Kowalski",
+    "Okafor",
+    "Lindqvist",
 )
 STREETS = ("Oak Street", "Maple Avenue", "Cedar Lane", "Pine Road", "Elm Drive", "Walnut Street", "Chestnut Avenue")
 CITIES = ("Springfield", "Riverton", "Fairview", "Georgetown", "Lakeside", "Ashland", "Milford")
 HISTORIES = (
-    "new onset seizures", "a history of epilepsy", "recurrent syncope", "altered mental status",
-    "chronic headaches", "staring spells", "a first generalized convulsion", "encephalopathy after cardiac arrest",
-    "episodes of confusion", "possible seizures at night", "a remote head injury and spells",
+    "new onset seizures",
+    "a history of epilepsy",
+    "recurrent syncope",
+    "altered mental status",
+    "chronic headaches",
+    "staring spells",
+    "a first generalized convulsion",
+    "encephalopathy after cardiac arrest",
+    "episodes of confusion",
+    "possible seizures at night",
+    "a remote head injury and spells",
 )
-ELECTRODES = ("FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4", "T5", "T6",
-              "A1", "A2", "FZ", "CZ", "PZ")
-MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-               "November", "December")
+ELECTRODES = (
+    "FP1",
+    "FP2",
+    "F3",
+    "F4",
+    "C3",
+    "C4",
+    "P3",
+    "P4",
+    "O1",
+    "O2",
+    "F7",
+    "F8",
+    "T3",
+    "T4",
+    "T5",
+    "T6",
+    "A1",
+    "A2",
+    "FZ",
+    "CZ",
+    "PZ",
+)
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 HEADER_STYLES = ("edfplus", "tuh", "legacy", "anonymized")
 NAMING_SCHEMES = ("tuh", "accession", "opaque")
@@ -124,12 +272,21 @@ def validate(config: EegGenerateConfig) -> None:
         (config.patients >= 1, "eeg.generate.patients must be at least 1"),
         (config.years > 0, "eeg.generate.years must be positive"),
         (config.edf_seconds >= 1, "eeg.generate.edf_seconds must be at least 1"),
-        (bool(config.sample_rates) and all(r > 0 for r in config.sample_rates),
-         "eeg.generate.sample_rates must be positive"),
+        (
+            bool(config.sample_rates) and all(r > 0 for r in config.sample_rates),
+            "eeg.generate.sample_rates must be positive",
+        ),
         (config.broken_edf_files >= 0 and config.broken_reports >= 0, "eeg.generate broken counts must be >= 0"),
     ]
-    for name in ("multi_session_fraction", "ltm_fraction", "reports_without_files", "files_without_reports",
-                 "anonymized_header_fraction", "missing_field_rate", "typo_rate"):
+    for name in (
+        "multi_session_fraction",
+        "ltm_fraction",
+        "reports_without_files",
+        "files_without_reports",
+        "anonymized_header_fraction",
+        "missing_field_rate",
+        "typo_rate",
+    ):
         checks.append((0.0 <= getattr(config, name) <= 1.0, f"eeg.generate.{name} must be in [0, 1]"))
     for ok, message in checks:
         if not ok:
@@ -178,9 +335,14 @@ def plan_patient(index: int, config: EegGenerateConfig) -> PatientPlan:
     physician = f"Dr. {_choice(r, FIRST_NAMES[_choice(r, ('F', 'M'))])} {_choice(r, LAST_NAMES)}"
     scheme = _choice(r, NAMING_SCHEMES, p=[0.5, 0.3, 0.2])
     header_style = _choice(
-        r, HEADER_STYLES,
-        p=[0.4 * (1 - config.anonymized_header_fraction), 0.4 * (1 - config.anonymized_header_fraction),
-           0.2 * (1 - config.anonymized_header_fraction), config.anonymized_header_fraction],
+        r,
+        HEADER_STYLES,
+        p=[
+            0.4 * (1 - config.anonymized_header_fraction),
+            0.4 * (1 - config.anonymized_header_fraction),
+            0.2 * (1 - config.anonymized_header_fraction),
+            config.anonymized_header_fraction,
+        ],
     )
     label_scheme = _choice(r, LABEL_SCHEMES, p=[0.55, 0.2, 0.15, 0.1])
     n_sessions = 1
@@ -221,18 +383,25 @@ def _plan_session(r, config, index, number, day, subject, scheme, header_style, 
             starts.append(day + timedelta(days=k, seconds=int(r.integers(1, 900))))
     files = []
     for k, s in enumerate(starts):
-        files.append(FilePlan(_file_name(config.seed, scheme, subject, number, accession, k, index), s,
-                              header_style, label_scheme, rate))
+        files.append(
+            FilePlan(
+                _file_name(config.seed, scheme, subject, number, accession, k, index),
+                s,
+                header_style,
+                label_scheme,
+                rate,
+            )
+        )
     report_name: str | None = _report_name(config.seed, scheme, subject, number, accession, index)
     u = r.random()
     if u < config.reports_without_files:
         files = []
     elif u < config.reports_without_files + config.files_without_reports:
         report_name = None
-    files = [
-        replace(f, oddity=_choice(r, ODDITIES)) if r.random() < 0.12 else f for f in files
-    ]
-    return SessionPlan(number, study_type, start, days, duration, accession, scheme, findings, tuple(files), report_name)
+    files = [replace(f, oddity=_choice(r, ODDITIES)) if r.random() < 0.12 else f for f in files]
+    return SessionPlan(
+        number, study_type, start, days, duration, accession, scheme, findings, tuple(files), report_name
+    )
 
 
 def _file_name(seed, scheme, subject, session, accession, k, index) -> str:
@@ -276,8 +445,16 @@ def _plan_findings(r, study_type: str) -> Findings:
         n = int(r.integers(1, 4))
         meds = tuple(sorted(set(_choice(r, list(MEDICATIONS)) for _ in range(n))))
     return Findings(
-        abnormal, epileptiform, epi_location, slowing, slowing_location, seizure_count, seizure_type, pushbuttons,
-        meds, int(r.integers(55, 110)),
+        abnormal,
+        epileptiform,
+        epi_location,
+        slowing,
+        slowing_location,
+        seizure_count,
+        seizure_type,
+        pushbuttons,
+        meds,
+        int(r.integers(55, 110)),
     )
 
 
@@ -286,10 +463,15 @@ def archive_plan(config: EegGenerateConfig) -> list[PatientPlan]:
     validate(config)
     plans = [plan_patient(i, config) for i in range(config.patients)]
     r = _rng(config.seed, 10**6)
-    files = [(p, s, k) for p in range(len(plans)) for s in range(len(plans[p].sessions))
-             for k in range(len(plans[p].sessions[s].files))]
-    reports = [(p, s) for p in range(len(plans)) for s in range(len(plans[p].sessions))
-               if plans[p].sessions[s].report_name]
+    files = [
+        (p, s, k)
+        for p in range(len(plans))
+        for s in range(len(plans[p].sessions))
+        for k in range(len(plans[p].sessions[s].files))
+    ]
+    reports = [
+        (p, s) for p in range(len(plans)) for s in range(len(plans[p].sessions)) if plans[p].sessions[s].report_name
+    ]
     broken_files = {}
     for n, i in enumerate(r.permutation(len(files))[: config.broken_edf_files]):
         broken_files[files[i]] = BROKEN_EDF[n % len(BROKEN_EDF)]
@@ -458,8 +640,12 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
     last_day = study_day + timedelta(days=session.days - 1)
     age = _age(plan.birthdate, study_day)
     truth: dict = {
-        "report_id": session.report_name, "patient": plan.index, "session": session.number,
-        "study_type": session.study_type, "abnormal": f.abnormal, "seizure_present": f.seizure_count > 0,
+        "report_id": session.report_name,
+        "patient": plan.index,
+        "session": session.number,
+        "study_type": session.study_type,
+        "abnormal": f.abnormal,
+        "seizure_present": f.seizure_count > 0,
     }
     lines: list[str] = []
 
@@ -539,8 +725,11 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
     intro_type = {
         "routine": ("Routine EEG", "A routine digital EEG", "Routine awake and drowsy EEG"),
         "ltm": ("Continuous EEG monitoring", "Long-term EEG monitoring", "Prolonged continuous EEG"),
-        "video": ("Video EEG monitoring in the Epilepsy Monitoring Unit", "Long-term video-EEG monitoring",
-                  "Continuous video EEG"),
+        "video": (
+            "Video EEG monitoring in the Epilepsy Monitoring Unit",
+            "Long-term video-EEG monitoring",
+            "Continuous video EEG",
+        ),
     }[session.study_type]
     type_stated = False
     if r.random() > miss:
@@ -552,7 +741,11 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
                 body += f" This is a {session.duration_minutes} minute recording."
                 duration_stated = session.duration_minutes
             else:
-                body += f" The study lasted {session.days - 1} days." if session.days > 2 else " The study lasted about 24 hours."
+                body += (
+                    f" The study lasted {session.days - 1} days."
+                    if session.days > 2
+                    else " The study lasted about 24 hours."
+                )
                 duration_stated = (session.days - 1) * 1440
         if not stated_dates and r.random() < 0.6:
             if session.days > 1:
@@ -567,14 +760,20 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
     events: list[dict] = []
     desc = []
     if f.slowing == "generalized":
-        desc.append(f"The background is diffusely slow, with {_choice(r, ('5', '6', '5-6', '6-7'))} Hz theta activity"
-                    " and no clear posterior dominant rhythm.")
+        desc.append(
+            f"The background is diffusely slow, with {_choice(r, ('5', '6', '5-6', '6-7'))} Hz theta activity"
+            " and no clear posterior dominant rhythm."
+        )
     else:
-        desc.append(f"The background is well organized with a posterior dominant rhythm of {int(r.integers(8, 12))} Hz"
-                    " that attenuates with eye opening.")
+        desc.append(
+            f"The background is well organized with a posterior dominant rhythm of {int(r.integers(8, 12))} Hz"
+            " that attenuates with eye opening."
+        )
     if f.slowing == "focal":
-        desc.append(f"There is {_choice(r, ('intermittent', 'continuous', 'occasional'))} focal "
-                    f"{_choice(r, ('delta', 'theta', 'polymorphic delta'))} slowing over the {f.slowing_location} region.")
+        desc.append(
+            f"There is {_choice(r, ('intermittent', 'continuous', 'occasional'))} focal "
+            f"{_choice(r, ('delta', 'theta', 'polymorphic delta'))} slowing over the {f.slowing_location} region."
+        )
     for kind in f.epileptiform:
         where = f" in the {f.epileptiform_location} region" if f.epileptiform_location else ""
         if kind == "spikes":
@@ -584,8 +783,16 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
         else:
             desc.append("Generalized 3 Hz spike-and-wave discharges are recorded.")
     if not f.epileptiform and r.random() < 0.6:
-        desc.append(_choice(r, ("No epileptiform discharges are seen.", "There are no epileptiform abnormalities.",
-                                "No spikes or sharp waves are present.")))
+        desc.append(
+            _choice(
+                r,
+                (
+                    "No epileptiform discharges are seen.",
+                    "There are no epileptiform abnormalities.",
+                    "No spikes or sharp waves are present.",
+                ),
+            )
+        )
     clock = session.start
     if f.seizure_count:
         seizure_kind = f.seizure_type or ""
@@ -595,30 +802,48 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
             truth_count, truth_types = None, [seizure_kind]
         elif u_phrase < 0.22:
             pronoun = "her" if plan.sex == "F" else "his"
-            desc.append(f"The patient had {_count_text(f.seizure_count, r)} of {pronoun} typical events, with ictal"
-                        " rhythmic activity on the EEG.")
+            desc.append(
+                f"The patient had {_count_text(f.seizure_count, r)} of {pronoun} typical events, with ictal"
+                " rhythmic activity on the EEG."
+            )
             truth_count, truth_types = f.seizure_count, []
         elif r.random() < 0.5 or session.study_type == "routine":
-            n_text = "A single" if f.seizure_count == 1 and r.random() < 0.5 else _count_text(f.seizure_count, r).capitalize()
+            n_text = (
+                "A single"
+                if f.seizure_count == 1 and r.random() < 0.5
+                else _count_text(f.seizure_count, r).capitalize()
+            )
             noun = "seizure" if f.seizure_count == 1 else "seizures"
             verb = "was" if f.seizure_count == 1 else "were"
             desc.append(f"{n_text} {seizure_kind} {noun} {verb} recorded.")
             truth_count, truth_types = f.seizure_count, [seizure_kind]
         else:
-            desc.append(f"{_count_text(f.seizure_count, r).capitalize()} typical events were captured, each with a"
-                        f" clear electrographic correlate consistent with {seizure_kind} seizures.")
+            desc.append(
+                f"{_count_text(f.seizure_count, r).capitalize()} typical events were captured, each with a"
+                f" clear electrographic correlate consistent with {seizure_kind} seizures."
+            )
             truth_count, truth_types = f.seizure_count, [seizure_kind]
         for _ in range(min(f.seizure_count, 2) if truth_types else 0):
             clock = clock + timedelta(minutes=int(r.integers(3, max(4, min(session.duration_minutes, 900)))))
             hhmm = f"{clock:%H:%M}"
-            desc.append(f"At {hhmm}, the patient had a {seizure_kind} seizure lasting {int(r.integers(20, 120))} seconds.")
+            desc.append(
+                f"At {hhmm}, the patient had a {seizure_kind} seizure lasting {int(r.integers(20, 120))} seconds."
+            )
             events.append({"time": hhmm, "kind": "seizure"})
     else:
         truth_count, truth_types = 0, []
         if r.random() < 0.6:
-            desc.append(_choice(r, ("No seizures were recorded.", "There were no electrographic seizures.",
-                                    "No clinical or electrographic seizures occurred.",
-                                    "The patient's typical events were captured without an EEG correlate.")))
+            desc.append(
+                _choice(
+                    r,
+                    (
+                        "No seizures were recorded.",
+                        "There were no electrographic seizures.",
+                        "No clinical or electrographic seizures occurred.",
+                        "The patient's typical events were captured without an EEG correlate.",
+                    ),
+                )
+            )
     for _ in range(f.pushbuttons):
         clock = clock + timedelta(minutes=int(r.integers(5, 600)))
         hhmm = f"{clock:%H:%M}"
@@ -643,8 +868,10 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
         if f.abnormal:
             reasons = []
             if f.epileptiform:
-                reasons.append(f"{' and '.join(k.replace('_', ' ') for k in f.epileptiform)}"
-                               f"{' in the ' + f.epileptiform_location + ' region' if f.epileptiform_location else ''}")
+                reasons.append(
+                    f"{' and '.join(k.replace('_', ' ') for k in f.epileptiform)}"
+                    f"{' in the ' + f.epileptiform_location + ' region' if f.epileptiform_location else ''}"
+                )
             if f.slowing:
                 reasons.append(f"{f.slowing} slowing" + (f" ({f.slowing_location})" if f.slowing_location else ""))
             if f.seizure_count:
@@ -663,9 +890,18 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
             if f.seizure_count and f"{f.seizure_type} seizures" in body.lower():
                 truth_types = [f.seizure_type or ""]
         else:
-            body = _choice(r, ("Normal EEG.", "This is a normal EEG in wakefulness and sleep.", "Normal awake and drowsy EEG.",
-                               "No abnormalities were seen in this recording.", "Within normal limits.",
-                               "Normal EEG for age.", "Unremarkable awake and asleep EEG."))
+            body = _choice(
+                r,
+                (
+                    "Normal EEG.",
+                    "This is a normal EEG in wakefulness and sleep.",
+                    "Normal awake and drowsy EEG.",
+                    "No abnormalities were seen in this recording.",
+                    "Within normal limits.",
+                    "Normal EEG for age.",
+                    "Unremarkable awake and asleep EEG.",
+                ),
+            )
         section("impression", _choice(r, ("IMPRESSION", "Impression", "INTERPRETATION"), p=[0.75, 0.15, 0.1]), body)
 
     # CLINICAL CORRELATION
@@ -710,7 +946,9 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
 def _render_patient(plan: PatientPlan, config: EegGenerateConfig) -> Iterator[tuple[str, bytes]]:
     """(relative path, bytes) of every file of one patient, and one JSON line of truth per report."""
     for session in plan.sessions:
-        folder = {"tuh": f"edf/tuh/{plan.subject[-3:]}/{plan.subject}", "accession": "edf/exports"}.get(session.scheme, "edf")
+        folder = {"tuh": f"edf/tuh/{plan.subject[-3:]}/{plan.subject}", "accession": "edf/exports"}.get(
+            session.scheme, "edf"
+        )
         for k, f in enumerate(session.files):
             yield f"{folder}/{f.name}", render_edf(plan, session, k, config)
         if session.report_name:
@@ -730,17 +968,24 @@ def _render_patient(plan: PatientPlan, config: EegGenerateConfig) -> Iterator[tu
 
 def links(plans: Iterable[PatientPlan]) -> list[tuple[str, str]]:
     """(report file, EDF file) of every true link: a report and a recording of the same session."""
-    return [
-        (s.report_name, f.name) for p in plans for s in p.sessions if s.report_name for f in s.files
-    ]
+    return [(s.report_name, f.name) for p in plans for s in p.sessions if s.report_name for f in s.files]
 
 
 def files_table(plans: Iterable[PatientPlan]) -> list[dict]:
     return [
-        {"edf_file": f.name, "patient": p.index, "session": s.number, "start": f.start.isoformat(sep=" "),
-         "header_style": f.header_style, "oddity": f.oddity or "", "fate": f.broken or "ok",
-         "report_id": s.report_name or ""}
-        for p in plans for s in p.sessions for f in s.files
+        {
+            "edf_file": f.name,
+            "patient": p.index,
+            "session": s.number,
+            "start": f.start.isoformat(sep=" "),
+            "header_style": f.header_style,
+            "oddity": f.oddity or "",
+            "fate": f.broken or "ok",
+            "report_id": s.report_name or "",
+        }
+        for p in plans
+        for s in p.sessions
+        for f in s.files
     ]
 
 
@@ -776,12 +1021,16 @@ def generate_archive(
         truth_lines.sort()
         fs.write_text(spark, f"{tmp}/truth/reports.jsonl", b"".join(truth_lines).decode())
         link_rows = links(plans)
-        fs.write_text(spark, f"{tmp}/truth/links.csv",
-                      "report_id,edf_file\n" + "".join(f"{a},{b}\n" for a, b in link_rows))
+        fs.write_text(
+            spark, f"{tmp}/truth/links.csv", "report_id,edf_file\n" + "".join(f"{a},{b}\n" for a, b in link_rows)
+        )
         table = files_table(plans)
         columns = list(table[0]) if table else ["edf_file"]
-        fs.write_text(spark, f"{tmp}/truth/edf_files.csv",
-                      ",".join(columns) + "\n" + "".join(",".join(str(row[c]) for c in columns) + "\n" for row in table))
+        fs.write_text(
+            spark,
+            f"{tmp}/truth/edf_files.csv",
+            ",".join(columns) + "\n" + "".join(",".join(str(row[c]) for c in columns) + "\n" for row in table),
+        )
         summary = {
             "patients": len(plans),
             "sessions": sum(len(p.sessions) for p in plans),
@@ -799,8 +1048,10 @@ def generate_archive(
         fs.write_json(spark, f"{tmp}/manifest.json", summary)
     log.info(
         "archive: %d patients, %d sessions, %d EDF files, %d reports, %d links",
-        summary["patients"], summary["sessions"], summary["edf_files"], summary["reports"], summary["links"],
+        summary["patients"],
+        summary["sessions"],
+        summary["edf_files"],
+        summary["reports"],
+        summary["links"],
     )
     return summary
-
-

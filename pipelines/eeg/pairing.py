@@ -12,6 +12,7 @@
    of the runner-up; a report keeps the files of one session (files chained within `max_session_gap_hours`).
    Everything left over is unpaired with a reason.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,20 +41,20 @@ from pipelines.eeg.extract import _one_edit, extract_findings, extract_identifie
 log = logging.getLogger(__name__)
 
 FEATURES = (
-    "mrn_equal",         # record numbers equal
-    "mrn_near",          # one edit apart (a typo)
-    "mrn_conflict",      # both known and different
-    "token_shared",      # a code token (subject code, accession number) in both file names / headers
-    "session_match",     # the same subject_session token (TUH naming)
+    "mrn_equal",  # record numbers equal
+    "mrn_near",  # one edit apart (a typo)
+    "mrn_conflict",  # both known and different
+    "token_shared",  # a code token (subject code, accession number) in both file names / headers
+    "session_match",  # the same subject_session token (TUH naming)
     "session_conflict",  # the same subject, another session
-    "name_similarity",   # Jaccard of the name tokens (0 when unknown)
+    "name_similarity",  # Jaccard of the name tokens (0 when unknown)
     "name_known",
-    "sex_agreement",     # +1 agree, -1 disagree, 0 unknown
-    "birth_agreement",   # +1 / -1 / 0 (the year only when the header hides the day, as TUH does)
-    "age_difference",    # |age in report - age in header| / 10, capped at 1
+    "sex_agreement",  # +1 agree, -1 disagree, 0 unknown
+    "birth_agreement",  # +1 / -1 / 0 (the year only when the header hides the day, as TUH does)
+    "age_difference",  # |age in report - age in header| / 10, capped at 1
     "age_known",
-    "date_in_range",     # the file starts within the report's study dates
-    "date_gap",          # days outside that range / 10, capped at 1
+    "date_in_range",  # the file starts within the report's study dates
+    "date_gap",  # days outside that range / 10, capped at 1
     "date_known",
 )
 
@@ -132,7 +133,19 @@ def report_fact(report_id: str, text: str, window_days: int, wide: bool = False)
     if ids.birthdate and found.sex and (wide or not first):
         keys.append(f"born:{ids.birthdate.year}:{found.sex}")  # no date to block on: birth year and sex
     name = normalize_name(" ".join(ids.names)) or None
-    return (report_id, ids.mrn, name, ids.birthdate, found.sex, found.age, first, last, tokens, sessions, sorted(set(keys)))
+    return (
+        report_id,
+        ids.mrn,
+        name,
+        ids.birthdate,
+        found.sex,
+        found.age,
+        first,
+        last,
+        tokens,
+        sessions,
+        sorted(set(keys)),
+    )
 
 
 def report_facts(reports: DataFrame, *, window_days: int, wide: bool = False) -> DataFrame:
@@ -140,7 +153,9 @@ def report_facts(reports: DataFrame, *, window_days: int, wide: bool = False) ->
         for row in rows:
             yield report_fact(row["report_id"], row["text"], window_days, wide)
 
-    return reports.sparkSession.createDataFrame(reports.select("report_id", "text").rdd.mapPartitions(run), REPORT_FACTS)
+    return reports.sparkSession.createDataFrame(
+        reports.select("report_id", "text").rdd.mapPartitions(run), REPORT_FACTS
+    )
 
 
 def file_fact(row) -> tuple:
@@ -163,8 +178,19 @@ def file_fact(row) -> tuple:
     if f_mrn:
         keys.append(f"mrn:{f_mrn}")
     name = normalize_name(row["patient_name"]) if row["patient_name"] else None
-    return (row["file_name"], start, f_mrn, name or None, birth, year_only, row["patient_sex"], age, all_tokens,
-            sessions, sorted(set(keys)))
+    return (
+        row["file_name"],
+        start,
+        f_mrn,
+        name or None,
+        birth,
+        year_only,
+        row["patient_sex"],
+        age,
+        all_tokens,
+        sessions,
+        sorted(set(keys)),
+    )
 
 
 def file_facts(headers: DataFrame) -> DataFrame:
@@ -220,9 +246,20 @@ def pair_features(row) -> list[float]:
     if date_known and not in_range:
         gap = min(min(abs((day - first).days), abs((day - last).days)), 10) / 10.0
     return [
-        float(equal), float(near), float(both and not equal and not near), float(bool(r_tokens & f_tokens)),
-        float(session_match), float(session_conflict), similarity, float(name_known),
-        _agreement(row["r_sex"], row["f_sex"]), birth, age_difference, float(age_known), float(in_range), gap,
+        float(equal),
+        float(near),
+        float(both and not equal and not near),
+        float(bool(r_tokens & f_tokens)),
+        float(session_match),
+        float(session_conflict),
+        similarity,
+        float(name_known),
+        _agreement(row["r_sex"], row["f_sex"]),
+        birth,
+        age_difference,
+        float(age_known),
+        float(in_range),
+        gap,
         float(date_known),
     ]
 
@@ -255,7 +292,12 @@ def label(features: DataFrame, links: DataFrame) -> DataFrame:
 
 # Feature positions of each piece of evidence; zeros mean "unknown" for every one of them.
 EVIDENCE_GROUPS = {
-    "mrn": (0, 1, 2), "tokens": (3, 4, 5), "name": (6, 7), "sex": (8,), "birth": (9,), "age": (10, 11),
+    "mrn": (0, 1, 2),
+    "tokens": (3, 4, 5),
+    "name": (6, 7),
+    "sex": (8,),
+    "birth": (9,),
+    "age": (10, 11),
     "date": (12, 13, 14),
 }
 
@@ -315,8 +357,12 @@ def train_bigdl(spark: SparkSession, labelled: DataFrame, config: EegPairingConf
     weights = [total / max(2 * (total - positives), 1), total / max(2 * positives, 1)]
     log.info("training the pairing MLP on %d pairs (%d links), %d epochs", total, positives, config.epochs)
     classifier = BigDLClassifier(
-        build_mlp(len(FEATURES), config.hidden_size), featureShape=[len(FEATURES)], classWeights=weights,
-        learningRate=config.learning_rate, epochs=config.epochs, batchSize=config.batch_size,
+        build_mlp(len(FEATURES), config.hidden_size),
+        featureShape=[len(FEATURES)],
+        classWeights=weights,
+        learningRate=config.learning_rate,
+        epochs=config.epochs,
+        batchSize=config.batch_size,
     )
     return classifier.fit(rows).module
 
@@ -333,7 +379,9 @@ def _scored(frame: DataFrame) -> DataFrame:
     """`report_id, edf_file, start, probability, specificity`: specificity counts the evidence that ties a
     report to this very recording rather than to the patient (the file's date within the report's dates, the
     same subject_session token); it settles near-ties in `assign`."""
-    specificity = (F.col("features")[FEATURES.index("date_in_range")] + F.col("features")[FEATURES.index("session_match")])
+    specificity = (
+        F.col("features")[FEATURES.index("date_in_range")] + F.col("features")[FEATURES.index("session_match")]
+    )
     return frame.select("report_id", "edf_file", "start", "probability", specificity.cast("int").alias("specificity"))
 
 
@@ -342,22 +390,32 @@ def train_logreg(labelled: DataFrame):
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.functions import array_to_vector
 
-    data = labelled.select(array_to_vector(F.col("features")).alias("vector"), F.col("label").cast("double").alias("label"))
+    data = labelled.select(
+        array_to_vector(F.col("features")).alias("vector"), F.col("label").cast("double").alias("label")
+    )
     positives, total = data.agg(F.sum("label"), F.count(F.lit(1))).collect()[0]
     data = data.withColumn(
-        "weight", F.when(F.col("label") == 1, total / max(2 * positives, 1)).otherwise(total / max(2 * (total - positives), 1))
+        "weight",
+        F.when(F.col("label") == 1, total / max(2 * positives, 1)).otherwise(total / max(2 * (total - positives), 1)),
     )
-    return LogisticRegression(featuresCol="vector", labelCol="label", weightCol="weight", maxIter=50,
-                              regParam=1e-4).fit(data.cache())
+    return LogisticRegression(
+        featuresCol="vector", labelCol="label", weightCol="weight", maxIter=50, regParam=1e-4
+    ).fit(data.cache())
 
 
 def predict_logreg(model, features: DataFrame) -> DataFrame:
     from pyspark.ml.functions import array_to_vector, vector_to_array
 
-    data = features.select("report_id", "edf_file", "start", "features", array_to_vector(F.col("features")).alias("vector"))
-    return _scored(model.setFeaturesCol("vector").transform(data).select(
-        "report_id", "edf_file", "start", "features", vector_to_array(F.col("probability"))[1].alias("probability")
-    ))
+    data = features.select(
+        "report_id", "edf_file", "start", "features", array_to_vector(F.col("features")).alias("vector")
+    )
+    return _scored(
+        model.setFeaturesCol("vector")
+        .transform(data)
+        .select(
+            "report_id", "edf_file", "start", "features", vector_to_array(F.col("probability"))[1].alias("probability")
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -396,18 +454,27 @@ def assign(
     per_file = Window.partitionBy("edf_file")
     ranked = scored.withColumn("top", F.max("probability").over(per_file))
     contenders = ranked.where((F.col("top") >= threshold) & (F.col("probability") >= F.col("top") - margin))
-    order = Window.partitionBy("edf_file").orderBy(F.col("specificity").desc(), F.col("probability").desc(), "report_id")
+    order = Window.partitionBy("edf_file").orderBy(
+        F.col("specificity").desc(), F.col("probability").desc(), "report_id"
+    )
     contenders = contenders.withColumn("rank", F.row_number().over(order)).withColumn(
         "next_specificity", F.lead("specificity").over(order)
     )
     winners = contenders.where("rank = 1").withColumn(
         "decision",
-        F.when(F.col("next_specificity").isNotNull() & (F.col("next_specificity") >= F.col("specificity")), "ambiguous")
-        .otherwise("accepted"),
+        F.when(
+            F.col("next_specificity").isNotNull() & (F.col("next_specificity") >= F.col("specificity")), "ambiguous"
+        ).otherwise("accepted"),
     )
-    losers = ranked.where(F.col("top") < threshold).withColumn("rank", F.row_number().over(
-        Window.partitionBy("edf_file").orderBy(F.col("probability").desc(), "report_id"))
-    ).where("rank = 1").withColumn("decision", F.lit("below_threshold"))
+    losers = (
+        ranked.where(F.col("top") < threshold)
+        .withColumn(
+            "rank",
+            F.row_number().over(Window.partitionBy("edf_file").orderBy(F.col("probability").desc(), "report_id")),
+        )
+        .where("rank = 1")
+        .withColumn("decision", F.lit("below_threshold"))
+    )
     columns = ["report_id", "edf_file", "start", "probability", "decision"]
     best = winners.select(*columns).unionByName(losers.select(*columns)).cache()
     accepted = best.where("decision = 'accepted'").select("report_id", "edf_file", "start", "probability")
@@ -423,7 +490,8 @@ def assign(
             yield (report_id, f, probs[f], "other_session")
 
     chosen = spark.createDataFrame(
-        accepted.rdd.map(lambda r: (r["report_id"], (r["edf_file"], r["start"], r["probability"]))).groupByKey()
+        accepted.rdd.map(lambda r: (r["report_id"], (r["edf_file"], r["start"], r["probability"])))
+        .groupByKey()
         .flatMap(choose),
         "report_id string, edf_file string, probability double, outcome string",
     ).cache()
@@ -431,14 +499,18 @@ def assign(
 
     file_best = best.select("edf_file", F.col("probability").alias("best_probability"), "decision")
     unpaired_files = (
-        files.select("edf_file").join(pairs.select("edf_file"), "edf_file", "left_anti")
+        files.select("edf_file")
+        .join(pairs.select("edf_file"), "edf_file", "left_anti")
         .join(file_best, "edf_file", "left")
-        .join(chosen.where("outcome = 'other_session'").select("edf_file", F.lit(1).alias("dropped")), "edf_file", "left")
+        .join(
+            chosen.where("outcome = 'other_session'").select("edf_file", F.lit(1).alias("dropped")), "edf_file", "left"
+        )
         .select(
             "edf_file",
             F.when(F.col("best_probability").isNull(), "no_candidate")
             .when(F.col("dropped") == 1, "other_session")
-            .otherwise(F.col("decision")).alias("reason"),
+            .otherwise(F.col("decision"))
+            .alias("reason"),
             "best_probability",
         )
     )
@@ -446,14 +518,17 @@ def assign(
     ambiguous = best.where("decision = 'ambiguous'").select("edf_file")
     tied = contenders.join(ambiguous, "edf_file").select("report_id").distinct().withColumn("tied", F.lit(1))
     unpaired_reports = (
-        reports.select("report_id").join(pairs.select("report_id").distinct(), "report_id", "left_anti")
-        .join(report_best, "report_id", "left").join(tied, "report_id", "left")
+        reports.select("report_id")
+        .join(pairs.select("report_id").distinct(), "report_id", "left_anti")
+        .join(report_best, "report_id", "left")
+        .join(tied, "report_id", "left")
         .select(
             "report_id",
             F.when(F.col("best_probability").isNull(), "no_candidate")
             .when(F.col("best_probability") < threshold, "below_threshold")
             .when(F.col("tied") == 1, "ambiguous")
-            .otherwise("files_taken").alias("reason"),
+            .otherwise("files_taken")
+            .alias("reason"),
             "best_probability",
         )
     )
@@ -478,8 +553,15 @@ class Prepared:
         self.headers.unpersist()
 
 
-def prepare(spark: SparkSession, reports_uri: str, edf_uri: str, config: EegPairingConfig, *, wide: bool = False,
-            via: str = "driver") -> Prepared:
+def prepare(
+    spark: SparkSession,
+    reports_uri: str,
+    edf_uri: str,
+    config: EegPairingConfig,
+    *,
+    wide: bool = False,
+    via: str = "driver",
+) -> Prepared:
     """Read reports and EDF headers, derive both sides' facts, block and featurize (all cached)."""
     from pipelines.eeg import sources
 
@@ -488,15 +570,23 @@ def prepare(spark: SparkSession, reports_uri: str, edf_uri: str, config: EegPair
     rf = report_facts(reports.rows, window_days=config.date_window_days, wide=wide).cache()
     ff = file_facts(headers.rows).cache()
     features = featurize(candidates(rf, ff)).cache()
-    log.info("pairing candidates: %d reports x %d files -> %d candidate pairs", reports.parsed, headers.parsed,
-             features.count())
+    log.info(
+        "pairing candidates: %d reports x %d files -> %d candidate pairs",
+        reports.parsed,
+        headers.parsed,
+        features.count(),
+    )
     return Prepared(reports, headers, rf, ff, features)
 
 
 def pairable_links(links: DataFrame, prepared: Prepared) -> DataFrame:
     """The true links whose report and file were both read (the ones a pairing can find)."""
-    return links.join(prepared.report_facts.select("report_id"), "report_id").join(
-        prepared.file_facts.select("edf_file"), "edf_file").select("report_id", "edf_file").distinct()
+    return (
+        links.join(prepared.report_facts.select("report_id"), "report_id")
+        .join(prepared.file_facts.select("edf_file"), "edf_file")
+        .select("report_id", "edf_file")
+        .distinct()
+    )
 
 
 def pairing_metrics(pairs: DataFrame, links: DataFrame, prepared: Prepared) -> dict:
@@ -512,8 +602,9 @@ def pairing_metrics(pairs: DataFrame, links: DataFrame, prepared: Prepared) -> d
     return metrics
 
 
-def fit_models(spark: SparkSession, labelled: DataFrame, config: EegPairingConfig, *, augment_copies: int = 3,
-               seed: int = 7):
+def fit_models(
+    spark: SparkSession, labelled: DataFrame, config: EegPairingConfig, *, augment_copies: int = 3, seed: int = 7
+):
     """(BigDL MLP, Spark ML logistic regression), both trained on the same augmented pairs."""
     from bigdl.dllib.utils.common import RNG
 

@@ -7,6 +7,7 @@ data cross the wire, a few files at a time) or by the executors from Spark's `bi
 whole files are read, but in parallel). Either way the bytes are parsed on the executors and each file becomes
 one header row or one quarantine row; reports are always read and decoded on the executors.
 """
+
 from __future__ import annotations
 
 import logging
@@ -102,8 +103,12 @@ class ReadResult:
         return sum(self.quarantined_by_reason.values())
 
     def counts(self) -> dict:
-        return {"read": self.read, "parsed": self.parsed, "quarantined": self.quarantined,
-                "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items()))}
+        return {
+            "read": self.read,
+            "parsed": self.parsed,
+            "quarantined": self.quarantined,
+            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+        }
 
     def unpersist(self) -> None:
         self._cached.unpersist()
@@ -121,8 +126,14 @@ def _split(combined: DataFrame, row_columns: list[str], what: str, listed: int) 
     quarantine = combined.where(F.col("reason").isNotNull()).select(
         F.col("path").alias("source_file"), "file_name", "file_size", "reason", "detail"
     )
-    log.info("%s: %d read, %d parsed, %d quarantined %s", what, listed, parsed, sum(by_reason.values()),
-             dict(sorted(by_reason.items())))
+    log.info(
+        "%s: %d read, %d parsed, %d quarantined %s",
+        what,
+        listed,
+        parsed,
+        sum(by_reason.values()),
+        dict(sorted(by_reason.items())),
+    )
     return ReadResult(rows, quarantine, listed, parsed, by_reason, combined)
 
 
@@ -186,10 +197,28 @@ def header_row(path: str, size: int, data: bytes) -> tuple:
     rates = [h.sample_rate(s) for s in h.data_signals]
     edf_type = f"EDF+{h.edf_plus}" if h.edf_plus else "EDF"
     return (
-        path, name, size, edf_type, h.start, h.n_records, float(h.record_duration), float(h.duration_s),
-        h.n_signals, [s.label for s in h.signals], [edf.normalize_label(s.label) for s in h.data_signals],
-        float(max(rates)) if rates else None, h.patient.code, h.patient.sex, h.patient.birthdate, h.patient.name,
-        h.patient.age, h.equipment, h.admin_code, list(h.tolerated), None, None,
+        path,
+        name,
+        size,
+        edf_type,
+        h.start,
+        h.n_records,
+        float(h.record_duration),
+        float(h.duration_s),
+        h.n_signals,
+        [s.label for s in h.signals],
+        [edf.normalize_label(s.label) for s in h.data_signals],
+        float(max(rates)) if rates else None,
+        h.patient.code,
+        h.patient.sex,
+        h.patient.birthdate,
+        h.patient.name,
+        h.patient.age,
+        h.equipment,
+        h.admin_code,
+        list(h.tolerated),
+        None,
+        None,
     )
 
 
@@ -218,13 +247,18 @@ def read_edf_headers(
         # Spark's file sources skip empty files: those are decided here, the others are read on the executors.
         rdd = sc.parallelize([(path, 0, b"") for path, size in files if size == 0], 1).mapPartitions(_parse_partition)
         content = (
-            spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-            .option("pathGlobFilter", _case_blind(EDF_GLOB)).load(uri)
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", _case_blind(EDF_GLOB))
+            .load(uri)
         )
         listed = {path for path, _ in files}
-        parsed = content.select("path", "length", "content").rdd.filter(lambda r: str(r["path"]) in listed).map(
-            lambda r: (str(r["path"]), int(r["length"]), _header_slice(bytes(r["content"])))
-        ).mapPartitions(_parse_partition)
+        parsed = (
+            content.select("path", "length", "content")
+            .rdd.filter(lambda r: str(r["path"]) in listed)
+            .map(lambda r: (str(r["path"]), int(r["length"]), _header_slice(bytes(r["content"]))))
+            .mapPartitions(_parse_partition)
+        )
         rdd = rdd.union(parsed)
     else:
         raise ValueError(f"via must be 'driver' or 'spark', not {via!r}")
@@ -299,9 +333,12 @@ REPORT_SCHEMA = StructType(
 REPORT_REASONS = ("empty_report", "not_utf8", "binary_content")
 _REPORT_COMBINED = StructType(
     [
-        StructField("report_id", StringType(), False), StructField("path", StringType(), False),
-        StructField("file_size", LongType(), False), StructField("text", StringType(), True),
-        StructField("reason", StringType(), True), StructField("detail", StringType(), True),
+        StructField("report_id", StringType(), False),
+        StructField("path", StringType(), False),
+        StructField("file_size", LongType(), False),
+        StructField("text", StringType(), True),
+        StructField("reason", StringType(), True),
+        StructField("detail", StringType(), True),
     ]
 )
 
@@ -331,8 +368,10 @@ def read_reports(spark: SparkSession, uri: str, *, partitions: int | None = None
         raise InputError(f"no report files (*.txt) under {uri}")
     names = [path.rsplit("/", 1)[-1] for path, _ in files]
     if len(set(names)) != len(names):
-        raise InputError(f"{len(names) - len(set(names))} report file names under {uri} occur more than once;"
-                         " report ids (file names) must be unique")
+        raise InputError(
+            f"{len(names) - len(set(names))} report file names under {uri} occur more than once;"
+            " report ids (file names) must be unique"
+        )
     sc = spark.sparkContext
 
     def decode(rows):
@@ -342,14 +381,22 @@ def read_reports(spark: SparkSession, uri: str, *, partitions: int | None = None
 
     rdd = sc.parallelize([(path, 0, b"") for path, size in files if size == 0], 1)
     raw = (
-        spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", _case_blind(REPORT_GLOB)).load(uri).select("path", "length", "content")
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", _case_blind(REPORT_GLOB))
+        .load(uri)
+        .select("path", "length", "content")
     )
     if partitions:
         raw = raw.repartition(partitions)
     listed = {path for path, _ in files}
-    rdd = rdd.union(raw.rdd.filter(lambda r: str(r["path"]) in listed).map(
-        lambda r: (str(r["path"]), int(r["length"]), r["content"])))
-    combined = spark.createDataFrame(rdd.mapPartitions(decode), _REPORT_COMBINED).withColumnRenamed("report_id", "file_name")
+    rdd = rdd.union(
+        raw.rdd.filter(lambda r: str(r["path"]) in listed).map(
+            lambda r: (str(r["path"]), int(r["length"]), r["content"])
+        )
+    )
+    combined = spark.createDataFrame(rdd.mapPartitions(decode), _REPORT_COMBINED).withColumnRenamed(
+        "report_id", "file_name"
+    )
     combined = combined.withColumn("report_id", F.col("file_name"))
     return _split(combined, REPORT_SCHEMA.fieldNames(), "report files", len(files))

@@ -3,10 +3,17 @@
 The generator writes with it and the extractor reads with it, so both agree on the canonical values; what the
 extractor has to cope with is the variety of surface forms, typos and omissions, not a different vocabulary.
 """
+
 from __future__ import annotations
 
 SECTIONS = (
-    "clinical_history", "medications", "introduction", "description", "hr", "impression", "clinical_correlation",
+    "clinical_history",
+    "medications",
+    "introduction",
+    "description",
+    "hr",
+    "impression",
+    "clinical_correlation",
 )
 
 # Surface forms of section headers seen in reports (upper-cased, without the colon).
@@ -37,8 +44,18 @@ MEDICATIONS: dict[str, tuple[str, ...]] = {
 }
 
 LOCATIONS = (
-    "left temporal", "right temporal", "left frontal", "right frontal", "left central", "right central",
-    "left parietal", "right parietal", "left occipital", "right occipital", "bifrontal", "left hemisphere",
+    "left temporal",
+    "right temporal",
+    "left frontal",
+    "right frontal",
+    "left central",
+    "right central",
+    "left parietal",
+    "right parietal",
+    "left occipital",
+    "right occipital",
+    "bifrontal",
+    "left hemisphere",
     "right hemisphere",
 )
 
@@ -49,6 +66,19 @@ SLOWING_TYPES = ("focal", "generalized")
 EVENT_KINDS = ("pushbutton", "seizure")
 
 NUMBER_WORDS = {
-    "one": 1, "single": 1, "a": 1, "an": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "one": 1,
+    "single": 1,
+    "a": 1,
+    "an": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
 }

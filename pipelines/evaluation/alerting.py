@@ -14,6 +14,7 @@ Device-days: the windows of a device ending on the same UTC day are one device-d
 and positive when any of them is labelled "fails within the horizon". The false-alarm rate per device-day is
 alerted negative device-days / negative device-days (for daily data, one window is one device-day).
 """
+
 from __future__ import annotations
 
 import logging
@@ -138,7 +139,9 @@ def threshold_for_false_alarm_rate(days: DataFrame, target: float, *, prob_col: 
     return thresholds_for_false_alarm_rates(days, [target], prob_col=prob_col)[0]
 
 
-def thresholds_for_false_alarm_rates(days: DataFrame, targets: Sequence[float], *, prob_col: str = "probability") -> list[float]:
+def thresholds_for_false_alarm_rates(
+    days: DataFrame, targets: Sequence[float], *, prob_col: str = "probability"
+) -> list[float]:
     """`threshold_for_false_alarm_rate` for several targets in one Spark job."""
     grouped = days.groupBy(F.col(prob_col).cast("double").alias("t")).agg(
         F.sum(F.when(F.col("label") == 0, 1).otherwise(0)).cast("long").alias("neg")
@@ -148,8 +151,10 @@ def thresholds_for_false_alarm_rates(days: DataFrame, targets: Sequence[float], 
     above = Window.orderBy(F.col("t").desc()).rowsBetween(Window.unboundedPreceding, Window.currentRow)
     cum = grouped.withColumn("fp", F.sum("neg").over(above)).withColumn("n_neg", negatives)
     row = cum.agg(
-        *[F.min(F.when(F.col("fp") <= F.lit(float(target)) * F.col("n_neg"), F.col("t"))).alias(f"ok{i}")
-          for i, target in enumerate(targets)],
+        *[
+            F.min(F.when(F.col("fp") <= F.lit(float(target)) * F.col("n_neg"), F.col("t"))).alias(f"ok{i}")
+            for i, target in enumerate(targets)
+        ],
         F.max(F.when(F.col("neg") > 0, F.col("t"))).alias("max_negative"),
         F.max("n_neg").alias("n_neg"),
         F.max("t").alias("max_all"),
@@ -173,27 +178,37 @@ def false_alarm_rate(days: DataFrame, threshold: float, *, prob_col: str = "prob
     return false_alarm_rates(days, [threshold], prob_col=prob_col)[0]
 
 
-def false_alarm_rates(days: DataFrame, thresholds: Sequence[float], *, prob_col: str = "probability") -> list[dict[str, Any]]:
+def false_alarm_rates(
+    days: DataFrame, thresholds: Sequence[float], *, prob_col: str = "probability"
+) -> list[dict[str, Any]]:
     """`false_alarm_rate` at several thresholds in one Spark job."""
     negative, positive = F.col("label") == 0, F.col("label") == 1
     row = days.agg(
         F.sum(F.when(negative, 1).otherwise(0)).alias("neg"),
         F.sum(F.when(positive, 1).otherwise(0)).alias("pos"),
-        *[F.sum(F.when(negative & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"fa{i}") for i, t in enumerate(thresholds)],
-        *[F.sum(F.when(positive & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"tp{i}") for i, t in enumerate(thresholds)],
+        *[
+            F.sum(F.when(negative & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"fa{i}")
+            for i, t in enumerate(thresholds)
+        ],
+        *[
+            F.sum(F.when(positive & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"tp{i}")
+            for i, t in enumerate(thresholds)
+        ],
     ).collect()[0]
     neg, pos = int(row["neg"] or 0), int(row["pos"] or 0)
     out = []
     for i in range(len(thresholds)):
         fa, tp = int(row[f"fa{i}"] or 0), int(row[f"tp{i}"] or 0)
-        out.append({
-            "device_days": neg + pos,
-            "negative_device_days": neg,
-            "false_alarm_device_days": fa,
-            "false_alarm_rate_per_device_day": fa / neg if neg else None,
-            "positive_device_days": pos,
-            "alerted_positive_device_days": tp,
-        })
+        out.append(
+            {
+                "device_days": neg + pos,
+                "negative_device_days": neg,
+                "false_alarm_device_days": fa,
+                "false_alarm_rate_per_device_day": fa / neg if neg else None,
+                "positive_device_days": pos,
+                "alerted_positive_device_days": tp,
+            }
+        )
     return out
 
 
@@ -229,8 +244,14 @@ def fit_policy(val_predictions: DataFrame, config: AlertingConfig, *, score_col:
     return policy
 
 
-def operating_points(days: DataFrame, failures: DataFrame | None, scored: DataFrame, *, targets=FAR_TARGETS,
-                     prob_col: str = "probability") -> list[dict[str, Any]]:
+def operating_points(
+    days: DataFrame,
+    failures: DataFrame | None,
+    scored: DataFrame,
+    *,
+    targets=FAR_TARGETS,
+    prob_col: str = "probability",
+) -> list[dict[str, Any]]:
     """For each target false-alarm rate: the threshold chosen on `days` itself, the rate reached, device recall and
     lead times (from the windows in `scored`). Chosen on the data it is measured on, so optimistic: for comparing
     models, not for setting policy. Three Spark jobs whatever the number of targets."""
@@ -274,7 +295,10 @@ def evaluate_policy(
         confusion = confusion_matrix_at(applied, policy.alert_threshold, score_col="probability")
         raw_reliability = reliability(applied, prob_col=score_col, bins=bins)
         calibrated_reliability = reliability(applied, prob_col="probability", bins=bins)
-        profiles = {"raw": log_profile(applied, prob_col=score_col), "calibrated": log_profile(applied, prob_col="probability")}
+        profiles = {
+            "raw": log_profile(applied, prob_col=score_col),
+            "calibrated": log_profile(applied, prob_col="probability"),
+        }
         points = operating_points(days, failures, applied)
         days.unpersist()
     finally:
@@ -306,8 +330,11 @@ def evaluate_policy(
     log.info(
         "alerting on test: threshold %.4g, false alarms %s per device-day, recall %s of %d failed devices, "
         "mean lead time %s days",
-        policy.alert_threshold, _fmt(block["false_alarm_rate_per_device_day"]), _fmt(block["recall"]),
-        summary["failed_devices"], _fmt(block["mean_lead_time_days"]),
+        policy.alert_threshold,
+        _fmt(block["false_alarm_rate_per_device_day"]),
+        _fmt(block["recall"]),
+        summary["failed_devices"],
+        _fmt(block["mean_lead_time_days"]),
     )
     return block, leads
 
@@ -346,7 +373,10 @@ def run_alerting(
     spec = sources.read_window_spec(spark, windows_root)
     length, n_features = spec.length, spec.n_features
     val = predict_scores(
-        model, sources.read_windows(spark, windows_root, "val"), length=length, n_features=n_features,
+        model,
+        sources.read_windows(spark, windows_root, "val"),
+        length=length,
+        n_features=n_features,
         batch_size=config.evaluate.batch_size,
     ).cache()
     try:
@@ -360,7 +390,7 @@ def run_alerting(
     block, leads = evaluate_policy(policy, test, failures=failures, bins=config.alerting.reliability_bins)
     prefix = run_dir.rstrip("/") + "/"
     scoring = {
-        "model": model_uri[len(prefix):] if model_uri.startswith(prefix) else model_uri,
+        "model": model_uri[len(prefix) :] if model_uri.startswith(prefix) else model_uri,
         "output_kind": "log_probabilities",
         "length": length,
         "interval_minutes": spec.interval_minutes,

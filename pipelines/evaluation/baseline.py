@@ -2,6 +2,7 @@
 
 It sees one time step only, so it measures how much of the signal the sequence model adds.
 """
+
 from __future__ import annotations
 
 import logging

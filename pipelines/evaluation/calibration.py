@@ -13,6 +13,7 @@ not probabilities. A `Calibrator` maps scores to probabilities, fitted on the va
 A fitted calibrator is a few numbers (JSON, `to_dict`), applied with a Spark column (`column`) or on NumPy arrays
 (`predict`), so scoring jobs and reports use exactly the fitted mapping.
 """
+
 from __future__ import annotations
 
 import logging
@@ -114,7 +115,9 @@ def fit_calibrator(
     """Fit `method` on `predictions` (label 0/1, score) with Spark ML on the executors."""
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, not {method!r}")
-    data = predictions.select(F.col(label_col).cast("int").alias("label"), F.col(score_col).cast("double").alias("score"))
+    data = predictions.select(
+        F.col(label_col).cast("int").alias("label"), F.col(score_col).cast("double").alias("score")
+    )
     row = data.agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("p")).collect()[0]
     n, p = int(row["n"]), int(row["p"] or 0)
     if n == 0:
@@ -123,7 +126,9 @@ def fit_calibrator(
     if method == "none":
         return Calibrator("none", fitted_on=fitted_on)
     if p == 0 or p == n:
-        log.warning("calibration data hold one class only (%d positives of %d); the fit is a prior, not a mapping", p, n)
+        log.warning(
+            "calibration data hold one class only (%d positives of %d); the fit is a prior, not a mapping", p, n
+        )
     if method == "platt":
         a, b = _fit_platt(data, positives=p, negatives=n - p)
         log.info("Platt calibration on %d predictions (%d positive): a=%.4f, b=%.4f", n, p, a, b)
@@ -169,14 +174,14 @@ def _fit_isotonic(data: DataFrame) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-def calibrate(df: DataFrame, calibrator: Calibrator, *, score_col: str = "score", out_col: str = "probability") -> DataFrame:
+def calibrate(
+    df: DataFrame, calibrator: Calibrator, *, score_col: str = "score", out_col: str = "probability"
+) -> DataFrame:
     """`df` with `out_col`, the calibrated probability of `score_col`."""
     return df.withColumn(out_col, calibrator.column(score_col))
 
 
-def reliability(
-    predictions: DataFrame, *, prob_col: str, label_col: str = "label", bins: int = 10
-) -> dict[str, Any]:
+def reliability(predictions: DataFrame, *, prob_col: str, label_col: str = "label", bins: int = 10) -> dict[str, Any]:
     """Reliability curve on `bins` equal-width bins of [0, 1], expected calibration error and Brier score.
 
     `curve`: per non-empty bin {bin, lower, upper, count, mean_predicted, observed_rate}. `ece` is the count-
@@ -189,9 +194,17 @@ def reliability(
     binned = predictions.select(
         p.alias("p"), y.alias("y"), F.least(F.floor(p * bins), F.lit(bins - 1)).cast("int").alias("bin")
     )
-    rows = binned.groupBy("bin").agg(
-        F.count(F.lit(1)).alias("n"), F.avg("p").alias("mp"), F.avg("y").alias("my"), F.sum((F.col("p") - F.col("y")) ** 2).alias("se")
-    ).orderBy("bin").collect()
+    rows = (
+        binned.groupBy("bin")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.avg("p").alias("mp"),
+            F.avg("y").alias("my"),
+            F.sum((F.col("p") - F.col("y")) ** 2).alias("se"),
+        )
+        .orderBy("bin")
+        .collect()
+    )
     n = sum(int(r["n"]) for r in rows)
     if n == 0:
         raise ValueError("reliability: the predictions are empty")
@@ -232,12 +245,16 @@ def log_profile(
     p = F.col(prob_col).cast("double")
     position = (F.log10(F.greatest(p, F.lit(low))) - F.lit(math.log10(low))) / F.lit(width)
     binned = predictions.select(
-        p.alias("p"), F.col(label_col).cast("int").alias("y"),
+        p.alias("p"),
+        F.col(label_col).cast("int").alias("y"),
         F.least(F.floor(position), F.lit(bins - 1)).cast("int").alias("bin"),
     )
-    rows = binned.groupBy("bin").agg(
-        F.count(F.lit(1)).alias("n"), F.sum("y").alias("pos"), F.avg("p").alias("mp")
-    ).orderBy("bin").collect()
+    rows = (
+        binned.groupBy("bin")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("y").alias("pos"), F.avg("p").alias("mp"))
+        .orderBy("bin")
+        .collect()
+    )
     return [
         {
             "lower": 10 ** (math.log10(low) + r["bin"] * width),

@@ -1,4 +1,5 @@
 """Test-split evaluation of the LSTM beside the last-reading baseline, on the cluster."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,9 @@ from pipelines.telemetry.schema import WindowSpec
 log = logging.getLogger(__name__)
 
 
-def evaluate_models(model, train: DataFrame, test: DataFrame, *, spec: WindowSpec,
-                    config: PipelineConfig) -> tuple[dict, DataFrame]:
+def evaluate_models(
+    model, train: DataFrame, test: DataFrame, *, spec: WindowSpec, config: PipelineConfig
+) -> tuple[dict, DataFrame]:
     """Metrics of the LSTM (`"test"`) and of the baseline (`"baseline"`) on `test`, and all predictions.
 
     The baseline is a logistic regression on each window's last reading, fitted on `train`.
@@ -34,7 +36,5 @@ def evaluate_models(model, train: DataFrame, test: DataFrame, *, spec: WindowSpe
         "test": binary_metrics(predictions.where("model = 'lstm'"), threshold=threshold),
         "baseline": binary_metrics(predictions.where("model = 'baseline'"), threshold=threshold),
     }
-    log.info(
-        "test PR-AUC: LSTM %s, last-reading baseline %s", metrics["test"]["pr_auc"], metrics["baseline"]["pr_auc"]
-    )
+    log.info("test PR-AUC: LSTM %s, last-reading baseline %s", metrics["test"]["pr_auc"], metrics["baseline"]["pr_auc"])
     return metrics, predictions

@@ -7,6 +7,7 @@ strictly before the failure time; the lead time is failure time - first alert. E
 - a failed device without evaluated windows (too little history) is *not evaluable* and left out of the counts.
 Per-device rows are computed on the cluster (one row per failed device reaches the driver); `summarize` is pure.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -79,10 +80,20 @@ def lead_days_at(
     failed = failures.groupBy("device_id").agg(F.min("failure_time").alias("failure_time"))
     joined = scored.select("device_id", "window_end", F.col(prob_col).alias("_p")).join(failed, "device_id")
     early = F.col("window_end") < F.col("failure_time")
-    rows = joined.groupBy("device_id", "failure_time").agg(
-        *[F.min(F.when(early & (F.col("_p") >= t), F.col("window_end"))).alias(f"a{i}") for i, t in enumerate(thresholds)]
-    ).collect()
+    rows = (
+        joined.groupBy("device_id", "failure_time")
+        .agg(
+            *[
+                F.min(F.when(early & (F.col("_p") >= t), F.col("window_end"))).alias(f"a{i}")
+                for i, t in enumerate(thresholds)
+            ]
+        )
+        .collect()
+    )
     return [
-        [(r["failure_time"] - r[f"a{i}"]).total_seconds() / SECONDS_PER_DAY if r[f"a{i}"] is not None else None for r in rows]
+        [
+            (r["failure_time"] - r[f"a{i}"]).total_seconds() / SECONDS_PER_DAY if r[f"a{i}"] is not None else None
+            for r in rows
+        ]
         for i in range(len(thresholds))
     ]

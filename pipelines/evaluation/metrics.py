@@ -3,6 +3,7 @@
 ROC-AUC and PR-AUC (average precision) are exact and treat tied scores like scikit-learn's
 `roc_auc_score` and `average_precision_score`.
 """
+
 from __future__ import annotations
 
 import logging

@@ -9,6 +9,7 @@ directly when training.json is missing), predictions/ (per model, for ROC and pr
 alerting folder (lead times, policy). `collect` gathers them with Spark (curves are aggregated on the executors),
 `render` is pure (figures with matplotlib's Agg backend) and `write_report` commits the folder atomically.
 """
+
 from __future__ import annotations
 
 import html
@@ -97,7 +98,11 @@ def training_curves(spark: SparkSession, run_dir: str) -> dict[str, Any] | None:
     uri = RunLayout(run_dir).training
     if fs.exists(spark, uri):
         record = fs.read_json(spark, uri)
-        return {"source": "training.json", "train_loss": record.get("train_loss", []), "validation": record.get("validation", {})}
+        return {
+            "source": "training.json",
+            "train_loss": record.get("train_loss", []),
+            "validation": record.get("validation", {}),
+        }
     local = _local_path(RunLayout(run_dir).summaries)
     if local and os.path.isdir(local):
         train = read_event_scalars(os.path.join(local, "lstm", "train"))
@@ -109,7 +114,7 @@ def training_curves(spark: SparkSession, run_dir: str) -> dict[str, Any] | None:
 
 def _local_path(uri: str) -> str | None:
     if uri.startswith("file:"):
-        return "/" + uri[len("file:"):].lstrip("/")
+        return "/" + uri[len("file:") :].lstrip("/")
     if "://" in uri:
         return None
     return uri
@@ -189,7 +194,13 @@ def _fig_pr(data: dict, path: Path) -> None:
     for model, c in data["curves"].items():
         if c["recall"]:
             ap = _metric(data, model, "pr_auc")
-            ax.step(c["recall"], c["precision"], where="post", lw=1.6, label=f"{MODEL_LABELS.get(model, model)} (AP {_f(ap)})")
+            ax.step(
+                c["recall"],
+                c["precision"],
+                where="post",
+                lw=1.6,
+                label=f"{MODEL_LABELS.get(model, model)} (AP {_f(ap)})",
+            )
             drawn = True
             prevalence = c.get("prevalence", [None])[0]
     if drawn and prevalence is not None:
@@ -216,8 +227,13 @@ def _fig_calibration(data: dict, path: Path) -> None:
     if rel:
         for key, label, marker in styles:
             curve = rel[key]["curve"]
-            ax.plot([c["mean_predicted"] for c in curve], [c["observed_rate"] for c in curve], marker=marker, lw=1.4,
-                    label=f"{label} (ECE {rel[key]['ece']:.3f}, Brier {rel[key]['brier']:.4f})")
+            ax.plot(
+                [c["mean_predicted"] for c in curve],
+                [c["observed_rate"] for c in curve],
+                marker=marker,
+                lw=1.4,
+                label=f"{label} (ECE {rel[key]['ece']:.3f}, Brier {rel[key]['brier']:.4f})",
+            )
         ax.legend(loc="upper left", fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -231,15 +247,26 @@ def _fig_calibration(data: dict, path: Path) -> None:
         floor = max(min(lows) / 3 if lows else 1e-6, 1e-7)
         ax_log.plot([floor, 1], [floor, 1], ls=":", color="#999", lw=1)
         for key, label, marker in styles:
-            pts = [(max(c["mean_predicted"], floor), max(c["positives"] / c["count"], floor), c["count"]) for c in profile[key]]
+            pts = [
+                (max(c["mean_predicted"], floor), max(c["positives"] / c["count"], floor), c["count"])
+                for c in profile[key]
+            ]
             ax_log.plot([x for x, _, _ in pts], [y for _, y, _ in pts], marker=marker, lw=1.2, label=label)
         ax_log.set_xscale("log")
         ax_log.set_yscale("log")
         ax_log.set_xlim(floor, 1)
         ax_log.set_ylim(floor, 1)
         ax_log.legend(loc="upper left", fontsize=8)
-        ax_log.text(0.98, 0.02, f"bins with no failure drawn at {floor:.0e}", ha="right", va="bottom",
-                    transform=ax_log.transAxes, fontsize=7, color="#666")
+        ax_log.text(
+            0.98,
+            0.02,
+            f"bins with no failure drawn at {floor:.0e}",
+            ha="right",
+            va="bottom",
+            transform=ax_log.transAxes,
+            fontsize=7,
+            color="#666",
+        )
     else:
         _message(ax_log, "no log-binned profile")
     ax_log.set_xlabel("predicted (bin mean, log-spaced bins)")
@@ -266,8 +293,12 @@ def _fig_lead_time(data: dict, path: Path) -> None:
         ax.set_xlabel("days from first alert to failure")
         ax.set_ylabel("failed devices")
     else:
-        _message(ax, "no failed device was alerted before its failure" if data["lead_times"] else
-                 "no failed device in the evaluated split (or no failure list given)")
+        _message(
+            ax,
+            "no failed device was alerted before its failure"
+            if data["lead_times"]
+            else "no failed device in the evaluated split (or no failure list given)",
+        )
     ax.set_title(f"Lead time: {len(leads)} detected, {missed} missed")
     _save(fig, path)
 
@@ -286,7 +317,9 @@ def _fig_training(data: dict, path: Path) -> None:
         if loss:
             ax.plot([p[0] for p in loss], [p[1] for p in loss], lw=1, color="#36c", label="train loss")
         if val.get("Loss"):
-            ax.plot([p[0] for p in val["Loss"]], [p[1] for p in val["Loss"]], "o-", color="#c63", label="validation loss")
+            ax.plot(
+                [p[0] for p in val["Loss"]], [p[1] for p in val["Loss"]], "o-", color="#c63", label="validation loss"
+            )
         ax.set_xlabel("iteration")
         ax.set_title("Loss (BigDL TrainSummary / ValidationSummary)", fontsize=9)
         ax.legend(fontsize=8)
@@ -322,11 +355,18 @@ def _fig_confusion(data: dict, path: Path) -> None:
     cm = alerting.get("confusion_matrix")
     if cm:
         grid = [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]
-        ax.imshow([[v ** 0.25 for v in row] for row in grid], cmap="Blues")
+        ax.imshow([[v**0.25 for v in row] for row in grid], cmap="Blues")
         for i in range(2):
             for j in range(2):
-                ax.text(j, i, f"{grid[i][j]:,}", ha="center", va="center", fontsize=13,
-                        color="white" if grid[i][j] ** 0.25 > max(max(r) for r in grid) ** 0.25 * 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{grid[i][j]:,}",
+                    ha="center",
+                    va="center",
+                    fontsize=13,
+                    color="white" if grid[i][j] ** 0.25 > max(max(r) for r in grid) ** 0.25 * 0.6 else "black",
+                )
         ax.set_xticks([0, 1], ["no alert", "alert"])
         ax.set_yticks([0, 1], ["healthy within\nhorizon", "fails within\nhorizon"])
         ax.set_title(f"Test windows at alert threshold {alerting['threshold']:.3g}", fontsize=9)
@@ -345,13 +385,31 @@ def _fig_scores(data: dict, path: Path) -> None:
         widths = [c["upper"] - c["lower"] for c in profile]
         positives = [c["positives"] for c in profile]
         negatives = [c["count"] - c["positives"] for c in profile]
-        ax.bar(edges, negatives, width=[w * 0.5 for w in widths], align="edge", color="#58a", label="healthy within horizon")
-        ax.bar([e + w * 0.5 for e, w in zip(edges, widths)], positives, width=[w * 0.5 for w in widths], align="edge",
-               color="#e73", label="fails within horizon")
+        ax.bar(
+            edges,
+            negatives,
+            width=[w * 0.5 for w in widths],
+            align="edge",
+            color="#58a",
+            label="healthy within horizon",
+        )
+        ax.bar(
+            [e + w * 0.5 for e, w in zip(edges, widths)],
+            positives,
+            width=[w * 0.5 for w in widths],
+            align="edge",
+            color="#e73",
+            label="fails within horizon",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.axvspan(max(alerting["review_threshold"], edges[0]), alerting["threshold"], color="#fc3", alpha=0.3,
-                   label="uncertain band")
+        ax.axvspan(
+            max(alerting["review_threshold"], edges[0]),
+            alerting["threshold"],
+            color="#fc3",
+            alpha=0.3,
+            label="uncertain band",
+        )
         ax.axvline(alerting["threshold"], color="#c33", lw=1.4, label="alert threshold")
         ax.set_xlim(edges[0], 1)
         ax.legend(fontsize=8, loc="upper right")
@@ -364,8 +422,13 @@ def _fig_scores(data: dict, path: Path) -> None:
 
 
 _FIGURE_FUNCS = {
-    "roc": _fig_roc, "pr": _fig_pr, "calibration": _fig_calibration, "lead_time": _fig_lead_time,
-    "training": _fig_training, "confusion": _fig_confusion, "scores": _fig_scores,
+    "roc": _fig_roc,
+    "pr": _fig_pr,
+    "calibration": _fig_calibration,
+    "lead_time": _fig_lead_time,
+    "training": _fig_training,
+    "confusion": _fig_confusion,
+    "scores": _fig_scores,
 }
 
 
@@ -461,8 +524,10 @@ def _html(data: dict) -> str:
             '<div class="cards">',
             _card("alert threshold (probability)", _f(alerting.get("threshold"), 4)),
             _card("false alarms per device-day", _pct(alerting.get("false_alarm_rate_per_device_day"))),
-            _card("failed devices alerted before failing", f"{_pct(alerting.get('recall'), 1)} "
-                  f"({lead.get('detected', 0)} of {lead.get('failed_devices', 0)})"),
+            _card(
+                "failed devices alerted before failing",
+                f"{_pct(alerting.get('recall'), 1)} ({lead.get('detected', 0)} of {lead.get('failed_devices', 0)})",
+            ),
             _card("mean lead time", f"{_f(alerting.get('mean_lead_time_days'), 1)} days"),
             _card("median lead time", f"{_f(alerting.get('median_lead_time_days'), 1)} days"),
             _card("uncertain device-days (review)", f"{alerting.get('uncertain_device_days', 0):,}"),
@@ -518,8 +583,10 @@ def _card(title: str, value: str) -> str:
 
 def _model_table(data: dict) -> str:
     metrics = data["metrics"]
-    rows = ["<table><tr><th>model</th><th>ROC-AUC</th><th>PR-AUC</th><th>precision@0.5</th><th>recall@0.5</th>"
-            "<th>F1@0.5</th><th>windows</th><th>positives</th></tr>"]
+    rows = [
+        "<table><tr><th>model</th><th>ROC-AUC</th><th>PR-AUC</th><th>precision@0.5</th><th>recall@0.5</th>"
+        "<th>F1@0.5</th><th>windows</th><th>positives</th></tr>"
+    ]
     for key, name in METRIC_KEYS.items():
         m = metrics.get(key)
         if not m:
@@ -537,12 +604,17 @@ def _model_table(data: dict) -> str:
 
 def _risk_section(risk: dict) -> list[str]:
     e = html.escape
-    parts = ["<h2>Fleet risk table</h2>",
-             f"<p>{e(str(risk.get('devices', 0)))} devices scored at {e(str(risk.get('scored_at', '')))}; by band: "
-             + ", ".join(f"{e(str(k))} {v}" for k, v in sorted(risk.get("by_band", {}).items())) + ".</p>"]
+    parts = [
+        "<h2>Fleet risk table</h2>",
+        f"<p>{e(str(risk.get('devices', 0)))} devices scored at {e(str(risk.get('scored_at', '')))}; by band: "
+        + ", ".join(f"{e(str(k))} {v}" for k, v in sorted(risk.get("by_band", {}).items()))
+        + ".</p>",
+    ]
     top = risk.get("top", [])
     if top:
-        parts.append("<table><tr><th>device</th><th>last window</th><th>score</th><th>probability</th><th>band</th><th>reason</th></tr>")
+        parts.append(
+            "<table><tr><th>device</th><th>last window</th><th>score</th><th>probability</th><th>band</th><th>reason</th></tr>"
+        )
         for r in top:
             parts.append(
                 f"<tr><td>{e(str(r['device_id']))}</td><td>{e(str(r.get('window_end', '')))}</td><td>{_f(r.get('score'), 4)}</td>"
@@ -556,7 +628,11 @@ def _risk_section(risk: dict) -> list[str]:
 def _counts_table(counts: dict) -> str:
     rows = ["<table><tr><th>step</th><th>counts</th></tr>"]
     for step, value in counts.items():
-        text = ", ".join(f"{k}: {v}" for k, v in value.items() if not isinstance(v, (dict, list))) if isinstance(value, dict) else str(value)
+        text = (
+            ", ".join(f"{k}: {v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+            if isinstance(value, dict)
+            else str(value)
+        )
         rows.append(f"<tr><td>{html.escape(step)}</td><td style='text-align:left'>{html.escape(text)}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)

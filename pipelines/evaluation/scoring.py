@@ -10,6 +10,7 @@ The latest window of a device is its last `length` readings when they all belong
 long to fill); a device with less history is listed as `insufficient_history` and not scored. Windows are normalised
 with the statistics the model was trained with (the `scoring` block of alerting/policy.json).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,8 +30,17 @@ Scorer = Callable[[DataFrame], DataFrame]
 INSUFFICIENT = "insufficient_history"
 RISK_TABLE_DIR, RISK_SUMMARY_FILE = "table", "summary.json"
 RISK_COLUMNS = [
-    "device_id", "model", "window_end", "last_reading", "history_readings", "score", "probability", "band", "alert",
-    "reason", "scored_by",
+    "device_id",
+    "model",
+    "window_end",
+    "last_reading",
+    "history_readings",
+    "score",
+    "probability",
+    "band",
+    "alert",
+    "reason",
+    "scored_by",
 ]
 
 
@@ -104,7 +114,11 @@ def latest_windows(
     z = [((F.col(c) - F.lit(m)) / F.lit(s)).cast("float") for c, m, s in zip(features, means, stds)]
     recent = (
         readings.select(
-            "device_id", "model", "timestamp", "segment", F.array(*z).alias("_step"),
+            "device_id",
+            "model",
+            "timestamp",
+            "segment",
+            F.array(*z).alias("_step"),
         )
         .withColumn("_rank", F.row_number().over(latest_first))
         .withColumn("_last_segment", F.first("segment").over(latest_first))
@@ -118,8 +132,12 @@ def latest_windows(
     )
     complete = F.col("history_readings") == length
     last_step = F.element_at(F.col("_steps"), -1)["_step"]
-    signals = F.array(*[F.struct(F.abs(last_step[i]).alias("a"), F.lit(name).alias("n"), last_step[i].alias("z"))
-                        for i, name in enumerate(features)])
+    signals = F.array(
+        *[
+            F.struct(F.abs(last_step[i]).alias("a"), F.lit(name).alias("n"), last_step[i].alias("z"))
+            for i, name in enumerate(features)
+        ]
+    )
     top = F.array_max(signals)
     return per_device.select(
         "device_id",
@@ -144,7 +162,10 @@ def score_fleet(
     `scoring` is the `scoring` block of alerting/policy.json: `length`, `features`, `normalization`.
     """
     windows = latest_windows(
-        readings, features=list(scoring["features"]), length=int(scoring["length"]), normalization=scoring["normalization"]
+        readings,
+        features=list(scoring["features"]),
+        length=int(scoring["length"]),
+        normalization=scoring["normalization"],
     ).cache()
     complete = windows.where(F.col("features").isNotNull())
     scores = scorer(complete.select("device_id", "window_end", "features"))
@@ -160,30 +181,65 @@ def score_fleet(
     reason = (
         F.when(
             F.col("band") == INSUFFICIENT,
-            F.format_string("not scored: %d of %d readings since the last long gap", F.col("history_readings"),
-                            F.lit(int(scoring["length"]))),
+            F.format_string(
+                "not scored: %d of %d readings since the last long gap",
+                F.col("history_readings"),
+                F.lit(int(scoring["length"])),
+            ),
         )
-        .when(F.col("band") == ALERT, F.concat_ws("; ", F.format_string(
-            "p=%.3f >= alert threshold %.3f", F.col("probability"), F.lit(policy.alert_threshold)), signal))
-        .when(F.col("band") == UNCERTAIN, F.concat_ws("; ", F.format_string(
-            "p=%.3f in the review band [%.3f, %.3f): human review", F.col("probability"),
-            F.lit(policy.review_threshold), F.lit(policy.alert_threshold)), signal))
-        .otherwise(F.format_string("p=%.4f below the review threshold %.3f", F.col("probability"),
-                                   F.lit(policy.review_threshold)))
+        .when(
+            F.col("band") == ALERT,
+            F.concat_ws(
+                "; ",
+                F.format_string("p=%.3f >= alert threshold %.3f", F.col("probability"), F.lit(policy.alert_threshold)),
+                signal,
+            ),
+        )
+        .when(
+            F.col("band") == UNCERTAIN,
+            F.concat_ws(
+                "; ",
+                F.format_string(
+                    "p=%.3f in the review band [%.3f, %.3f): human review",
+                    F.col("probability"),
+                    F.lit(policy.review_threshold),
+                    F.lit(policy.alert_threshold),
+                ),
+                signal,
+            ),
+        )
+        .otherwise(
+            F.format_string(
+                "p=%.4f below the review threshold %.3f", F.col("probability"), F.lit(policy.review_threshold)
+            )
+        )
     )
     stale = F.when(
         F.col("last_reading") < F.col("_fleet_latest"),
-        F.format_string("no reading since %s (fleet latest %s)", F.date_format("last_reading", "yyyy-MM-dd HH:mm"),
-                        F.date_format("_fleet_latest", "yyyy-MM-dd HH:mm")),
+        F.format_string(
+            "no reading since %s (fleet latest %s)",
+            F.date_format("last_reading", "yyyy-MM-dd HH:mm"),
+            F.date_format("_fleet_latest", "yyyy-MM-dd HH:mm"),
+        ),
     )
     return table.select(
-        "device_id", "model", "window_end", "last_reading", F.col("history_readings").cast("int").alias("history_readings"),
-        "score", "probability", "band", "alert", F.concat_ws("; ", reason, stale).alias("reason"),
+        "device_id",
+        "model",
+        "window_end",
+        "last_reading",
+        F.col("history_readings").cast("int").alias("history_readings"),
+        "score",
+        "probability",
+        "band",
+        "alert",
+        F.concat_ws("; ", reason, stale).alias("reason"),
         F.lit(scored_by).alias("scored_by"),
     )
 
 
-def write_risk_table(spark: SparkSession, table: DataFrame, out_uri: str, *, policy: AlertPolicy, top: int = 20) -> dict[str, Any]:
+def write_risk_table(
+    spark: SparkSession, table: DataFrame, out_uri: str, *, policy: AlertPolicy, top: int = 20
+) -> dict[str, Any]:
     """Write `out_uri/table/` (Parquet) and `out_uri/summary.json` atomically; return the summary.
 
     The summary: devices, count per band, when the fleet was last seen, the policy, and the `top` devices by
@@ -193,9 +249,12 @@ def write_risk_table(spark: SparkSession, table: DataFrame, out_uri: str, *, pol
         written = spark.read.parquet(f"{tmp}/{RISK_TABLE_DIR}")
         by_band = {r["band"]: int(r["count"]) for r in written.groupBy("band").count().collect()}
         latest = written.agg(F.max("last_reading")).collect()[0][0]
-        top_rows = written.where(F.col("probability").isNotNull()).orderBy(
-            F.col("probability").desc(), "device_id"
-        ).limit(top).collect()
+        top_rows = (
+            written.where(F.col("probability").isNotNull())
+            .orderBy(F.col("probability").desc(), "device_id")
+            .limit(top)
+            .collect()
+        )
         summary = {
             "devices": sum(by_band.values()),
             "by_band": {b: by_band.get(b, 0) for b in (ALERT, UNCERTAIN, OK, INSUFFICIENT)},

@@ -1,4 +1,5 @@
 """Small files and atomic directory commits on any Hadoop URI, through Spark's Hadoop FileSystem."""
+
 from __future__ import annotations
 
 import json
@@ -166,6 +167,8 @@ def write_local_dir(spark: SparkSession, uri: str, fill: Callable[[str], object]
             target_fs.mkdirs(dest)
             gateway = jvm(spark)
             for entry in sorted(os.listdir(local)):
-                target_fs.copyFromLocalFile(False, True, gateway.org.apache.hadoop.fs.Path(os.path.join(local, entry)), dest)
+                target_fs.copyFromLocalFile(
+                    False, True, gateway.org.apache.hadoop.fs.Path(os.path.join(local, entry)), dest
+                )
     finally:
         shutil.rmtree(local, ignore_errors=True)

@@ -1,4 +1,5 @@
 """Quarantine of bad records: a Parquet folder of the raw fields as text, one `reason` per row and the source file."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,5 @@
 """Python handles on the project's own BigDL classes (jvm/, built into `pipelines.context.PROJECT_JAR`)."""
+
 from __future__ import annotations
 
 import os
@@ -74,7 +75,8 @@ def optimizer(engine: str, *, model, samples, criterion, optim_method, end_trigg
     created = Optimizer.__new__(Optimizer)
     created.bigdl_type = "float"
     created.value = _project_class("pipelines.optim.Training").optimizer(
-        engine, model.value, samples, criterion.value, _py2java(gateway, methods), end_trigger.value, batch_size)
+        engine, model.value, samples, criterion.value, _py2java(gateway, methods), end_trigger.value, batch_size
+    )
     return created
 
 
@@ -84,16 +86,19 @@ def set_validation(optimizer, *, samples, trigger, methods: list, batch_size: in
 
     gateway = get_spark_context()._gateway
     _project_class("pipelines.optim.Training").setValidation(
-        optimizer.value, trigger.value, samples, _py2java(gateway, methods), batch_size)
+        optimizer.value, trigger.value, samples, _py2java(gateway, methods), batch_size
+    )
 
 
-def predict(model, frame, *, shape: tuple[int, ...], batch_size: int, features: str = "features",
-            output: str = "output"):
+def predict(
+    model, frame, *, shape: tuple[int, ...], batch_size: int, features: str = "features", output: str = "output"
+):
     """`frame` with `output` (array<float>): the model's output for each row's `features` (the product of `shape`
     values, row-major), computed on the executors in batches of up to `batch_size` rows per task. The one predictor
     of every BigDL model here: no Python workers, the rows keep their partitions and order."""
     from pyspark.sql import DataFrame
 
     predicted = _project_class("pipelines.ml.Prediction").predict(
-        model.value, frame._jdf, features, _int_array(shape), output, int(batch_size))
+        model.value, frame._jdf, features, _int_array(shape), output, int(batch_size)
+    )
     return DataFrame(predicted, frame.sparkSession)

@@ -1,5 +1,6 @@
 """The one training loop of every BigDL model here: Samples built and cached on the executors from the rows, one
 `optimize()` by the chosen engine, validation, TensorBoard summaries and checkpoints when asked for."""
+
 from __future__ import annotations
 
 import logging
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Fitting:
     """One fit: its sizes and summaries (for a hook around `optimize()`), and the trained model once done."""
+
     batch_size: int
     n_train: int
     iterations_per_epoch: int
@@ -39,8 +41,9 @@ def round_batch_size(requested: int, cores: int) -> int:
 
 
 @contextmanager
-def cached_samples(train: DataFrame, validation: DataFrame | None, *, shape: Sequence[int],
-                   cores: int) -> Iterator[tuple[Any, Any, int]]:
+def cached_samples(
+    train: DataFrame, validation: DataFrame | None, *, shape: Sequence[int], cores: int
+) -> Iterator[tuple[Any, Any, int]]:
     """(training Samples, validation Samples or None, number of training rows): built from `features` and `label`
     on the executors and cached (the training rows dealt into one partition per core), released afterwards."""
     started = time.time()
@@ -49,8 +52,12 @@ def cached_samples(train: DataFrame, validation: DataFrame | None, *, shape: Seq
     try:
         n_train = train_samples.count()
         n_val = val_samples.count() if val_samples is not None else 0
-        log.info("%d training and %d validation rows cached as Samples on the executors in %.1f s",
-                 n_train, n_val, time.time() - started)
+        log.info(
+            "%d training and %d validation rows cached as Samples on the executors in %.1f s",
+            n_train,
+            n_val,
+            time.time() - started,
+        )
         yield train_samples, val_samples, n_train
     finally:
         train_samples.unpersist(False)
@@ -97,16 +104,22 @@ def fit(
         fitting = Fitting(batch_size=batch, n_train=n_train, iterations_per_epoch=max(math.ceil(n_train / batch), 1))
         method = optim_method(batch, fitting.iterations_per_epoch) if callable(optim_method) else optim_method
         optimizer = extension.optimizer(
-            engine, model=model, criterion=criterion, optim_method=method, end_trigger=MaxEpoch(epochs),
-            samples=train_samples, batch_size=batch,
+            engine,
+            model=model,
+            criterion=criterion,
+            optim_method=method,
+            end_trigger=MaxEpoch(epochs),
+            samples=train_samples,
+            batch_size=batch,
         )
         if clip_value > 0:
             optimizer.set_gradclip_const(-clip_value, clip_value)
         if clip_norm > 0:
             optimizer.set_gradclip_l2norm(clip_norm)
         if val_samples is not None and methods:
-            extension.set_validation(optimizer, samples=val_samples, trigger=EveryEpoch(), batch_size=batch,
-                                     methods=list(methods))
+            extension.set_validation(
+                optimizer, samples=val_samples, trigger=EveryEpoch(), batch_size=batch, methods=list(methods)
+            )
         if summary_dir:
             if fs.exists(spark, f"{summary_dir}/{app_name}"):
                 # BigDL names an event file by the second its writer opened it: a writer opened within the same

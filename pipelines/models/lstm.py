@@ -6,6 +6,7 @@ them with `get_weights`/`set_weights`):
   layer returns its last step only.
 - `reference`: BigDL's `Recurrent().add(LSTM(...))` followed by `Select(2, -1)`.
 """
+
 from __future__ import annotations
 
 from pipelines.config import LSTM_KINDS
@@ -55,7 +56,8 @@ def build_lstm(
     model.add(Linear(hidden_size, 2).set_name("head"))
     model.add(LogSoftMax())
     if kind == "fused" and seed is not None:
-        reference = build_lstm(n_features, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
-                               seed=seed, kind="reference")
+        reference = build_lstm(
+            n_features, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, seed=seed, kind="reference"
+        )
         model.set_weights(reference.get_weights())
     return model

@@ -4,6 +4,7 @@ BigDL applies a learning-rate schedule to SGD and to LARS (SGD with a layer-wise
 fixed rate. LARS (`optim.LarsSGD`) exists in BigDL's JVM only and is created here through the gateway,
 one optimiser per layer with parameters, as `DistriOptimizer` wants for its layer-wise gradient norms.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,19 +72,28 @@ def make_optim_methods(model, config: TrainConfig, *, batch_size: int, iteration
     if config.optimizer == "sgd":
         schedule = make_schedule(config, iterations_per_epoch=iterations_per_epoch, plan=plan)
         method = SGD(
-            learningrate=plan["start"], momentum=config.momentum, dampening=0.0, nesterov=config.nesterov,
-            weightdecay=config.weight_decay, leaningrate_schedule=schedule,
+            learningrate=plan["start"],
+            momentum=config.momentum,
+            dampening=0.0,
+            nesterov=config.nesterov,
+            weightdecay=config.weight_decay,
+            leaningrate_schedule=schedule,
         )
         return method, plan
     methods = lars_optim_methods(
-        model, trust=config.lars_trust, learning_rate=plan["start"], weight_decay=config.weight_decay,
+        model,
+        trust=config.lars_trust,
+        learning_rate=plan["start"],
+        weight_decay=config.weight_decay,
         momentum=config.momentum,
         new_schedule=lambda: make_schedule(config, iterations_per_epoch=iterations_per_epoch, plan=plan),
     )
     return methods, plan
 
 
-def lars_optim_methods(model, *, trust: float, learning_rate: float, weight_decay: float, momentum: float, new_schedule):
+def lars_optim_methods(
+    model, *, trust: float, learning_rate: float, weight_decay: float, momentum: float, new_schedule
+):
     """{layer name: LarsSGD} for every layer with parameters, each with a schedule of its own.
 
     BigDL's `LarsSGD.createOptimForModule` shares one schedule object between the layers, and a
@@ -95,7 +105,9 @@ def lars_optim_methods(model, *, trust: float, learning_rate: float, weight_deca
 
     jvm = get_spark_context()._jvm
     class_tag = getattr(getattr(jvm.scala.reflect, "ClassTag$"), "MODULE$").Float()
-    numeric = getattr(getattr(jvm.com.intel.analytics.bigdl.dllib.tensor, "TensorNumericMath$TensorNumeric$NumericFloat$"), "MODULE$")
+    numeric = getattr(
+        getattr(jvm.com.intel.analytics.bigdl.dllib.tensor, "TensorNumericMath$TensorNumeric$NumericFloat$"), "MODULE$"
+    )
     lars = jvm.com.intel.analytics.bigdl.dllib.optim.LarsSGD
     layers = lars.createOptimForModule(
         model.value, trust, learning_rate, 0.0, weight_decay, momentum, Default().value, class_tag, numeric

@@ -2,6 +2,7 @@
 and `BigDLModel` (a Model whose `transform` is the one predictor). Both sit in a `pyspark.ml.Pipeline` beside Spark's
 own stages; a `BigDLModel` saves and loads with `pyspark.ml`'s writers (its BigDL module in BigDL's format beside the
 Params), alone or inside a saved `PipelineModel`."""
+
 from __future__ import annotations
 
 from pyspark.ml import Estimator, Model
@@ -30,20 +31,28 @@ def score_column(output_kind: str, output: Column) -> Column:
 
 
 class _BigDLParams(HasFeaturesCol, HasOutputCol):
-    featureShape = Param(Params._dummy(), "featureShape", "shape of one row's features (row-major), e.g. [96, 16]",
-                         TypeConverters.toListInt)
-    batchSize = Param(Params._dummy(), "batchSize", "rows per batch (training: the global batch)",
-                      TypeConverters.toInt)
-    outputKind = Param(Params._dummy(), "outputKind",
-                       f"what the output is ({', '.join(OUTPUT_KINDS)}); with scoreCol, how the score follows",
-                       TypeConverters.toString)
-    scoreCol = Param(Params._dummy(), "scoreCol", "column for the probability of class 1 ('' for none)",
-                     TypeConverters.toString)
+    featureShape = Param(
+        Params._dummy(),
+        "featureShape",
+        "shape of one row's features (row-major), e.g. [96, 16]",
+        TypeConverters.toListInt,
+    )
+    batchSize = Param(Params._dummy(), "batchSize", "rows per batch (training: the global batch)", TypeConverters.toInt)
+    outputKind = Param(
+        Params._dummy(),
+        "outputKind",
+        f"what the output is ({', '.join(OUTPUT_KINDS)}); with scoreCol, how the score follows",
+        TypeConverters.toString,
+    )
+    scoreCol = Param(
+        Params._dummy(), "scoreCol", "column for the probability of class 1 ('' for none)", TypeConverters.toString
+    )
 
     def __init__(self) -> None:
         super().__init__()
-        self._setDefault(featuresCol="features", outputCol="output", batchSize=256, outputKind=LOG_PROBABILITIES,
-                         scoreCol="score")
+        self._setDefault(
+            featuresCol="features", outputCol="output", batchSize=256, outputKind=LOG_PROBABILITIES, scoreCol="score"
+        )
 
 
 class BigDLModel(Model, _BigDLParams, MLWritable, MLReadable):
@@ -64,9 +73,14 @@ class BigDLModel(Model, _BigDLParams, MLWritable, MLReadable):
         if not self.isDefined(self.featureShape):
             raise ValueError("BigDLModel: set featureShape, the shape of one row's features")
         output = self.getOutputCol()
-        predicted = extension.predict(self.module, dataset, shape=tuple(self.getOrDefault("featureShape")),
-                                      batch_size=self.getOrDefault(self.batchSize),
-                                      features=self.getFeaturesCol(), output=output)
+        predicted = extension.predict(
+            self.module,
+            dataset,
+            shape=tuple(self.getOrDefault("featureShape")),
+            batch_size=self.getOrDefault(self.batchSize),
+            features=self.getFeaturesCol(),
+            output=output,
+        )
         score = self.getOrDefault(self.scoreCol)
         if not score:
             return predicted
@@ -111,20 +125,37 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
 
     epochs = Param(Params._dummy(), "epochs", "passes over the training rows", TypeConverters.toInt)
     learningRate = Param(Params._dummy(), "learningRate", "Adam's learning rate", TypeConverters.toFloat)
-    classWeights = Param(Params._dummy(), "classWeights", "loss weight of each class ([] for equal)",
-                         TypeConverters.toListFloat)
-    engine = Param(Params._dummy(), "engine", "barrier (the project's BarrierOptimizer) or distri (DistriOptimizer)",
-                   TypeConverters.toString)
-    validationIndicatorCol = Param(Params._dummy(), "validationIndicatorCol",
-                                   "boolean column: true for validation rows ('' for none)", TypeConverters.toString)
-    checkpointDir = Param(Params._dummy(), "checkpointDir", "folder (any Hadoop URI) for a snapshot every epoch",
-                          TypeConverters.toString)
+    classWeights = Param(
+        Params._dummy(), "classWeights", "loss weight of each class ([] for equal)", TypeConverters.toListFloat
+    )
+    engine = Param(
+        Params._dummy(),
+        "engine",
+        "barrier (the project's BarrierOptimizer) or distri (DistriOptimizer)",
+        TypeConverters.toString,
+    )
+    validationIndicatorCol = Param(
+        Params._dummy(),
+        "validationIndicatorCol",
+        "boolean column: true for validation rows ('' for none)",
+        TypeConverters.toString,
+    )
+    checkpointDir = Param(
+        Params._dummy(), "checkpointDir", "folder (any Hadoop URI) for a snapshot every epoch", TypeConverters.toString
+    )
 
     def __init__(self, module=None, **params) -> None:
         """`module`: the untrained BigDL module; `params`: any of the Params by name (featureShape is required)."""
         super().__init__()
-        self._setDefault(labelCol="label", epochs=2, learningRate=1e-3, classWeights=[], engine="barrier",
-                         validationIndicatorCol="", checkpointDir="")
+        self._setDefault(
+            labelCol="label",
+            epochs=2,
+            learningRate=1e-3,
+            classWeights=[],
+            engine="barrier",
+            validationIndicatorCol="",
+            checkpointDir="",
+        )
         self.module = module
         self._set(**{k: v for k, v in params.items() if v is not None})
 
@@ -142,10 +173,11 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
             raise ValueError("BigDLClassifier: set featureShape, the shape of one row's features")
         if self.isSet(self.seed):
             RNG().set_seed(self.getSeed())
-        rows = dataset.select(F.col(self.getFeaturesCol()).alias("features"),
-                              F.col(self.getLabelCol()).alias("label"),
-                              *([F.col(c).alias("is_validation")] if (c := self.getOrDefault(self.validationIndicatorCol))
-                                else []))
+        rows = dataset.select(
+            F.col(self.getFeaturesCol()).alias("features"),
+            F.col(self.getLabelCol()).alias("label"),
+            *([F.col(c).alias("is_validation")] if (c := self.getOrDefault(self.validationIndicatorCol)) else []),
+        )
         train, validation = rows, None
         if "is_validation" in rows.columns:
             train = rows.where(~F.col("is_validation")).drop("is_validation")
@@ -153,10 +185,16 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
         weights = self.getOrDefault(self.classWeights)
         criterion = ClassNLLCriterion(weights=np.asarray(weights, dtype=np.float32)) if weights else ClassNLLCriterion()
         fitting = fit(
-            dataset.sparkSession, self.module, train, shape=self.getOrDefault("featureShape"), criterion=criterion,
+            dataset.sparkSession,
+            self.module,
+            train,
+            shape=self.getOrDefault("featureShape"),
+            criterion=criterion,
             optim_method=Adam(learningrate=self.getOrDefault(self.learningRate)),
-            epochs=self.getOrDefault(self.epochs), batch_size=self.getOrDefault(self.batchSize),
-            engine=self.getOrDefault(self.engine), validation=validation,
+            epochs=self.getOrDefault(self.epochs),
+            batch_size=self.getOrDefault(self.batchSize),
+            engine=self.getOrDefault(self.engine),
+            validation=validation,
             methods=[Top1Accuracy(), Loss(ClassNLLCriterion())],
             checkpoint_dir=self.getOrDefault(self.checkpointDir) or None,
         )

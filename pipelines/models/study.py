@@ -3,6 +3,7 @@
 Each arm is a set of `train.*` settings; each run reports test PR-AUC and the epochs and wall time it
 took to reach a target validation loss. `render` writes the table (Markdown, CSV, JSON) and the plot.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,7 +34,11 @@ def arm_settings(study: StudyConfig, arm: str) -> dict:
         "sgd_fixed": {"optimizer": "sgd", **sgd},
         "sgd_linear_warmup": {"optimizer": "sgd", **sgd, **warm},
         "lars_linear_warmup": {
-            "optimizer": "lars", **sgd, **warm, "learning_rate": study.lars_learning_rate, "lars_trust": study.lars_trust,
+            "optimizer": "lars",
+            **sgd,
+            **warm,
+            "learning_rate": study.lars_learning_rate,
+            "lars_trust": study.lars_trust,
         },
         "adam_fixed": {"optimizer": "adam", "learning_rate": study.adam_learning_rate},
     }
@@ -73,30 +78,40 @@ def run_study(
                 rows.append(fs.read_json(spark, row_uri))
                 continue
             config = dataclasses.replace(
-                base, **arm_settings(study, arm), base_batch_size=study.base_batch_size, batch_size=batch_size,
+                base,
+                **arm_settings(study, arm),
+                base_batch_size=study.base_batch_size,
+                batch_size=batch_size,
                 epochs=study.epochs,
             )
             log.info("study: %s at batch %d", arm, batch_size)
             started = time.perf_counter()
             result = train_lstm(
-                spark, train, validation, config=config, length=length, n_features=n_features,
+                spark,
+                train,
+                validation,
+                config=config,
+                length=length,
+                n_features=n_features,
                 run_dir=f"{work_dir}/{arm}-{batch_size}",
             )
             seconds = time.perf_counter() - started
             scores = binary_metrics(
                 predict_scores(result.model, test, length=length, n_features=n_features, batch_size=result.batch_size)
             )
-            rows.append({
-                "arm": arm,
-                "batch_size": result.batch_size,
-                "iterations": result.iterations,
-                "peak_learning_rate": result.learning_rate["peak"],
-                "val_loss": [round(v, 5) for _, v in result.validation["log_loss"]],
-                "epoch_seconds": [round(s, 2) for s in result.epoch_seconds],
-                "test_pr_auc": scores["pr_auc"],
-                "test_roc_auc": scores["roc_auc"],
-                "wall_s": round(seconds, 1),
-            })
+            rows.append(
+                {
+                    "arm": arm,
+                    "batch_size": result.batch_size,
+                    "iterations": result.iterations,
+                    "peak_learning_rate": result.learning_rate["peak"],
+                    "val_loss": [round(v, 5) for _, v in result.validation["log_loss"]],
+                    "epoch_seconds": [round(s, 2) for s in result.epoch_seconds],
+                    "test_pr_auc": scores["pr_auc"],
+                    "test_roc_auc": scores["roc_auc"],
+                    "wall_s": round(seconds, 1),
+                }
+            )
             fs.write_json(spark, row_uri, rows[-1])
     return add_time_to_target(rows, study.target_val_loss)
 
@@ -116,8 +131,18 @@ def add_time_to_target(rows: list[dict], target: float | None) -> list[dict]:
     return rows
 
 
-COLUMNS = ("arm", "batch_size", "peak_learning_rate", "iterations", "test_pr_auc", "test_roc_auc",
-           "best_val_loss", "epochs_to_target", "seconds_to_target", "wall_s")
+COLUMNS = (
+    "arm",
+    "batch_size",
+    "peak_learning_rate",
+    "iterations",
+    "test_pr_auc",
+    "test_roc_auc",
+    "best_val_loss",
+    "epochs_to_target",
+    "seconds_to_target",
+    "wall_s",
+)
 
 
 def table_rows(rows: list[dict]) -> list[dict]:

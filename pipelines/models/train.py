@@ -1,5 +1,6 @@
 """Training with BigDL (`train.engine`: the project's BarrierOptimizer or DistriOptimizer) on Samples built on the
 executors, checkpoints and resume."""
+
 from __future__ import annotations
 
 import logging
@@ -41,6 +42,7 @@ class TrainResult:
 
 def sample_builder(length: int, n_features: int):
     """A mapPartitions function turning window rows (features, label) into BigDL Samples."""
+
     def build(rows):
         from bigdl.dllib.utils.common import Sample
 
@@ -107,8 +109,13 @@ def train_lstm(
         log.info("resuming from %s after epoch %d", snapshot[0], done)
     else:
         model = build_lstm(
-            n_features, hidden_size=config.hidden_size, num_layers=config.num_layers, dropout=config.dropout,
-            seed=config.seed, kind=config.lstm, input_gradient=False,
+            n_features,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout,
+            seed=config.seed,
+            kind=config.lstm,
+            input_gradient=False,
         )
         done = 0
     methods: dict = {}
@@ -118,11 +125,17 @@ def train_lstm(
             made = loaded if config.optimizer == "lars" else next(iter(loaded.values()))
             plan = optim.learning_rate_plan(config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch)
         else:
-            made, plan = optim.make_optim_methods(model, config, batch_size=batch_size,
-                                                  iterations_per_epoch=iterations_per_epoch)
+            made, plan = optim.make_optim_methods(
+                model, config, batch_size=batch_size, iterations_per_epoch=iterations_per_epoch
+            )
         log.info(
             "%s, batch %d, %d iterations per epoch: learning rate %.4g -> %.4g over %d warm-up iterations, then %s",
-            config.optimizer, batch_size, iterations_per_epoch, plan["start"], plan["peak"], plan["warmup_iterations"],
+            config.optimizer,
+            batch_size,
+            iterations_per_epoch,
+            plan["start"],
+            plan["peak"],
+            plan["warmup_iterations"],
             config.schedule,
         )
         methods.update(made=made, plan=plan)
@@ -135,20 +148,37 @@ def train_lstm(
             newest = latest_checkpoint(spark, checkpoint_dir)
             return 0 if newest is None else (snapshot_iteration(newest[0]) - 1) // fitting.iterations_per_epoch
 
-        progress.append(EpochProgress(
-            fitting.train_summary, fitting.val_summary, iterations_per_epoch=fitting.iterations_per_epoch,
-            first_epoch=done + 1, last_epoch=config.epochs, samples_per_epoch=fitting.n_train,
-            checkpointed=checkpointed))
+        progress.append(
+            EpochProgress(
+                fitting.train_summary,
+                fitting.val_summary,
+                iterations_per_epoch=fitting.iterations_per_epoch,
+                first_epoch=done + 1,
+                last_epoch=config.epochs,
+                samples_per_epoch=fitting.n_train,
+                checkpointed=checkpointed,
+            )
+        )
         return progress[0]
 
     fitting = fit(
-        spark, model, train, shape=(length, n_features),
+        spark,
+        model,
+        train,
+        shape=(length, n_features),
         criterion=ClassNLLCriterion(weights=np.asarray(config.class_weights, dtype=np.float32)),
-        optim_method=optim_methods, epochs=config.epochs, batch_size=config.batch_size, engine=config.engine,
+        optim_method=optim_methods,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        engine=config.engine,
         validation=validation,
         methods=[Top1Accuracy(), Loss(ClassNLLCriterion()), extension.binary_auc("roc"), extension.binary_auc("pr")],
-        summary_dir=f"{run_dir}/summaries", app_name="lstm", checkpoint_dir=checkpoint_dir,
-        clip_value=config.clip_value, clip_norm=config.clip_norm, around=logged,
+        summary_dir=f"{run_dir}/summaries",
+        app_name="lstm",
+        checkpoint_dir=checkpoint_dir,
+        clip_value=config.clip_value,
+        clip_norm=config.clip_norm,
+        around=logged,
     )
     # From the newest checkpoint: when BigDL recovers from a lost executor it replaces the optimisers by ones
     # loaded from the snapshot, and the objects held here stop counting.
@@ -166,10 +196,16 @@ def train_lstm(
         batch_size=fitting.batch_size,
         train_loss=[(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")],
         validation={
-            **{name: [(values["step"], values[tag]) for _, values in sorted(epochs.items()) if values.get(tag) is not None]
-               for name, tag in BY_ITERATION.items()},
-            **{name: [(epoch, values[tag]) for epoch, values in sorted(epochs.items()) if values.get(tag) is not None]
-               for name, tag in BY_EPOCH.items()},
+            **{
+                name: [
+                    (values["step"], values[tag]) for _, values in sorted(epochs.items()) if values.get(tag) is not None
+                ]
+                for name, tag in BY_ITERATION.items()
+            },
+            **{
+                name: [(epoch, values[tag]) for epoch, values in sorted(epochs.items()) if values.get(tag) is not None]
+                for name, tag in BY_EPOCH.items()
+            },
         },
         learning_rate=methods["plan"],
         epoch_seconds=progress[0].epoch_seconds(epochs),
@@ -194,8 +230,18 @@ class EpochProgress:
     twice, by a run that died and the run that resumed it, keeps the later) and `epoch_seconds(epochs)` this call's.
     """
 
-    def __init__(self, train_summary, val_summary, *, iterations_per_epoch: int, first_epoch: int,
-                 last_epoch: int, samples_per_epoch: int, checkpointed: Callable[[], int], interval_s: float = 2.0):
+    def __init__(
+        self,
+        train_summary,
+        val_summary,
+        *,
+        iterations_per_epoch: int,
+        first_epoch: int,
+        last_epoch: int,
+        samples_per_epoch: int,
+        checkpointed: Callable[[], int],
+        interval_s: float = 2.0,
+    ):
         self.train_summary, self.val_summary = train_summary, val_summary
         self.iterations_per_epoch, self.first_epoch, self.last_epoch = iterations_per_epoch, first_epoch, last_epoch
         self.samples_per_epoch, self.checkpointed, self.interval_s = samples_per_epoch, checkpointed, interval_s
@@ -224,8 +270,11 @@ class EpochProgress:
         try:
             self._log_new()
         except Exception:
-            log.log(logging.WARNING if final else logging.DEBUG, "epoch progress: summaries not readable",
-                    exc_info=not final)
+            log.log(
+                logging.WARNING if final else logging.DEBUG,
+                "epoch progress: summaries not readable",
+                exc_info=not final,
+            )
 
     def epochs(self) -> dict[int, dict[str, Any]]:
         latest: dict[tuple[int, str], tuple[float, int, float | None]] = {}
@@ -243,8 +292,11 @@ class EpochProgress:
 
     def epoch_seconds(self, epochs: dict[int, dict[str, Any]]) -> list[float]:
         """Wall seconds of each epoch of this call (from `epochs()`), its validation included."""
-        ends = [values["time"] for epoch, values in sorted(epochs.items())
-                if epoch >= self.first_epoch and values["time"] >= self.started]
+        ends = [
+            values["time"]
+            for epoch, values in sorted(epochs.items())
+            if epoch >= self.first_epoch and values["time"] >= self.started
+        ]
         return [round(end - start, 3) for start, end in zip([self.started, *ends[:-1]], ends)]
 
     def train_seconds(self, epochs: dict[int, dict[str, Any]]) -> list[float]:
@@ -252,8 +304,11 @@ class EpochProgress:
         (or the call's start) to the summary of the epoch's last iteration. (DistriOptimizer writes that summary
         after validating: there the figure includes the validation.)"""
         walls = {int(step): float(wall) for step, _, wall in self.train_summary.read_scalar("Loss")}
-        ours = [(epoch, values["time"]) for epoch, values in sorted(epochs.items())
-                if epoch >= self.first_epoch and values["time"] >= self.started]
+        ours = [
+            (epoch, values["time"])
+            for epoch, values in sorted(epochs.items())
+            if epoch >= self.first_epoch and values["time"] >= self.started
+        ]
         out, start = [], self.started
         for epoch, validated in ours:
             out.append(round(min(walls.get(epoch * self.iterations_per_epoch, validated), validated) - start, 3))
@@ -275,8 +330,13 @@ class EpochProgress:
             log.info(
                 "epoch %d/%d: train loss %.4f, val accuracy %.3f, val loss %.4f, val ROC-AUC %s, PR-AUC %s; "
                 "%.0f samples/s, %.0f s left",
-                self.logged, self.last_epoch, float(losses[-1]) if losses else float("nan"), values["Top1Accuracy"],
-                values["Loss"], _fmt(values["RocAuc"]), _fmt(values["PrAuc"]),
+                self.logged,
+                self.last_epoch,
+                float(losses[-1]) if losses else float("nan"),
+                values["Top1Accuracy"],
+                values["Loss"],
+                _fmt(values["RocAuc"]),
+                _fmt(values["PrAuc"]),
                 self.samples_per_epoch * done / max(elapsed, 1e-9),
                 elapsed / done * (self.last_epoch - self.logged),
             )

@@ -30,6 +30,7 @@ is gone by the next snapshot), so the window ending on D's reading is "fails wit
 disappear without failing (`disappeared="censor"`) keep only the windows whose horizon ends by their last day:
 whether they would have failed later is not known.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -109,7 +110,9 @@ def pipeline_config(config: PipelineConfig) -> PipelineConfig:
     check_config(bb)
     return dataclasses.replace(
         config,
-        ingest=dataclasses.replace(config.ingest, interval_minutes=DAY_MINUTES, max_fill_gap_readings=bb.max_fill_gap_days),
+        ingest=dataclasses.replace(
+            config.ingest, interval_minutes=DAY_MINUTES, max_fill_gap_readings=bb.max_fill_gap_days
+        ),
         windows=WindowsConfig(
             length=bb.window_days,
             stride=bb.stride_days,
@@ -125,8 +128,6 @@ def pipeline_config(config: PipelineConfig) -> PipelineConfig:
 
 
 # ---------------------------------------------------------------------------------------------------- files
-
-
 
 
 def list_files(spark: SparkSession, uri: str) -> list[str]:
@@ -185,7 +186,9 @@ def read_raw(spark: SparkSession, uri: str, *, attributes: list[int]) -> tuple[D
         position = {name: i for i, name in enumerate(header)}
         bad = [c for c in REQUIRED if c not in position]
         if bad:
-            log.warning("%d file(s) lack the column(s) %s, their lines are quarantined: %s", len(members), bad, members[:3])
+            log.warning(
+                "%d file(s) lack the column(s) %s, their lines are quarantined: %s", len(members), bad, members[:3]
+            )
             info["bad_header"].extend(members)
         for a, name in zip(attributes, wanted):
             if name not in position:
@@ -331,7 +334,9 @@ def failures_of(clean: DataFrame) -> DataFrame:
     )
 
 
-def to_daily_grid(clean: DataFrame, *, attributes: list[int], log_attributes: list[int], max_fill_gap_days: int) -> DataFrame:
+def to_daily_grid(
+    clean: DataFrame, *, attributes: list[int], log_attributes: list[int], max_fill_gap_days: int
+) -> DataFrame:
     """One row per drive per day of each segment, with the model features; see the module docstring."""
     day = 24 * 3600
     raws = [raw_column(a) for a in attributes]
@@ -384,16 +389,22 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
     raw, info = read_raw(spark, input_uri, attributes=attributes)
     checked = classify(raw, attributes=attributes).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        per_file = checked.groupBy(SOURCE_FILE).agg(
-            F.count(F.lit(1)).alias("lines"),
-            *[F.count(F.when(F.col(raw_column(a)) != "", 1)).alias(f"n_{a}") for a in attributes],
-        ).collect()
+        per_file = (
+            checked.groupBy(SOURCE_FILE)
+            .agg(
+                F.count(F.lit(1)).alias("lines"),
+                *[F.count(F.when(F.col(raw_column(a)) != "", 1)).alias(f"n_{a}") for a in attributes],
+            )
+            .collect()
+        )
         n_read = sum(int(r["lines"]) for r in per_file)
         if n_read == 0:
             raise InputError(f"the Backblaze files at {input_uri} hold no data lines")
         clean, quarantine = split(checked, attributes=attributes)
         grid = to_daily_grid(
-            clean, attributes=attributes, log_attributes=list(config.log_attributes),
+            clean,
+            attributes=attributes,
+            log_attributes=list(config.log_attributes),
             max_fill_gap_days=config.max_fill_gap_days,
         )
         failures = failures_of(clean).orderBy("device_id").collect()
@@ -410,9 +421,14 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
         checked.unpersist()
     log.info(
         "Backblaze: read %d = clean %d + quarantined %d %s; %d drives, %d failed, %d disappeared; written to %s",
-        counts["read"], counts["clean"], counts["quarantined"],
-        {k: v for k, v in counts["quarantined_by_reason"].items() if v}, counts["devices"],
-        counts["failed_devices"], counts["disappeared_devices"], out_uri,
+        counts["read"],
+        counts["clean"],
+        counts["quarantined"],
+        {k: v for k, v in counts["quarantined_by_reason"].items() if v},
+        counts["devices"],
+        counts["failed_devices"],
+        counts["disappeared_devices"],
+        out_uri,
     )
     return counts
 
@@ -424,7 +440,9 @@ def _file_key(uri: str) -> tuple[str, str]:
     return parsed.scheme or "file", unquote(parsed.path)
 
 
-def _counts(spark, out: str, n_read: int, info: dict, per_file, attributes: list[int], *, n_failed: int) -> dict[str, Any]:
+def _counts(
+    spark, out: str, n_read: int, info: dict, per_file, attributes: list[int], *, n_failed: int
+) -> dict[str, Any]:
     by_reason = count_by_reason(spark, f"{out}/{QUARANTINE_DIR}", REASONS)
     grid = spark.read.parquet(f"{out}/{CLEAN_DIR}")
     row = grid.agg(
@@ -440,7 +458,8 @@ def _counts(spark, out: str, n_read: int, info: dict, per_file, attributes: list
     last_seen = grid.groupBy("device_id").agg(F.max("timestamp").alias("last_seen"))
     disappeared = (
         last_seen.where(F.col("last_seen") < F.lit(row["last"])).join(failed, "device_id", "left_anti").count()
-        if row["last"] is not None else 0
+        if row["last"] is not None
+        else 0
     )
     empty_in: dict[str, int] = {str(a): 0 for a in attributes}
     for r in per_file:
@@ -481,7 +500,9 @@ def _counts(spark, out: str, n_read: int, info: dict, per_file, attributes: list
 # ---------------------------------------------------------------------------------------------------- windows
 
 
-def censor_disappeared(windows: DataFrame, readings: DataFrame, failures: DataFrame, *, horizon_days: float) -> DataFrame:
+def censor_disappeared(
+    windows: DataFrame, readings: DataFrame, failures: DataFrame, *, horizon_days: float
+) -> DataFrame:
     """Drop windows of drives that vanish without failing when their horizon reaches past the drive's last day."""
     last_seen = readings.groupBy("device_id").agg(F.max("timestamp").alias("_last_seen"))
     vanished = last_seen.join(failures.select("device_id"), "device_id", "left_anti")
@@ -501,9 +522,7 @@ def sliding_windows(readings: DataFrame, *, features: list[str], length: int) ->
     return (
         steps.withColumn("_steps", F.collect_list("_step").over(frame))
         .where(F.size("_steps") == length)
-        .select(
-            "device_id", "segment", F.col("timestamp").alias("window_end"), F.flatten("_steps").alias("features")
-        )
+        .select("device_id", "segment", F.col("timestamp").alias("window_end"), F.flatten("_steps").alias("features"))
         .where(F.forall("features", lambda x: x.isNotNull() & ~F.isnan(x) & (F.abs(x) != float("inf"))))
     )
 
@@ -534,8 +553,12 @@ def make_windows(
         "features",
         F.when(
             F.col("_failure").isNotNull(),
-            ((F.col("window_end") < F.col("_failure")) & (F.col("_failure") <= F.col("window_end") + horizon)).cast("int"),
-        ).otherwise(F.lit(0)).alias("label"),
+            ((F.col("window_end") < F.col("_failure")) & (F.col("_failure") <= F.col("window_end") + horizon)).cast(
+                "int"
+            ),
+        )
+        .otherwise(F.lit(0))
+        .alias("label"),
         F.col("_failure"),
     )
     if observed_until is not None:
@@ -554,16 +577,25 @@ def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineC
     derived = pipeline_config(config)
     wc = derived.windows
     splits = assign_splits(
-        readings.select("device_id").distinct(), failures,
-        val_fraction=wc.val_fraction, test_fraction=wc.test_fraction, seed=wc.split_seed,
+        readings.select("device_id").distinct(),
+        failures,
+        val_fraction=wc.val_fraction,
+        test_fraction=wc.test_fraction,
+        seed=wc.split_seed,
     ).select("device_id", "split")
     stats = fit_normalizer(
         readings.join(F.broadcast(splits.where(F.col("split") == "train")), "device_id"), features=wc.features
     )
     observed_until = readings.agg(F.max("timestamp")).collect()[0][0]
     windows = make_windows(
-        normalize(readings, stats), failures, features=wc.features, length=wc.length, stride=wc.stride,
-        horizon_days=wc.horizon_days, interval_minutes=derived.ingest.interval_minutes, observed_until=observed_until,
+        normalize(readings, stats),
+        failures,
+        features=wc.features,
+        length=wc.length,
+        stride=wc.stride,
+        horizon_days=wc.horizon_days,
+        interval_minutes=derived.ingest.interval_minutes,
+        observed_until=observed_until,
     )
     if config.backblaze.disappeared == "censor":
         windows = censor_disappeared(windows, readings, failures, horizon_days=wc.horizon_days)

@@ -10,6 +10,7 @@ grows with age), so the last reading alone does not tell failing devices apart.
 Everything derives from (seed, device index), so a config always gives the same rows. The fleet is built on
 the executors: the driver holds only the per-device plan (a few numbers per device).
 """
+
 from __future__ import annotations
 
 import logging
@@ -120,8 +121,10 @@ def validate(config: GenerateConfig) -> None:
         (config.days >= 1, "generate.days must be at least 1"),
         (len(config.models) >= 1, "generate.models must name at least one model"),
         (0.0 <= config.failing_fraction <= 1.0, "generate.failing_fraction must be in [0, 1]"),
-        (0.0 < config.min_degradation_days <= config.max_degradation_days,
-         "generate.min_degradation_days must be > 0 and <= generate.max_degradation_days"),
+        (
+            0.0 < config.min_degradation_days <= config.max_degradation_days,
+            "generate.min_degradation_days must be > 0 and <= generate.max_degradation_days",
+        ),
         (0.0 <= config.missing_rate < 1.0, "generate.missing_rate must be in [0, 1)"),
         (config.gaps_per_device_month >= 0.0, "generate.gaps_per_device_month must be >= 0"),
         (config.max_gap_hours >= 0.0, "generate.max_gap_hours must be >= 0"),
@@ -215,16 +218,21 @@ def device_readings(
     day_temp += hot * rng.uniform(3.0, 7.0, days)
     weather = np.interp(t_days, np.arange(days) + 0.5, day_temp)
     inlet = (
-        profile.inlet_c + rng.normal(0.0, 1.0) + weather
-        + 1.0 * np.cos(2 * np.pi * (hour - 15.0) / 24.0) + 1.5 * load + rng.normal(0.0, 0.3, n)
+        profile.inlet_c
+        + rng.normal(0.0, 1.0)
+        + weather
+        + 1.0 * np.cos(2 * np.pi * (hour - 15.0) / 24.0)
+        + 1.5 * load
+        + rng.normal(0.0, 0.3, n)
     )
-    cpu = (
-        inlet + profile.cpu_rise_c * (0.35 + 0.65 * load)
-        + _smooth_noise(rng, n, 0.8, 4) + rng.normal(0.0, 0.5, n)
-    )
+    cpu = inlet + profile.cpu_rise_c * (0.35 + 0.65 * load) + _smooth_noise(rng, n, 0.8, 4) + rng.normal(0.0, 0.5, n)
     disk = (
-        inlet + profile.disk_rise_c + rng.normal(0.0, 1.5) + 4.0 * load
-        + _smooth_noise(rng, n, 0.3, 16) + rng.normal(0.0, 0.4, n)
+        inlet
+        + profile.disk_rise_c
+        + rng.normal(0.0, 1.5)
+        + 4.0 * load
+        + _smooth_noise(rng, n, 0.3, 16)
+        + rng.normal(0.0, 0.4, n)
     )
     fans = []
     for _ in range(2):
@@ -334,9 +342,7 @@ def devices_csv(plans: Iterable[DevicePlan]) -> str:
 
 
 def failures_csv(plans: Iterable[DevicePlan]) -> str:
-    lines = [
-        f"{p.device_id},{p.failure_time:%Y-%m-%d %H:%M:%S}\n" for p in plans if p.failure_time is not None
-    ]
+    lines = [f"{p.device_id},{p.failure_time:%Y-%m-%d %H:%M:%S}\n" for p in plans if p.failure_time is not None]
     return "device_id,failure_time\n" + "".join(lines)
 
 
@@ -385,4 +391,3 @@ def generate_fleet(
     }
     log.info("wrote %s", summary)
     return summary
-

@@ -20,6 +20,7 @@ in this order (`REASONS`):
 
 Fields are trimmed before parsing; an empty `model` becomes null (it is informational and never quarantines).
 """
+
 from __future__ import annotations
 
 import logging
@@ -196,7 +197,13 @@ def classify(raw: DataFrame, *, config: IngestConfig, known_devices: DataFrame |
         .when(unknown, "unknown_device")
     )
     checked = parsed.select(
-        *RAW_COLUMNS, CORRUPT_RECORD, SOURCE_FILE, "_device", "_model", "_ts", *[f"_v_{c}" for c in SENSORS],
+        *RAW_COLUMNS,
+        CORRUPT_RECORD,
+        SOURCE_FILE,
+        "_device",
+        "_model",
+        "_ts",
+        *[f"_v_{c}" for c in SENSORS],
         reason.alias(REASON),
     )
 
@@ -340,9 +347,7 @@ def ingest(
         started = time.perf_counter()
         n_read = cached.count()
         if n_read == 0:
-            raise InputError(
-                f"no telemetry records in {readings_uri} (files matching {FILE_FILTER}, header excluded)"
-            )
+            raise InputError(f"no telemetry records in {readings_uri} (files matching {FILE_FILTER}, header excluded)")
         _progress("read, parse, validate and find duplicates", n_read, started, f"records from {readings_uri}")
         clean = cached.where(F.col(REASON).isNull()).select(
             F.col("_device").alias("device_id"),
@@ -373,9 +378,13 @@ def ingest(
         cached.unpersist()
     log.info(
         "clean %d, quarantined %d %s; %d rows on the grid (%d filled) in %d segments, written to %s",
-        counts["clean"], counts["quarantined"],
-        {r: n for r, n in counts["quarantined_by_reason"].items() if n}, counts["resampled_rows"],
-        counts["filled_rows"], counts["segments"], out_uri,
+        counts["clean"],
+        counts["quarantined"],
+        {r: n for r, n in counts["quarantined_by_reason"].items() if n},
+        counts["resampled_rows"],
+        counts["filled_rows"],
+        counts["segments"],
+        out_uri,
     )
     return counts
 
@@ -388,7 +397,8 @@ def _progress(stage: str, rows: int, started: float, what: str) -> None:
 def _counts(spark: SparkSession, out: str, n_read: int, by_reason: dict[str, int]) -> dict[str, Any]:
     """Counts from what was written, checked: read = clean + quarantined."""
     row = (
-        spark.read.schema(CLEAN_SCHEMA).parquet(f"{out}/clean")
+        spark.read.schema(CLEAN_SCHEMA)
+        .parquet(f"{out}/clean")
         .agg(
             F.count(F.lit(1)).alias("rows"),
             F.count(F.when(F.col("filled"), 1)).alias("filled"),

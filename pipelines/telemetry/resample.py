@@ -13,6 +13,7 @@ Choices:
 - Rows without a device id or timestamp cannot be placed and are ignored (ingest never produces them).
 Everything runs as window functions and `explode` on the executors.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window
@@ -34,9 +35,7 @@ def resample(df: DataFrame, *, interval_minutes: int, max_fill_gap_readings: int
         F.abs(F.col("timestamp").cast("long") - F.col("_slot")), "timestamp", "model", *SENSORS
     )
     one_per_slot = readings.withColumn("_rank", F.row_number().over(in_slot)).where(F.col("_rank") == 1)
-    return fill_gaps(
-        one_per_slot, interval_minutes=interval_minutes, max_fill_gap_readings=max_fill_gap_readings
-    )
+    return fill_gaps(one_per_slot, interval_minutes=interval_minutes, max_fill_gap_readings=max_fill_gap_readings)
 
 
 def grid_slot(timestamp: Column, interval_minutes: int) -> Column:
@@ -57,7 +56,10 @@ def fill_gaps(readings: DataFrame, *, interval_minutes: int, max_fill_gap_readin
     missing_after = ((F.lead("_slot").over(by_time) - F.col("_slot")) / F.lit(step) - 1).cast("int")
     fill = F.when(missing_after.between(1, max_fill_gap_readings), missing_after).otherwise(F.lit(0))
     with_gaps = readings.select(
-        "device_id", "model", "_slot", *SENSORS,
+        "device_id",
+        "model",
+        "_slot",
+        *SENSORS,
         F.when(missing_before > max_fill_gap_readings, 1).otherwise(0).alias("_new_segment"),
         fill.alias("_fill"),
     )

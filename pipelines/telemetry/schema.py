@@ -6,6 +6,7 @@ Raw layout written by the generator (and expected from real fleets):
   <root>/failures.csv                                device_id,failure_time
 Timestamps are UTC, "yyyy-MM-dd HH:mm:ss".
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,13 +83,23 @@ class WindowSpec:
     @classmethod
     def of(cls, config: PipelineConfig) -> WindowSpec:
         """The spec that `config`'s windows and ingest sections produce."""
-        return cls(length=config.windows.length, stride=config.windows.stride, features=tuple(config.windows.features),
-                   interval_minutes=config.ingest.interval_minutes, horizon_days=config.windows.horizon_days)
+        return cls(
+            length=config.windows.length,
+            stride=config.windows.stride,
+            features=tuple(config.windows.features),
+            interval_minutes=config.ingest.interval_minutes,
+            horizon_days=config.windows.horizon_days,
+        )
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "features": list(self.features)}
 
     @classmethod
     def from_dict(cls, data: dict) -> WindowSpec:
-        return cls(length=int(data["length"]), stride=int(data["stride"]), features=tuple(data["features"]),
-                   interval_minutes=int(data["interval_minutes"]), horizon_days=float(data["horizon_days"]))
+        return cls(
+            length=int(data["length"]),
+            stride=int(data["stride"]),
+            features=tuple(data["features"]),
+            interval_minutes=int(data["interval_minutes"]),
+            horizon_days=float(data["horizon_days"]),
+        )

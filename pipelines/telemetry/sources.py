@@ -1,4 +1,5 @@
 """Reads and writes of the telemetry data sets between jobs (any Hadoop URI)."""
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
@@ -20,9 +21,9 @@ def read_failures(spark: SparkSession, uri: str) -> DataFrame:
     if not fs.exists(spark, uri):
         raise InputError(f"failure events not found: {uri}")
     raw = spark.read.csv(uri, header=True, schema="device_id string, failure_time string")
-    return raw.select(
-        "device_id", F.to_timestamp("failure_time", TIMESTAMP_FORMAT).alias("failure_time")
-    ).where(F.col("device_id").isNotNull() & F.col("failure_time").isNotNull())
+    return raw.select("device_id", F.to_timestamp("failure_time", TIMESTAMP_FORMAT).alias("failure_time")).where(
+        F.col("device_id").isNotNull() & F.col("failure_time").isNotNull()
+    )
 
 
 def read_parquet(spark: SparkSession, uri: str, what: str) -> DataFrame:
@@ -51,16 +52,30 @@ def read_normalization(spark: SparkSession, root: str) -> dict:
 
 def window_counts(windows: DataFrame) -> dict[str, dict[str, int]]:
     """{split: {"windows", "positives", "devices"}}, computed on the cluster."""
-    rows = windows.groupBy("split").agg(
-        F.count(F.lit(1)).alias("windows"),
-        F.sum("label").alias("positives"),
-        F.countDistinct("device_id").alias("devices"),
-    ).collect()
-    return {r["split"]: {"windows": int(r["windows"]), "positives": int(r["positives"] or 0), "devices": int(r["devices"])} for r in rows}
+    rows = (
+        windows.groupBy("split")
+        .agg(
+            F.count(F.lit(1)).alias("windows"),
+            F.sum("label").alias("positives"),
+            F.countDistinct("device_id").alias("devices"),
+        )
+        .collect()
+    )
+    return {
+        r["split"]: {"windows": int(r["windows"]), "positives": int(r["positives"] or 0), "devices": int(r["devices"])}
+        for r in rows
+    }
 
 
-def write_windows(spark: SparkSession, windows: DataFrame, stats: dict, out_uri: str, *, spec: WindowSpec,
-                  overwrite: bool | None = None) -> dict:
+def write_windows(
+    spark: SparkSession,
+    windows: DataFrame,
+    stats: dict,
+    out_uri: str,
+    *,
+    spec: WindowSpec,
+    overwrite: bool | None = None,
+) -> dict:
     """Write windows (Parquet, partitioned by split), their spec, the normalisation and the counts, atomically."""
     with fs.atomic_output(spark, out_uri, overwrite=overwrite) as tmp:
         # Dictionary encoding never pays off for normalised floats; it cost a fifth of the write (bench/README.md).

@@ -5,6 +5,7 @@ A window is `length` consecutive grid readings of one device segment, flattened 
 fails within `horizon_days` after that instant (boundary included). Window ends are aligned to the
 grid so that they fall every `stride` readings from midnight UTC, whatever a segment's start.
 """
+
 from __future__ import annotations
 
 import operator
@@ -48,7 +49,8 @@ def assign_splits(
         raise ValueError("val_fraction + test_fraction must be in [0, 1)")
     failing = failures.select("device_id").distinct().withColumn("failing", F.lit(True))
     per_device = (
-        devices.select("device_id").distinct()
+        devices.select("device_id")
+        .distinct()
         .join(failing, "device_id", "left")
         .withColumn("failing", F.coalesce("failing", F.lit(False)))
         .withColumn("_h", F.xxhash64(F.lit(seed), "device_id"))
@@ -122,9 +124,12 @@ def make_windows(
     )
     segments = (
         readings.select("device_id", "segment", reading.alias("_r"))
-        .groupBy("device_id", "segment").agg(F.sort_array(F.collect_list("_r")).alias("_rows"))
+        .groupBy("device_id", "segment")
+        .agg(F.sort_array(F.collect_list("_r")).alias("_rows"))
         .where(F.size("_rows") >= length)
-        .select("device_id", F.col("_rows.t").alias("_t"), F.flatten("_rows.x").alias("_x"), F.col("_rows.ok").alias("_ok"))
+        .select(
+            "device_id", F.col("_rows.t").alias("_t"), F.flatten("_rows.x").alias("_x"), F.col("_rows.ok").alias("_ok")
+        )
     )
     # 1-based positions of the windows' last readings, aligned to the stride; a window needs `length` readings.
     aligned = F.filter(

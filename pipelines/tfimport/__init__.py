@@ -8,6 +8,7 @@ Modules: `graph` (inspection), `rewrite` (TF2 -> TF1 ops), `export` (TensorFlow 
 `transfer` (fine-tuning), `demo_step` (the demo's TensorFlow leg), `tfmodels` (small TF models).
 Importing this package starts no JVM and does not import TensorFlow.
 """
+
 from pipelines.tfimport.errors import (
     GraphFormatError,
     InputShapeError,
@@ -19,6 +20,13 @@ from pipelines.tfimport.errors import (
 from pipelines.tfimport.load import ImportedModel, import_tensorflow_model, load_tensorflow_model
 
 __all__ = [
-    "GraphFormatError", "ImportedModel", "InputShapeError", "NodeNameError", "TFImportError", "UnsupportedOpsError",
-    "VariableMismatchError", "import_tensorflow_model", "load_tensorflow_model",
+    "GraphFormatError",
+    "ImportedModel",
+    "InputShapeError",
+    "NodeNameError",
+    "TFImportError",
+    "UnsupportedOpsError",
+    "VariableMismatchError",
+    "import_tensorflow_model",
+    "load_tensorflow_model",
 ]

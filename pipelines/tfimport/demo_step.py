@@ -6,6 +6,7 @@ windows of 96 x 10 floats: a few MB): it stands in for the other team's model, t
 after the export is distributed: BigDL predicts the whole test split on the executors, and the metrics are
 Spark aggregations (`binary_metrics`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,18 @@ def driver_sample(windows: DataFrame, *, cap: int, seed: int = 0) -> tuple[np.nd
     return x, y
 
 
-def train_keras_lstm(x: np.ndarray, y: np.ndarray, *, length: int, n_features: int, hidden: int, epochs: int,
-                     batch_size: int, learning_rate: float = 0.005, seed: int = 0):
+def train_keras_lstm(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    length: int,
+    n_features: int,
+    hidden: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float = 0.005,
+    seed: int = 0,
+):
     """A `tfmodels.keras_lstm` (unroll=True) fitted with class weights that balance the labels."""
     import tensorflow as tf
 
@@ -56,8 +67,15 @@ def train_keras_lstm(x: np.ndarray, y: np.ndarray, *, length: int, n_features: i
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
     counts = np.bincount(y, minlength=2).astype(float)
     weights = {k: float(len(y) / (2 * counts[k])) if counts[k] else 1.0 for k in range(2)}
-    history = model.fit(x.reshape(-1, length, n_features), y, epochs=epochs, batch_size=batch_size,
-                        class_weight=weights, verbose=0, shuffle=True)
+    history = model.fit(
+        x.reshape(-1, length, n_features),
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        class_weight=weights,
+        verbose=0,
+        shuffle=True,
+    )
     return model, [float(v) for v in history.history["loss"]]
 
 
@@ -91,8 +109,9 @@ def train_export_import_evaluate(
     started = time.perf_counter()
     train = sources.read_windows(spark, windows_root, "train")
     x, y = driver_sample(train, cap=max_train_windows, seed=seed)
-    model, losses = train_keras_lstm(x, y, length=length, n_features=n_features, hidden=hidden, epochs=epochs,
-                                     batch_size=batch_size, seed=seed)
+    model, losses = train_keras_lstm(
+        x, y, length=length, n_features=n_features, hidden=hidden, epochs=epochs, batch_size=batch_size, seed=seed
+    )
     timings["tf_train"] = round(time.perf_counter() - started, 1)
 
     started = time.perf_counter()
@@ -103,21 +122,34 @@ def train_export_import_evaluate(
 
     started = time.perf_counter()
     test = sources.read_windows(spark, windows_root, "test").select("device_id", "window_end", "features", "label")
-    metrics, predictions = evaluate_imported(imported, test, length=length, n_features=n_features,
-                                             batch_size=eval_batch_size, threshold=threshold)
+    metrics, predictions = evaluate_imported(
+        imported, test, length=length, n_features=n_features, batch_size=eval_batch_size, threshold=threshold
+    )
     predictions.unpersist()
     timings["bigdl_evaluate"] = round(time.perf_counter() - started, 1)
 
-    batch = sample_batch(test.orderBy(F.col("device_id"), F.col("window_end")), length=length,
-                         n_features=n_features, size=parity_samples)
+    batch = sample_batch(
+        test.orderBy(F.col("device_id"), F.col("window_end")), length=length, n_features=n_features, size=parity_samples
+    )
     parity = parity_check(imported, pb_uri, batch, spark=spark)
     info = {
         "model": {"kind": "keras LSTM (unroll=True)", "hidden": hidden, "epochs": epochs, "batch_size": batch_size},
-        "train_windows_used": int(len(y)), "train_positives_used": int(y.sum()), "train_loss": losses,
-        "pb": pb_uri, "inputs": imported.inputs, "outputs": imported.outputs, "output_kind": imported.output_kind,
-        "rewrites": imported.rewrites, "parity": parity, "timings_s": timings,
+        "train_windows_used": int(len(y)),
+        "train_positives_used": int(y.sum()),
+        "train_loss": losses,
+        "pb": pb_uri,
+        "inputs": imported.inputs,
+        "outputs": imported.outputs,
+        "output_kind": imported.output_kind,
+        "rewrites": imported.rewrites,
+        "parity": parity,
+        "timings_s": timings,
     }
     fs.write_json(spark, f"{run_dir}/{INFO_FILE}", info)
-    log.info("TF LSTM imported into BigDL: PR-AUC %s; parity max |TF - BigDL| %s on %d windows",
-             metrics["pr_auc"], parity["max_abs_diff"], parity["samples"])
+    log.info(
+        "TF LSTM imported into BigDL: PR-AUC %s; parity max |TF - BigDL| %s on %d windows",
+        metrics["pr_auc"],
+        parity["max_abs_diff"],
+        parity["samples"],
+    )
     return metrics

@@ -1,4 +1,5 @@
 """Errors of the TensorFlow import, each with a message a user can act on (never a Java stack trace)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -25,12 +26,17 @@ class UnsupportedOpsError(TFImportError):
     def __init__(self, ops: Mapping[str, Sequence[str]], *, hint: str = "", max_names: int = 5):
         self.ops = {op: list(names) for op, names in sorted(ops.items())}
         # The first line alone (what a job prints) names every op type, its count and a first node.
-        summary = "; ".join(f"{op} x{len(names)} ({names[0]}{', ...' if len(names) > 1 else ''})"
-                            for op, names in self.ops.items())
-        lines = [f"BigDL cannot load {sum(len(v) for v in self.ops.values())} node(s) of "
-                 f"{len(self.ops)} unsupported op type(s): {summary}"]
+        summary = "; ".join(
+            f"{op} x{len(names)} ({names[0]}{', ...' if len(names) > 1 else ''})" for op, names in self.ops.items()
+        )
+        lines = [
+            f"BigDL cannot load {sum(len(v) for v in self.ops.values())} node(s) of "
+            f"{len(self.ops)} unsupported op type(s): {summary}"
+        ]
         for op, names in self.ops.items():
-            shown = ", ".join(names[:max_names]) + (f", ... ({len(names) - max_names} more)" if len(names) > max_names else "")
+            shown = ", ".join(names[:max_names]) + (
+                f", ... ({len(names) - max_names} more)" if len(names) > max_names else ""
+            )
             lines.append(f"  {op} x{len(names)}: {shown}")
         if hint:
             lines.append(hint)

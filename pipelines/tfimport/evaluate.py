@@ -4,6 +4,7 @@ Scores: the BigDL LSTM outputs log-probabilities (score = exp(out[1])); imported
 Softmax (score = out[1]) or a single Sigmoid (score = out[0]). The kind is read from the graph's last op
 (`ImportedModel.output_kind`) or given explicitly; a graph ending in anything else needs it given.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,7 +55,12 @@ def partition_batch_size(requested: int, partitions: int) -> int:
 
 
 def predict_scores(
-    imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int, batch_size: int,
+    imported: ImportedModel,
+    windows: DataFrame,
+    *,
+    length: int,
+    n_features: int,
+    batch_size: int,
     output_kind: str | None = None,
 ) -> DataFrame:
     """`device_id, window_end, label, score` (probability of failure) computed on the executors."""
@@ -62,13 +68,17 @@ def predict_scores(
     check_windows_shape(imported, windows, length=length, n_features=n_features)
     stage = BigDLModel(imported.model, featureShape=[length, n_features], batchSize=batch_size, outputKind=kind)
     with jvm.distributed(imported.model):  # the one broadcast happens here, the scores when the frame is read
-        scored = jvm.call("predicting with the imported model", stage.transform,
-                          windows.select("device_id", "window_end", "label", "features"))
+        scored = jvm.call(
+            "predicting with the imported model",
+            stage.transform,
+            windows.select("device_id", "window_end", "label", "features"),
+        )
     return scored.select("device_id", "window_end", "label", "score")
 
 
-def bigdl_top1_accuracy(imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int,
-                        batch_size: int) -> float | None:
+def bigdl_top1_accuracy(
+    imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int, batch_size: int
+) -> float | None:
     """BigDL's own distributed `evaluate` with `Top1Accuracy` (None for a single-sigmoid output)."""
     from bigdl.dllib.optim.optimizer import Top1Accuracy
 
@@ -78,17 +88,28 @@ def bigdl_top1_accuracy(imported: ImportedModel, windows: DataFrame, *, length: 
     samples = to_samples(windows, length=length, n_features=n_features)
     batch_size = partition_batch_size(batch_size, samples.getNumPartitions())
     with jvm.distributed(imported.model):
-        results = jvm.call("evaluating the imported model", imported.model.evaluate, samples, batch_size, [Top1Accuracy()])
+        results = jvm.call(
+            "evaluating the imported model", imported.model.evaluate, samples, batch_size, [Top1Accuracy()]
+        )
     return float(results[0].result)
 
 
 def evaluate_imported(
-    imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int, batch_size: int,
-    threshold: float = 0.5, output_kind: str | None = None,
+    imported: ImportedModel,
+    windows: DataFrame,
+    *,
+    length: int,
+    n_features: int,
+    batch_size: int,
+    threshold: float = 0.5,
+    output_kind: str | None = None,
 ) -> tuple[dict[str, Any], DataFrame]:
     """`binary_metrics` of the imported model on `windows` (same keys as the BigDL LSTM's), and its predictions."""
-    predictions = predict_scores(imported, windows, length=length, n_features=n_features,
-                                 batch_size=batch_size, output_kind=output_kind).cache()
+    predictions = predict_scores(
+        imported, windows, length=length, n_features=n_features, batch_size=batch_size, output_kind=output_kind
+    ).cache()
     metrics = binary_metrics(predictions, threshold=threshold)
-    log.info("imported model: PR-AUC %s, ROC-AUC %s on %d windows", metrics["pr_auc"], metrics["roc_auc"], metrics["count"])
+    log.info(
+        "imported model: PR-AUC %s, ROC-AUC %s on %d windows", metrics["pr_auc"], metrics["roc_auc"], metrics["count"]
+    )
     return metrics, predictions

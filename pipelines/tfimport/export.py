@@ -6,6 +6,7 @@ here the graph comes from the caller's graph or meta graph, the variable values 
 needs the Spark/BigDL JVM). With `for_bigdl=True` (the default) the written `.pb` is already rewritten to
 TF1 ops (see `rewrite`), so BigDL's plain `Model.load_tensorflow` loads it too; TensorFlow still runs it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -94,7 +95,9 @@ def _read_tensor(graph, node):
         import tensorflow as tf
 
         with graph.as_default():
-            return tf.raw_ops.ReadVariableOp(resource=graph.get_tensor_by_name(f"{node.name}:0"), dtype=node.attr["dtype"].type)
+            return tf.raw_ops.ReadVariableOp(
+                resource=graph.get_tensor_by_name(f"{node.name}:0"), dtype=node.attr["dtype"].type
+            )
     return f"{node.name}:0"
 
 
@@ -115,8 +118,16 @@ def _checkpoint_values(checkpoint: str, variables) -> dict[str, np.ndarray]:
     return values
 
 
-def _write_pair(graph_def, values: dict[str, np.ndarray], out_dir: str, *, inputs, outputs, for_bigdl: bool,
-                spark: SparkSession | None) -> Exported:
+def _write_pair(
+    graph_def,
+    values: dict[str, np.ndarray],
+    out_dir: str,
+    *,
+    inputs,
+    outputs,
+    for_bigdl: bool,
+    spark: SparkSession | None,
+) -> Exported:
     if for_bigdl:
         # Values are not passed: the variables stay VariableV2 nodes, filled from the .bin.
         graph_def, report = rewrite_for_bigdl(graph_def, inputs=inputs, outputs=outputs)
@@ -181,8 +192,16 @@ def freeze_keras(
     return Exported(pb_uri, None, [placeholder], [output], [], rewrites)
 
 
-def run_graph(graph_def, inputs: Sequence[str], outputs: Sequence[str], feeds: Sequence[np.ndarray],
-              *, values: dict[str, np.ndarray] | None = None, threads: int = 2, batch_size: int = 1024) -> np.ndarray:
+def run_graph(
+    graph_def,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    feeds: Sequence[np.ndarray],
+    *,
+    values: dict[str, np.ndarray] | None = None,
+    threads: int = 2,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """TensorFlow's own output for a GraphDef (the first output), batch by batch.
 
     Variables (`VariableV2`, `VarHandleOp`) are replaced by constants from `values` (e.g. a `.bin`) first.
@@ -200,7 +219,6 @@ def run_graph(graph_def, inputs: Sequence[str], outputs: Sequence[str], feeds: S
     with tf.compat.v1.Session(graph=graph, config=session_config(threads)) as sess:
         n = len(feeds[0])
         for start in range(0, n, batch_size):
-            feed = {f"{g.node_name(i)}:0": x[start:start + batch_size] for i, x in zip(inputs, feeds)}
+            feed = {f"{g.node_name(i)}:0": x[start : start + batch_size] for i, x in zip(inputs, feeds)}
             results.append(sess.run(f"{g.node_name(outputs[0])}:0", feed))
     return np.concatenate(results) if results else np.zeros((0,), np.float32)
-

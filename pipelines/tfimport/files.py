@@ -3,6 +3,7 @@
 A path without a scheme is read and written directly; any URI (`file://` included) goes through Hadoop's
 FileSystem of the running Spark session, and a `file://` URI falls back to direct access without one.
 """
+
 from __future__ import annotations
 
 import os

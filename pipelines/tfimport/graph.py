@@ -2,6 +2,7 @@
 
 Nothing here starts a JVM; TensorFlow's protobuf classes are imported when a function needs them.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -13,11 +14,29 @@ from pipelines.tfimport import ops as tfops
 from pipelines.tfimport.errors import GraphFormatError, NodeNameError
 
 # Op types that are never a model's output even when nothing consumes them.
-NON_OUTPUT_OPS = frozenset({
-    "NoOp", "Const", "Placeholder", "PlaceholderWithDefault", "VariableV2", "VarHandleOp", "Assign",
-    "AssignVariableOp", "AssignAdd", "AssignSub", "SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename",
-    "StringJoin", "Assert", "ControlTrigger", "VarIsInitializedOp", "IsVariableInitialized",
-})
+NON_OUTPUT_OPS = frozenset(
+    {
+        "NoOp",
+        "Const",
+        "Placeholder",
+        "PlaceholderWithDefault",
+        "VariableV2",
+        "VarHandleOp",
+        "Assign",
+        "AssignVariableOp",
+        "AssignAdd",
+        "AssignSub",
+        "SaveV2",
+        "RestoreV2",
+        "MergeV2Checkpoints",
+        "ShardedFilename",
+        "StringJoin",
+        "Assert",
+        "ControlTrigger",
+        "VarIsInitializedOp",
+        "IsVariableInitialized",
+    }
+)
 VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Scopes that TF1's Saver and initialisers add; never part of a model's forward pass.
 NON_OUTPUT_SCOPES = ("save/", "init", "report_uninitialized", "gradients/")
@@ -64,8 +83,10 @@ class GraphSummary:
         lines.append("variables:")
         lines += [f"  {s}" for s in self.variables] or ["  (none: a frozen graph)"]
         lines.append("op histogram:")
-        lines += [f"  {op:<28}{n:>6}{'' if tfops.is_loadable(op) else '   <- no BigDL loader'}"
-                  for op, n in sorted(self.op_histogram.items(), key=lambda kv: (-kv[1], kv[0]))]
+        lines += [
+            f"  {op:<28}{n:>6}{'' if tfops.is_loadable(op) else '   <- no BigDL loader'}"
+            for op, n in sorted(self.op_histogram.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
         lines.append("ops BigDL cannot load (before rewriting):")
         lines += _format_unsupported(self.unsupported)
         if self.unsupported_after_rewrite is not None:
@@ -185,8 +206,13 @@ def variable_specs(graph) -> list[TensorSpec]:
     for n in graph.node:
         if n.op in VARIABLE_OPS:
             name = variable_name(n)
-            specs.append(TensorSpec(name, _dtype_name(n.attr["dtype"]) if "dtype" in n.attr else "?",
-                                    _shape_of(n.attr["shape"].shape) if "shape" in n.attr else None))
+            specs.append(
+                TensorSpec(
+                    name,
+                    _dtype_name(n.attr["dtype"]) if "dtype" in n.attr else "?",
+                    _shape_of(n.attr["shape"].shape) if "shape" in n.attr else None,
+                )
+            )
     return specs
 
 
@@ -219,13 +245,21 @@ def candidate_outputs(graph) -> list[str]:
     by_name = {n.name: n for n in graph.node}
 
     def reads_a_variable(n) -> bool:  # e.g. an optimiser slot's unused `/read`
-        return n.op in ("Identity", "ReadVariableOp") and len(n.input) >= 1 and \
-            getattr(by_name.get(node_name(n.input[0])), "op", "") in VARIABLE_OPS
+        return (
+            n.op in ("Identity", "ReadVariableOp")
+            and len(n.input) >= 1
+            and getattr(by_name.get(node_name(n.input[0])), "op", "") in VARIABLE_OPS
+        )
 
     return [
-        n.name for n in graph.node
-        if not used.get(n.name) and n.op not in NON_OUTPUT_OPS and n.op not in _SHAPE_OPS and not reads_a_variable(n)
-        and not n.name.startswith(NON_OUTPUT_SCOPES) and not n.op.startswith(("Apply", "ResourceApply", "Assign"))
+        n.name
+        for n in graph.node
+        if not used.get(n.name)
+        and n.op not in NON_OUTPUT_OPS
+        and n.op not in _SHAPE_OPS
+        and not reads_a_variable(n)
+        and not n.name.startswith(NON_OUTPUT_SCOPES)
+        and not n.op.startswith(("Apply", "ResourceApply", "Assign"))
         and _floating_or_unknown(n)
     ]
 
@@ -293,4 +327,3 @@ def resolve_names(graph, inputs: Sequence[str] | None, outputs: Sequence[str] | 
             )
         inputs = found
     return list(inputs), list(outputs)
-

@@ -14,6 +14,7 @@ Two BigDL 2.4 behaviours that break graphs loaded from TensorFlow, and the worka
   *is* its value tensor, so restoring the value restores the output); a `forward` before *training* is not
   (the executors' copies lose their constants), so `transfer` never runs one on the model it trains.
 """
+
 from __future__ import annotations
 
 import logging
@@ -103,8 +104,10 @@ def translate(exc: BaseException, what: str) -> TFImportError:
     if match and "ClassNotFoundException" in joined:
         return UnsupportedOpsError({match["op"]: [match["node"]]})
     if match:
-        return TFImportError(f"{what}: BigDL cannot convert node {match['node']} (op {match['op']}): "
-                             + " | ".join(m for m in messages if "Cannot convert" not in m))
+        return TFImportError(
+            f"{what}: BigDL cannot convert node {match['node']} (op {match['op']}): "
+            + " | ".join(m for m in messages if "Cannot convert" not in m)
+        )
     return TFImportError(f"{what}: {joined}")
 
 
@@ -144,15 +147,24 @@ def forward(model, batch: np.ndarray) -> np.ndarray:
     return np.asarray(call("running the imported model", run))
 
 
-def load_tf(pb_path: str, inputs: list[str], outputs: list[str], bin_path: str | None = None,
-            *, generated_backward: bool = True):
+def load_tf(
+    pb_path: str, inputs: list[str], outputs: list[str], bin_path: str | None = None, *, generated_backward: bool = True
+):
     """BigDL's `loadTF` on local files; returns a `bigdl.dllib.nn.layer.Model`."""
     from bigdl.dllib.nn.layer import Model
     from bigdl.dllib.utils.common import callBigDlFunc
 
     jmodel = call(
-        f"loading {pb_path} into BigDL", callBigDlFunc, "float", "loadTF", pb_path, inputs, outputs,
-        "little_endian", bin_path, generated_backward,
+        f"loading {pb_path} into BigDL",
+        callBigDlFunc,
+        "float",
+        "loadTF",
+        pb_path,
+        inputs,
+        outputs,
+        "little_endian",
+        bin_path,
+        generated_backward,
     )
     return Model.of(jmodel)
 
@@ -161,7 +173,9 @@ def save_tensor_dictionary(tensors: Mapping[str, np.ndarray], local_path: str) -
     """Write `tensors` as BigDL's `.bin`: a Java-serialised HashMap<String, JTensor> (saveTensorDictionary)."""
     from bigdl.dllib.utils.common import JTensor, callBigDlFunc
 
-    jtensors = {name: JTensor.from_ndarray(np.ascontiguousarray(value, dtype=np.float32)) for name, value in tensors.items()}
+    jtensors = {
+        name: JTensor.from_ndarray(np.ascontiguousarray(value, dtype=np.float32)) for name, value in tensors.items()
+    }
     call(f"writing {local_path}", callBigDlFunc, "float", "saveTensorDictionary", jtensors, local_path)
 
 

@@ -12,6 +12,7 @@ Security: a `.bin` is a Java-serialised object, and reading it is Java deseriali
 that the file's author chose. Load `.bin` files only from locations you trust as you trust your own jars.
 Nothing is refused silently: every `.bin` read is logged with its URI.
 """
+
 from __future__ import annotations
 
 import logging
@@ -140,9 +141,15 @@ def import_tensorflow_model(
     model.evaluate()  # inference mode (dropout off) until someone trains it
     log.info("imported %s: inputs %s, outputs %s (%s)", pb_uri, inputs, outputs, op)
     return ImportedModel(
-        model=model, inputs=inputs, outputs=outputs, input_specs=specs, output_op=op,
-        output_kind=output_kind or kind, rewrites={k: v for k, v in report.counts.items() if v},
-        variables=report.variables, graph_def=rewritten,
+        model=model,
+        inputs=inputs,
+        outputs=outputs,
+        input_specs=specs,
+        output_op=op,
+        output_kind=output_kind or kind,
+        rewrites={k: v for k, v in report.counts.items() if v},
+        variables=report.variables,
+        graph_def=rewritten,
     )
 
 
@@ -179,7 +186,9 @@ def check_variables(graph_def, tensors: dict[str, np.ndarray], *, source: str) -
             continue
         expected = g._shape_of(node.attr["shape"].shape) if "shape" in node.attr else None
         got = list(tensors[node.name].shape)
-        if expected is not None and (len(expected) != len(got) or any(e is not None and e != s for e, s in zip(expected, got))):
+        if expected is not None and (
+            len(expected) != len(got) or any(e is not None and e != s for e, s in zip(expected, got))
+        ):
             problems.append(f"{node.name} has shape {got}, the graph says {expected}")
     if problems:
         shown = "; ".join(problems[:8]) + (f"; ... ({len(problems) - 8} more)" if len(problems) > 8 else "")
@@ -198,6 +207,16 @@ def forward(imported: ImportedModel | Any, batch: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "ImportedModel", "import_tensorflow_model", "load_tensorflow_model", "check_variables", "forward",
-    "output_kind_of", "read_graph", "TFImportError", "OUTPUT_KINDS", "PROBABILITIES", "LOG_PROBABILITIES", "SIGMOID",
+    "ImportedModel",
+    "import_tensorflow_model",
+    "load_tensorflow_model",
+    "check_variables",
+    "forward",
+    "output_kind_of",
+    "read_graph",
+    "TFImportError",
+    "OUTPUT_KINDS",
+    "PROBABILITIES",
+    "LOG_PROBABILITIES",
+    "SIGMOID",
 ]

@@ -4,6 +4,7 @@ BigDL builds a node of op type X with the class `com.intel.analytics.bigdl.dllib
 (after trying its multi-node patterns, which only use op types listed here too). `LOADABLE_OPS` is the
 list of those classes in `bigdl-dllib-spark3==2.4.0`'s jar; `jar_loader_ops()` re-reads it from the jar.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,8 @@ LOADER_PACKAGE = "com/intel/analytics/bigdl/dllib/utils/tf/loaders/"
 # Classes in the loaders package that are helpers, not op loaders.
 _HELPERS = {"Adapter", "Utils", "TensorflowOpsLoader", "DependencyNode"}
 
-LOADABLE_OPS = frozenset("""
+LOADABLE_OPS = frozenset(
+    """
 Abs Add AddN All Any ApproximateEqual ArgMax Assert AvgPool AvgPoolGrad BatchMatMul BiasAdd BiasAddGrad
 BiasAddV1 BroadcastGradientArgs Cast Ceil ConcatOffset ConcatV2 Const ControlTrigger Conv2D
 Conv2DBackpropFilter Conv2DBackpropInput Conv3D Conv3DBackpropFilter Conv3DBackpropFilterV2 Conv3DBackpropInput
@@ -33,7 +35,8 @@ SquaredDifference Squeeze Stack StackPop StackPopV2 StackPush StackPushV2 StackV
 Switch Tanh TanhGrad TensorArrayConcatV3 TensorArrayGatherV3 TensorArrayGradV3 TensorArrayReadV3
 TensorArrayScatterV3 TensorArraySizeV3 TensorArraySplitV3 TensorArrayV3 TensorArrayWriteV3 Tile TopK TopKV2
 Transpose TruncateDiv TruncateMod Unpack VariableV2
-""".split())
+""".split()
+)
 
 # What to do about the TF2-era ops met most often; `rewrite.rewrite_for_bigdl` handles some of them itself.
 HINTS = {

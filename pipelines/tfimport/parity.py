@@ -3,6 +3,7 @@
 TensorFlow runs the user's original graph (not the rewritten one), with a `.bin`'s values as constants
 when the graph has variables. Runs on the driver, on a small sample only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,16 @@ from pipelines.tfimport.load import ImportedModel, forward, read_graph
 log = logging.getLogger(__name__)
 
 
-def tensorflow_outputs(pb_uri: str, inputs: list[str], outputs: list[str], batch: np.ndarray, *,
-                       bin_uri: str | None = None, spark: SparkSession | None = None, threads: int = 2) -> np.ndarray:
+def tensorflow_outputs(
+    pb_uri: str,
+    inputs: list[str],
+    outputs: list[str],
+    batch: np.ndarray,
+    *,
+    bin_uri: str | None = None,
+    spark: SparkSession | None = None,
+    threads: int = 2,
+) -> np.ndarray:
     """TensorFlow's own outputs of the graph in `pb_uri` (and `.bin`, trusted locations only) for `batch`."""
     import os
     import tempfile
@@ -48,8 +57,14 @@ def sample_batch(windows: DataFrame, *, length: int, n_features: int, size: int)
     return np.stack([np.asarray(r["features"], dtype=np.float32).reshape(length, n_features) for r in rows])
 
 
-def parity_check(imported: ImportedModel, pb_uri: str, batch: np.ndarray, *, bin_uri: str | None = None,
-                 spark: SparkSession | None = None) -> dict[str, Any]:
+def parity_check(
+    imported: ImportedModel,
+    pb_uri: str,
+    batch: np.ndarray,
+    *,
+    bin_uri: str | None = None,
+    spark: SparkSession | None = None,
+) -> dict[str, Any]:
     """{"max_abs_diff", "samples", "output_shape"} between TensorFlow and BigDL on `batch`."""
     if len(batch) == 0:
         return {"max_abs_diff": None, "samples": 0, "output_shape": None}

@@ -18,6 +18,7 @@ Every rewrite is an exact equivalence for inference (TensorFlow runs the rewritt
 Control flow (`While`, `TensorList*`) and function calls are not rewritten: unroll RNNs (Keras `unroll=True`)
 and freeze with `convert_variables_to_constants_v2`, which inlines functions.
 """
+
 from __future__ import annotations
 
 import logging
@@ -202,7 +203,9 @@ def _freeze_variables(graph, values: Mapping[str, np.ndarray], report: RewriteRe
             if value is not None:
                 expected = g._shape_of(node.attr["shape"].shape) if "shape" in node.attr else None
                 if expected is not None and None not in expected and list(value.shape) != expected:
-                    raise TFImportError(f"value of variable {node.name} has shape {list(value.shape)}, the graph says {expected}")
+                    raise TFImportError(
+                        f"value of variable {node.name} has shape {list(value.shape)}, the graph says {expected}"
+                    )
                 _const(node, value.astype(_np_dtype(node.attr["dtype"].type), copy=False))
                 report.add("variables_to_const")
 

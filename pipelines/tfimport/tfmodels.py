@@ -3,6 +3,7 @@
 They stand in for "the other team's" models in tests, the demo and the benchmark. All are built so that
 their frozen graphs need no control flow: RNNs are unrolled. TensorFlow is imported inside the functions.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -44,7 +45,7 @@ class CompatV1Model:
             order = rng.permutation(len(x))
             epoch = []
             for start in range(0, len(x), batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 _, loss = self.session.run(
                     [self.train_op, f"{self.loss_name}:0"],
                     {f"{self.input_name}:0": x[idx], f"{self.labels_name}:0": y[idx]},
@@ -57,8 +58,16 @@ class CompatV1Model:
         self.session.close()
 
 
-def compat_v1_lstm(length: int, n_features: int, *, hidden: int = 16, seed: int = 0,
-                   learning_rate: float = 0.01, threads: int = 2, resource_variables: bool = False) -> CompatV1Model:
+def compat_v1_lstm(
+    length: int,
+    n_features: int,
+    *,
+    hidden: int = 16,
+    seed: int = 0,
+    learning_rate: float = 0.01,
+    threads: int = 2,
+    resource_variables: bool = False,
+) -> CompatV1Model:
     """A TF1-style static-unrolled LSTM (`static_rnn` over `LSTMCell`), variables `VariableV2` by default.
 
     Variables are created with `use_resource=False` in their scope rather than by the process-wide
@@ -96,11 +105,14 @@ def keras_lstm(length: int, n_features: int, *, hidden: int = 16, seed: int = 0)
 
     tf.keras.utils.set_random_seed(seed)
     layers = tf.keras.layers
-    return tf.keras.Sequential([
-        layers.Input((length, n_features), name=INPUT_NAME),
-        layers.LSTM(hidden, unroll=True, name="lstm"),
-        layers.Dense(2, activation="softmax", name="head"),
-    ], name="keras_lstm")
+    return tf.keras.Sequential(
+        [
+            layers.Input((length, n_features), name=INPUT_NAME),
+            layers.LSTM(hidden, unroll=True, name="lstm"),
+            layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="keras_lstm",
+    )
 
 
 def keras_mlp(length: int, n_features: int, *, hidden: int = 32, dropout: float = 0.2, seed: int = 0):
@@ -109,24 +121,30 @@ def keras_mlp(length: int, n_features: int, *, hidden: int = 32, dropout: float 
 
     tf.keras.utils.set_random_seed(seed)
     layers = tf.keras.layers
-    return tf.keras.Sequential([
-        layers.Input((length, n_features), name=INPUT_NAME),
-        layers.Flatten(),
-        layers.Dense(hidden, activation="relu", name="hidden"),
-        layers.Dropout(dropout),
-        layers.Dense(2, activation="softmax", name="head"),
-    ], name="keras_mlp")
+    return tf.keras.Sequential(
+        [
+            layers.Input((length, n_features), name=INPUT_NAME),
+            layers.Flatten(),
+            layers.Dense(hidden, activation="relu", name="hidden"),
+            layers.Dropout(dropout),
+            layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="keras_mlp",
+    )
 
 
-def keras_conv1d(length: int, n_features: int, *, filters: int = 8, kernel: int = 5, seed: int = 0,
-                 batch_norm: bool = True):
+def keras_conv1d(
+    length: int, n_features: int, *, filters: int = 8, kernel: int = 5, seed: int = 0, batch_norm: bool = True
+):
     """Conv1D(ReLU) -> BatchNorm -> MaxPool -> Conv1D(ReLU) -> global average -> Dense(softmax)."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
     layers = tf.keras.layers
-    stack = [layers.Input((length, n_features), name=INPUT_NAME),
-             layers.Conv1D(filters, kernel, activation="relu", name="conv1")]
+    stack = [
+        layers.Input((length, n_features), name=INPUT_NAME),
+        layers.Conv1D(filters, kernel, activation="relu", name="conv1"),
+    ]
     if batch_norm:
         stack.append(layers.BatchNormalization(name="bn1"))
     stack += [
@@ -144,15 +162,18 @@ def keras_conv2d_bn(length: int, n_features: int, *, filters: int = 4, seed: int
 
     tf.keras.utils.set_random_seed(seed)
     layers = tf.keras.layers
-    return tf.keras.Sequential([
-        layers.Input((length, n_features), name=INPUT_NAME),
-        layers.Reshape((length, 1, n_features)),
-        layers.Conv2D(filters, (3, 1), name="conv"),
-        layers.BatchNormalization(name="bn"),
-        layers.ReLU(),
-        layers.Flatten(),
-        layers.Dense(2, activation="softmax", name="head"),
-    ], name="keras_conv2d_bn")
+    return tf.keras.Sequential(
+        [
+            layers.Input((length, n_features), name=INPUT_NAME),
+            layers.Reshape((length, 1, n_features)),
+            layers.Conv2D(filters, (3, 1), name="conv"),
+            layers.BatchNormalization(name="bn"),
+            layers.ReLU(),
+            layers.Flatten(),
+            layers.Dense(2, activation="softmax", name="head"),
+        ],
+        name="keras_conv2d_bn",
+    )
 
 
 def randomize_batch_norm(model, seed: int = 0) -> None:
@@ -161,7 +182,11 @@ def randomize_batch_norm(model, seed: int = 0) -> None:
     for layer in model.layers:
         if layer.__class__.__name__ == "BatchNormalization":
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32), rng.normal(0, 0.2, beta.shape).astype(np.float32),
-                rng.normal(0, 0.5, mean.shape).astype(np.float32), rng.uniform(0.5, 2.0, var.shape).astype(np.float32),
-            ])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
+                    rng.normal(0, 0.2, beta.shape).astype(np.float32),
+                    rng.normal(0, 0.5, mean.shape).astype(np.float32),
+                    rng.uniform(0.5, 2.0, var.shape).astype(np.float32),
+                ]
+            )

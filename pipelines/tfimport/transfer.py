@@ -11,6 +11,7 @@ A graph loaded from TensorFlow runs backward through every node, and TF-op nodes
 (BigDL then only accumulates their parameter gradients, which is what a `Variable` needs). Constants are
 kept across BigDL's broadcasts with `jvm.distributed` (see `pipelines.tfimport.jvm`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -129,8 +130,9 @@ def _output_width(imported: ImportedModel, example_shape: Sequence[int]) -> int:
     return int(np.prod(shape[1:].as_list()))
 
 
-def build_transfer_model(spec: TransferSpec, *, example_shape: Sequence[int], spark: SparkSession | None = None,
-                         seed: int = 0) -> tuple[Any, ImportedModel, dict[str, Any]]:
+def build_transfer_model(
+    spec: TransferSpec, *, example_shape: Sequence[int], spark: SparkSession | None = None, seed: int = 0
+) -> tuple[Any, ImportedModel, dict[str, Any]]:
     """(BigDL model ready to train, the imported part, {"frozen", "trainable", "feature_node", "width"})."""
     import os
     import tempfile
@@ -166,11 +168,19 @@ def build_transfer_model(spec: TransferSpec, *, example_shape: Sequence[int], sp
     jvm.call("preparing the imported graph for training", imported.model.stop_gradient, _stop_gradient_names(imported))
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(width)
-    head = Linear(width, spec.n_classes, init_weight=rng.uniform(-bound, bound, (spec.n_classes, width)).astype(np.float32),
-                  init_bias=np.zeros(spec.n_classes, np.float32)).set_name(HEAD_NAME)
+    head = Linear(
+        width,
+        spec.n_classes,
+        init_weight=rng.uniform(-bound, bound, (spec.n_classes, width)).astype(np.float32),
+        init_bias=np.zeros(spec.n_classes, np.float32),
+    ).set_name(HEAD_NAME)
     model = Sequential().add(imported.model).add(head).add(LogSoftMax())
-    info = {"frozen": frozen, "trainable": [v for v in variables if v not in frozen] + [HEAD_NAME],
-            "feature_node": feature, "width": width}
+    info = {
+        "frozen": frozen,
+        "trainable": [v for v in variables if v not in frozen] + [HEAD_NAME],
+        "feature_node": feature,
+        "width": width,
+    }
     return model, imported, info
 
 
@@ -205,22 +215,40 @@ def fine_tune(
     weights = np.asarray(class_weights or [1.0] * spec.n_classes, dtype=np.float32)
     model.training()
     with jvm.distributed(model):
-        fitting = jvm.call("fine-tuning the imported model", lambda: fit(
-            spark, model, train, shape=(length, n_features), criterion=ClassNLLCriterion(weights=weights),
-            optim_method=Adam(learningrate=learning_rate), epochs=epochs, batch_size=batch_size,
-            validation=validation, methods=[Top1Accuracy(), Loss(ClassNLLCriterion())],
-            summary_dir=summary_dir, app_name="transfer",
-        ))
+        fitting = jvm.call(
+            "fine-tuning the imported model",
+            lambda: fit(
+                spark,
+                model,
+                train,
+                shape=(length, n_features),
+                criterion=ClassNLLCriterion(weights=weights),
+                optim_method=Adam(learningrate=learning_rate),
+                epochs=epochs,
+                batch_size=batch_size,
+                validation=validation,
+                methods=[Top1Accuracy(), Loss(ClassNLLCriterion())],
+                summary_dir=summary_dir,
+                app_name="transfer",
+            ),
+        )
     trained, train_summary, val_summary = fitting.model, fitting.train_summary, fitting.val_summary
     trained.evaluate()
     tuned = replace(imported, model=trained, outputs=[HEAD_NAME], output_op="LogSoftMax", output_kind=LOG_PROBABILITIES)
-    result = FineTuneResult(imported=tuned, frozen=info["frozen"], trainable=info["trainable"],
-                            feature_node=info["feature_node"], batch_size=fitting.batch_size)
+    result = FineTuneResult(
+        imported=tuned,
+        frozen=info["frozen"],
+        trainable=info["trainable"],
+        feature_node=info["feature_node"],
+        batch_size=fitting.batch_size,
+    )
     if train_summary is not None:
         result.train_loss = [(int(st), float(v)) for st, v, _ in train_summary.read_scalar("Loss")]
     if val_summary is not None:
-        result.validation = {name: [(int(st), float(v)) for st, v, _ in val_summary.read_scalar(name)]
-                             for name in ("Top1Accuracy", "Loss")}
+        result.validation = {
+            name: [(int(st), float(v)) for st, v, _ in val_summary.read_scalar(name)]
+            for name in ("Top1Accuracy", "Loss")
+        }
     log.info("fine-tuned %d epoch(s); frozen: %s; trainable: %s", epochs, info["frozen"] or "none", info["trainable"])
     return result
 
@@ -230,4 +258,3 @@ def save(model, uri: str) -> None:
     from pipelines.models.train import save_model
 
     jvm.call(f"saving {uri}", save_model, model, uri)
-

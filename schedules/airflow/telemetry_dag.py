@@ -12,6 +12,7 @@ The Spark master comes from the Airflow connection `pipelines_spark` (or $PIPELI
     AIRFLOW_CONN_PIPELINES_SPARK='{"conn_type": "spark", "host": "spark://127.0.0.1", "port": 17077}'
 (for a standalone cluster also pass spark_properties=conf/spark/standalone.conf and py_files=dist/pipelines.zip).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,15 +48,24 @@ with DAG(
         "execution_timeout": timedelta(hours=6),
     },
     params={
-        "input": Param("hdfs:///data/telemetry", type="string",
-                       description="raw telemetry folder: readings/, devices.csv, failures.csv (any Hadoop URI)"),
+        "input": Param(
+            "hdfs:///data/telemetry",
+            type="string",
+            description="raw telemetry folder: readings/, devices.csv, failures.csv (any Hadoop URI)",
+        ),
         "env": Param("", type="string", description="configuration overlay conf/<env> (--env); empty: conf/base"),
-        "output_root": Param("hdfs:///runs/telemetry", type="string",
-                             description="each run writes <output_root>/<logical date>/"),
-        "spark_properties": Param("conf/spark/local.conf", type="string",
-                                  description="spark-submit --properties-file, relative to the repository"),
+        "output_root": Param(
+            "hdfs:///runs/telemetry", type="string", description="each run writes <output_root>/<logical date>/"
+        ),
+        "spark_properties": Param(
+            "conf/spark/local.conf",
+            type="string",
+            description="spark-submit --properties-file, relative to the repository",
+        ),
         "py_files": Param("", type="string", description="--py-files for cluster executors, e.g. dist/pipelines.zip"),
-        "conf_dir": Param("", type="string", description="a conf/ folder of your own ($PIPELINES_CONF_DIR); empty: the repository's"),
+        "conf_dir": Param(
+            "", type="string", description="a conf/ folder of your own ($PIPELINES_CONF_DIR); empty: the repository's"
+        ),
     },
     tags=["telemetry", "spark", "bigdl"],
 ) as dag:

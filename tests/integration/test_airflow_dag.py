@@ -1,5 +1,6 @@
 """schedules/airflow/telemetry_dag.py in a real Airflow (its own venv, installed by schedules/airflow/install.sh):
 the DAG file imports cleanly, and `airflow dags test` runs the whole chain under spark-submit on a tiny fleet."""
+
 import json
 import os
 import shutil
@@ -25,16 +26,23 @@ def airflow(tmp_path_factory):
     bin_dir = subprocess.run([str(install), "--path"], check=True, capture_output=True, text=True).stdout.strip()
     home = tmp_path_factory.mktemp("airflow-home")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("AIRFLOW")}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "schedules" / "airflow"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_PIPELINES_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "schedules" / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_PIPELINES_SPARK": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        }
+    )
 
     def run(*args: str, extra_env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([f"{bin_dir}/{args[0]}", *args[1:]], env={**env, **(extra_env or {})},
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [f"{bin_dir}/{args[0]}", *args[1:]],
+            env={**env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     migrated = run("airflow", "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
@@ -73,9 +81,22 @@ def tiny(tmp_path_factory):
     """A tiny generated fleet and a conf/ copy whose `tiny` overlay trains one small epoch."""
     root = tmp_path_factory.mktemp("airflow-data")
     generated = subprocess.run(
-        [sys.executable, "-m", "jobs.generate_telemetry", "--out", str(root / "fleet"), "--env", "ci",
-         "--set", "generate.devices=16", "--set", "generate.days=8"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "jobs.generate_telemetry",
+            "--out",
+            str(root / "fleet"),
+            "--env",
+            "ci",
+            "--set",
+            "generate.devices=16",
+            "--set",
+            "generate.days=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert generated.returncode == 0, generated.stderr[-3000:]
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf")
@@ -95,10 +116,23 @@ def test_dag_runs_the_chain_end_to_end(airflow, tiny):
     # What a failed earlier try might leave behind: the retry writes to the same folder and replaces it.
     (run_root / "windows").mkdir(parents=True)
     (run_root / "windows" / "half-written.parquet").write_text("left over")
-    params = {"input": str(tiny / "fleet"), "env": "tiny", "output_root": str(tiny / "runs"),
-              "conf_dir": str(tiny / "conf")}
-    tested = airflow("airflow", "dags", "test", DAG_ID, LOGICAL_DATE, "-c", json.dumps(params),
-                     extra_env={"PIPELINES_DAG_RETRIES": "0"}, timeout=1800)
+    params = {
+        "input": str(tiny / "fleet"),
+        "env": "tiny",
+        "output_root": str(tiny / "runs"),
+        "conf_dir": str(tiny / "conf"),
+    }
+    tested = airflow(
+        "airflow",
+        "dags",
+        "test",
+        DAG_ID,
+        LOGICAL_DATE,
+        "-c",
+        json.dumps(params),
+        extra_env={"PIPELINES_DAG_RETRIES": "0"},
+        timeout=1800,
+    )
     log = tested.stdout + tested.stderr
     assert tested.returncode == 0, log[-5000:]
 

@@ -1,4 +1,5 @@
 """The Backblaze adapter on small hand-made daily files whose columns differ (the real files: test_backblaze_chain)."""
+
 import gzip
 import math
 from datetime import datetime
@@ -15,30 +16,32 @@ CONFIG = BackblazeConfig(attributes=[5, 9, 187, 194], log_attributes=[5, 9, 187]
 
 # An older header without smart_187; a newer one with smart_187 added and a new smart_999 column moving smart_194.
 OLD = "date,serial_number,model,capacity_bytes,failure,smart_5_normalized,smart_5_raw,smart_9_raw,smart_194_raw"
-NEW = "date,serial_number,model,capacity_bytes,failure,smart_5_raw,smart_9_raw,smart_187_raw,smart_999_raw,smart_194_raw"
+NEW = (
+    "date,serial_number,model,capacity_bytes,failure,smart_5_raw,smart_9_raw,smart_187_raw,smart_999_raw,smart_194_raw"
+)
 DAY1 = [  # plain CSV, old header
     OLD,
     "2021-01-01,A,M1,4000,0,100,0,1000,30",
     "2021-01-01,B,M1,4000,0,100,2,1100,31",  # vanishes after day 1 without failing
-    "2021-01-01,C,M2,-1,0,100,,1200,29",      # smart_5 not reported; capacity -1 is informational
-    "2021-01-01,D,M2,4000,1,100,7,900,40",    # fails on day 1
-    "2021-01-01,E,M1,4000,0,100,0,800,28",    # misses day 2 (filled), back on day 3
-    "2021-01-01,F,M1,4000,0",                 # malformed: too few fields
+    "2021-01-01,C,M2,-1,0,100,,1200,29",  # smart_5 not reported; capacity -1 is informational
+    "2021-01-01,D,M2,4000,1,100,7,900,40",  # fails on day 1
+    "2021-01-01,E,M1,4000,0,100,0,800,28",  # misses day 2 (filled), back on day 3
+    "2021-01-01,F,M1,4000,0",  # malformed: too few fields
     "",
-    "2021-01-01,,M1,4000,0,100,0,1,30",       # missing serial number
-    OLD,                                      # header repeated inside the file
+    "2021-01-01,,M1,4000,0,100,0,1,30",  # missing serial number
+    OLD,  # header repeated inside the file
 ]
 DAY2 = [  # gzipped, new header
     NEW,
     "2021-01-02,A,M1,4000,0,0,1024,0,x,30",
     "2021-01-02,C,M2,4000,0,,1224,5,x,30",
-    "2021-01-02,D,M2,4000,0,9,924,0,x,41",      # after its failure
-    "2021-01-02,G,M3,4000,0,0,10,0,x,33",       # duplicate of the next line, which has the failure flag
+    "2021-01-02,D,M2,4000,0,9,924,0,x,41",  # after its failure
+    "2021-01-02,G,M3,4000,0,0,10,0,x,33",  # duplicate of the next line, which has the failure flag
     "2021-01-02,G,M3,4000,1,0,10,0,x,33",
-    "2021/01/02,H,M3,4000,0,0,10,0,x,33",       # bad date
-    "2021-01-02,H,M3,4000,2,0,10,0,x,33",       # bad failure flag
-    "2021-01-02,H,M3,4000,0,1e,10,0,x,33",      # non-numeric
-    "2021-01-02,H,M3,4000,0,-3,10,0,x,33",      # negative
+    "2021/01/02,H,M3,4000,0,0,10,0,x,33",  # bad date
+    "2021-01-02,H,M3,4000,2,0,10,0,x,33",  # bad failure flag
+    "2021-01-02,H,M3,4000,0,1e,10,0,x,33",  # non-numeric
+    "2021-01-02,H,M3,4000,0,-3,10,0,x,33",  # negative
 ]
 DAY3 = [  # plain, new header, smart_5 empty in the whole file
     NEW,
@@ -69,11 +72,18 @@ def test_files_with_different_columns_are_read_by_their_own_header(spark, tmp_pa
     assert counts["files"] == 4 and counts["header_variants"] == 3
     assert counts["read"] == 8 + 9 + 3 + 1 == counts["clean"] + counts["quarantined"]
     assert {k: v for k, v in counts["quarantined_by_reason"].items() if v} == {
-        "bad_header": 1, "malformed_line": 2, "missing_field": 1, "bad_date": 1, "bad_failure": 1, "non_numeric": 1,
-        "out_of_bounds": 1, "duplicate": 1, "after_failure": 1,
+        "bad_header": 1,
+        "malformed_line": 2,
+        "missing_field": 1,
+        "bad_date": 1,
+        "bad_failure": 1,
+        "non_numeric": 1,
+        "out_of_bounds": 1,
+        "duplicate": 1,
+        "after_failure": 1,
     }
     assert counts["attributes"]["smart_187"] == {"files_absent": 2, "files_empty": 0}  # day 1 and the odd file
-    assert counts["attributes"]["smart_5"] == {"files_absent": 1, "files_empty": 1}   # odd file; day 3 empty
+    assert counts["attributes"]["smart_5"] == {"files_absent": 1, "files_empty": 1}  # odd file; day 3 empty
     assert counts["devices"] == 6 and counts["failed_devices"] == 2
     assert counts["disappeared_devices"] == 1  # B; D and G failed
     assert counts["filled_rows"] == 1 and counts["clean"] == 11
@@ -103,13 +113,21 @@ def test_sql_windows_equal_the_generic_windows_and_vanished_drives_are_censored(
             rows.append((device, datetime(2021, 1, d), 0, float(d), float(10 * d + len(device))))
     readings = spark.createDataFrame(rows, "device_id string, timestamp timestamp, segment int, x double, y double")
     failures = spark.createDataFrame([("c", datetime(2021, 1, 7))], "device_id string, failure_time timestamp")
-    kwargs = dict(features=["x", "y"], length=3, stride=1, horizon_days=2.0, interval_minutes=1440,
-                  observed_until=datetime(2021, 1, 8))
+    kwargs = dict(
+        features=["x", "y"],
+        length=3,
+        stride=1,
+        horizon_days=2.0,
+        interval_minutes=1440,
+        observed_until=datetime(2021, 1, 8),
+    )
     ours = bb.make_windows(readings, failures, **kwargs)
     theirs = generic_windows.make_windows(readings, failures, **kwargs)
     key = lambda r: (r["device_id"], r["window_end"])  # noqa: E731
     got = sorted((tuple(r) for r in ours.select("device_id", "window_end", "features", "label").collect()), key=str)
-    expected = sorted((tuple(r) for r in theirs.select("device_id", "window_end", "features", "label").collect()), key=str)
+    expected = sorted(
+        (tuple(r) for r in theirs.select("device_id", "window_end", "features", "label").collect()), key=str
+    )
     assert got == expected
     labels = {key(r): r["label"] for r in ours.collect()}
     assert labels[("c", datetime(2021, 1, 4))] == 0 and labels[("c", datetime(2021, 1, 5))] == 1
@@ -124,9 +142,16 @@ def test_sql_windows_equal_the_generic_windows_and_vanished_drives_are_censored(
 def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
     derived = bb.pipeline_config(PipelineConfig(backblaze=CONFIG))
     assert derived.ingest.interval_minutes == 1440 and derived.ingest.max_fill_gap_readings == 1
-    assert derived.windows == WindowsConfig(length=5, stride=1, horizon_days=3.0, val_fraction=0.2, test_fraction=0.3,
-                                            split_seed=13, negatives_per_positive=20.0,
-                                            features=["smart_5", "smart_9", "smart_187", "smart_194"])
+    assert derived.windows == WindowsConfig(
+        length=5,
+        stride=1,
+        horizon_days=3.0,
+        val_fraction=0.2,
+        test_fraction=0.3,
+        split_seed=13,
+        negatives_per_positive=20.0,
+        features=["smart_5", "smart_9", "smart_187", "smart_194"],
+    )
     assert derived.train == CONFIG.train
     with pytest.raises(ValueError, match="log_attributes"):
         bb.check_config(BackblazeConfig(attributes=[5], log_attributes=[9]))

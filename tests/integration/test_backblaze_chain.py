@@ -1,4 +1,5 @@
 """The whole Backblaze chain on four real days: ingest, windows, BigDL training, alerting, fleet scoring, report."""
+
 import gzip
 import json
 import shutil
@@ -50,19 +51,29 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert ingest["read"] == lines == ingest["clean"] + ingest["quarantined"] and ingest["quarantined"] == 0
     assert ingest["files"] == 4 and ingest["header_variants"] == 1 and ingest["devices"] == len(last_seen)
     assert ingest["failed_devices"] == len(failed) == 15
-    assert ingest["disappeared_devices"] == sum(1 for s, d in last_seen.items() if d != DAYS[-1] and s not in failed) > 0
+    assert (
+        ingest["disappeared_devices"] == sum(1 for s, d in last_seen.items() if d != DAYS[-1] and s not in failed) > 0
+    )
     for attribute in ("smart_187", "smart_188", "smart_198"):  # not recorded in 2013
         assert ingest["attributes"][attribute] == {"files_absent": 0, "files_empty": 4}
     written = (out / "ingest" / "failures.csv").read_text().splitlines()[1:]
     assert {line.split(",")[0] for line in written} == failed
     alerting = metrics["alerting"]
-    assert {"threshold", "false_alarm_rate_per_device_day", "recall", "mean_lead_time_days",
-            "median_lead_time_days"} <= set(alerting)
+    assert {
+        "threshold",
+        "false_alarm_rate_per_device_day",
+        "recall",
+        "mean_lead_time_days",
+        "median_lead_time_days",
+    } <= set(alerting)
     assert 0 <= alerting["threshold"] <= 1 and alerting["review_threshold"] <= alerting["threshold"]
     lead = alerting["lead_time"]
     assert lead["failed_devices"] == lead["detected"] + lead["missed"] > 0
-    assert all(0 < r["lead_time_days"] <= 3 for r in json.loads((out / "alerting" / "lead_times.json").read_text())
-               if r["lead_time_days"] is not None)  # windows end 04-15 at the earliest, failures by 04-18
+    assert all(
+        0 < r["lead_time_days"] <= 3
+        for r in json.loads((out / "alerting" / "lead_times.json").read_text())
+        if r["lead_time_days"] is not None
+    )  # windows end 04-15 at the earliest, failures by 04-18
     assert any("cannot be confirmed or refuted" in n for n in metrics["notes"])
 
     policy = json.loads((out / "alerting" / "policy.json").read_text())
@@ -84,10 +95,24 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
         assert seen["broken"] == [] and seen["loaded"] == seen["total"] == 7
 
     # The job with another scorer plugged in: the policy is fitted again on the validation split for it.
-    code = run(score_fleet.main, score_fleet.build_parser(), [
-        "--env", "ci", "--clean", str(out / "ingest" / "clean"), "--run-dir", str(out), "--out", str(tmp_path / "risk2"),
-        "--scorer", "test_scoring_alerting:make_scorer", "--refit-on", str(out / "windows"),
-    ])
+    code = run(
+        score_fleet.main,
+        score_fleet.build_parser(),
+        [
+            "--env",
+            "ci",
+            "--clean",
+            str(out / "ingest" / "clean"),
+            "--run-dir",
+            str(out),
+            "--out",
+            str(tmp_path / "risk2"),
+            "--scorer",
+            "test_scoring_alerting:make_scorer",
+            "--refit-on",
+            str(out / "windows"),
+        ],
+    )
     assert code == 0
     other = json.loads((tmp_path / "risk2" / "summary.json").read_text())
     assert other["devices"] == ingest["devices"] and other["policy"] != risk["policy"]

@@ -3,6 +3,7 @@
 With the whole training set as one batch the order of the data cannot differ, so both engines must reach the
 same weights, stateful optimisers included.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,15 @@ def test_barrier_optimizer_reaches_distri_optimizers_weights(spark, sequence_sam
     trained = {}
     for engine in ("distri", "barrier"):
         model = build_lstm(3, hidden_size=8, seed=5, input_gradient=False)
-        optimizer = extension.optimizer(engine, model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
-                                        end_trigger=MaxEpoch(8), batch_size=128, optim_method=_optim_method(method))
+        optimizer = extension.optimizer(
+            engine,
+            model=model,
+            samples=sequence_samples,
+            criterion=ClassNLLCriterion(),
+            end_trigger=MaxEpoch(8),
+            batch_size=128,
+            optim_method=_optim_method(method),
+        )
         if engine == "distri":
             getattr(optimizer.value, "compress_$eq")("none")  # DistriOptimizer sends FP16 gradients by default
         trained[engine] = optimizer.optimize().get_weights()
@@ -44,10 +52,22 @@ def test_barrier_optimizers_validation_equals_the_trained_models_own_scores(spar
     from bigdl.dllib.optim.optimizer import EveryEpoch, Loss, MaxEpoch, Top1Accuracy, ValidationSummary
 
     model = build_lstm(3, hidden_size=8, seed=5, input_gradient=False)
-    optimizer = extension.optimizer("barrier", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
-                                    end_trigger=MaxEpoch(2), batch_size=32, optim_method=_optim_method("adam"))
-    extension.set_validation(optimizer, samples=sequence_samples, trigger=EveryEpoch(), batch_size=10,
-                             methods=[Top1Accuracy(), Loss(ClassNLLCriterion())])
+    optimizer = extension.optimizer(
+        "barrier",
+        model=model,
+        samples=sequence_samples,
+        criterion=ClassNLLCriterion(),
+        end_trigger=MaxEpoch(2),
+        batch_size=32,
+        optim_method=_optim_method("adam"),
+    )
+    extension.set_validation(
+        optimizer,
+        samples=sequence_samples,
+        trigger=EveryEpoch(),
+        batch_size=10,
+        methods=[Top1Accuracy(), Loss(ClassNLLCriterion())],
+    )
     summary = ValidationSummary(log_dir=str(tmp_path), app_name="validation")
     optimizer.set_val_summary(summary)
     trained = optimizer.optimize()
@@ -69,8 +89,15 @@ def test_a_seeded_barrier_run_repeats_itself(spark, sequence_samples):
 
     def run(seed: int):
         model = build_lstm(3, hidden_size=4, seed=seed, input_gradient=False)
-        optimizer = extension.optimizer("barrier", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
-                                        end_trigger=MaxEpoch(2), batch_size=16, optim_method=_optim_method("sgd"))
+        optimizer = extension.optimizer(
+            "barrier",
+            model=model,
+            samples=sequence_samples,
+            criterion=ClassNLLCriterion(),
+            end_trigger=MaxEpoch(2),
+            batch_size=16,
+            optim_method=_optim_method("sgd"),
+        )
         return np.concatenate([w.ravel() for w in optimizer.optimize().get_weights()])
 
     first, again, other = run(5), run(5), run(6)
@@ -83,18 +110,28 @@ def test_barrier_optimizer_refuses_a_batch_larger_than_the_data(spark, sequence_
     from bigdl.dllib.optim.optimizer import MaxEpoch
 
     model = build_lstm(3, hidden_size=4, seed=5, input_gradient=False)
-    optimizer = extension.optimizer("barrier", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
-                                    end_trigger=MaxEpoch(1), batch_size=256, optim_method=_optim_method("sgd"))
+    optimizer = extension.optimizer(
+        "barrier",
+        model=model,
+        samples=sequence_samples,
+        criterion=ClassNLLCriterion(),
+        end_trigger=MaxEpoch(1),
+        batch_size=256,
+        optim_method=_optim_method("sgd"),
+    )
     with pytest.raises(Exception, match="larger than the 128 training samples"):
         optimizer.optimize()
 
 
-@pytest.mark.parametrize("features, label, message", [
-    ([0.5] * 5, 1, "a row has 5 values, not 12 x 3 = 36"),
-    ([0.5] * 36, 3, "a row's label is 3.0, not 0 or 1"),
-    (None, 0, "a row has no features or no label"),
-    ([0.5] * 35 + [None], 0, "a row's features hold a null"),
-])
+@pytest.mark.parametrize(
+    "features, label, message",
+    [
+        ([0.5] * 5, 1, "a row has 5 values, not 12 x 3 = 36"),
+        ([0.5] * 36, 3, "a row's label is 3.0, not 0 or 1"),
+        (None, 0, "a row has no features or no label"),
+        ([0.5] * 35 + [None], 0, "a row's features hold a null"),
+    ],
+)
 def test_samples_refuse_a_malformed_row(spark, features, label, message):
     windows = spark.createDataFrame([(features, label)], "features array<float>, label int")
     with pytest.raises(Exception, match=message):

@@ -1,4 +1,5 @@
 """The last-reading baseline: it sees a signal in the last reading, and nothing earlier in the window."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,13 +20,15 @@ from pyspark.sql.types import (
 from pipelines.evaluation.baseline import baseline_predictions, fit_baseline, last_reading
 from pipelines.evaluation.metrics import binary_metrics
 
-SCHEMA = StructType([
-    StructField("device_id", StringType()),
-    StructField("window_end", TimestampType()),
-    StructField("features", ArrayType(FloatType())),
-    StructField("label", IntegerType()),
-    StructField("split", StringType()),
-])
+SCHEMA = StructType(
+    [
+        StructField("device_id", StringType()),
+        StructField("window_end", TimestampType()),
+        StructField("features", ArrayType(FloatType())),
+        StructField("label", IntegerType()),
+        StructField("split", StringType()),
+    ]
+)
 LENGTH, N_FEATURES = 6, 3
 T0 = dt.datetime(2026, 1, 1)
 
@@ -45,9 +48,7 @@ def _windows(spark, *, signal_at: str, n: int = 300, seed: int = 3):
 
 
 def test_last_reading_takes_the_last_n_features(spark):
-    df = spark.createDataFrame(
-        [("a", T0, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 1, "train")], SCHEMA
-    )
+    df = spark.createDataFrame([("a", T0, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 1, "train")], SCHEMA)
     assert last_reading(df, n_features=3).first()["last"] == DenseVector([4.0, 5.0, 6.0])
     with pytest.raises(Exception, match="multiple of n_features"):
         last_reading(df, n_features=4).collect()

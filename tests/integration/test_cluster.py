@@ -2,6 +2,7 @@
 
 The project travels as a --py-files zip and BigDL as --jars, as on a real cluster.
 """
+
 import json
 import os
 import signal
@@ -24,8 +25,18 @@ from pipelines.telemetry.windows import build_window_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-SETTINGS = ["--env", "ci", "--set", "generate.devices=80", "--set", "train.hidden_size=16", "--set", "train.epochs=4",
-            "--set", "train.seed=5"]
+SETTINGS = [
+    "--env",
+    "ci",
+    "--set",
+    "generate.devices=80",
+    "--set",
+    "train.hidden_size=16",
+    "--set",
+    "train.epochs=4",
+    "--set",
+    "train.seed=5",
+]
 BIN = os.path.dirname(sys.executable)
 
 
@@ -50,7 +61,8 @@ def windows(spark, tmp_path_factory):
     data, stats = build_window_dataset(
         sources.read_parquet(spark, str(root / "ingest" / "clean"), "clean"),
         sources.read_failures(spark, str(root / "fleet" / "failures.csv")),
-        config=config.windows, interval_minutes=config.ingest.interval_minutes,
+        config=config.windows,
+        interval_minutes=config.ingest.interval_minutes,
     )
     sources.write_windows(spark, data, stats, str(root / "windows"), spec=WindowSpec.of(config))
     return str(root / "windows")
@@ -63,12 +75,24 @@ def _config():
 
 def _submit(master: str, py_files: str, job: str, *args: str, background: bool = False):
     command = [
-        f"{BIN}/spark-submit", "--properties-file", "conf/spark/standalone.conf", "--master", master,
-        "--jars", ",".join(bigdl_jars()), "--py-files", py_files, f"jobs/{job}.py", *args, *SETTINGS,
+        f"{BIN}/spark-submit",
+        "--properties-file",
+        "conf/spark/standalone.conf",
+        "--master",
+        master,
+        "--jars",
+        ",".join(bigdl_jars()),
+        "--py-files",
+        py_files,
+        f"jobs/{job}.py",
+        *args,
+        *SETTINGS,
     ]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable}
     # spark-submit's PythonRunner merges the job's stderr into its stdout.
-    job = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if background:
         return job
     output, _ = job.communicate(timeout=900)
@@ -104,8 +128,9 @@ def _executor_pids() -> list[int]:
 def test_training_recovers_from_a_killed_executor(standalone_master, py_files, windows, tmp_path):
     run_dir = tmp_path / "run"
     started = time.perf_counter()
-    job = _submit(standalone_master, py_files, "train_lstm", "--windows", windows, "--run-dir", str(run_dir),
-                  background=True)
+    job = _submit(
+        standalone_master, py_files, "train_lstm", "--windows", windows, "--run-dir", str(run_dir), background=True
+    )
     lines = []
     for line in job.stdout:  # wait for the first epoch (and its checkpoint), then kill an executor
         lines.append(line)
@@ -118,8 +143,10 @@ def test_training_recovers_from_a_killed_executor(standalone_master, py_files, w
     lines.extend(job.stdout)
     assert job.wait(timeout=900) == 0, "".join(lines)[-4000:]
     log = "".join(lines)
-    print(f"\ntraining with a killed executor: {time.perf_counter() - started:.0f} s in all, "
-          f"finished {time.perf_counter() - killed_at:.0f} s after the kill")
+    print(
+        f"\ntraining with a killed executor: {time.perf_counter() - started:.0f} s in all, "
+        f"finished {time.perf_counter() - killed_at:.0f} s after the kill"
+    )
     assert "Retrying" in log or "recover" in log.lower(), log[-4000:]
     assert json.loads((run_dir / "training.json").read_text())["epochs"] == 4
     assert (run_dir / "model" / "lstm.bigdl").exists()

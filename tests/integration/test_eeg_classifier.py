@@ -1,4 +1,5 @@
 """The BigDL report classifier: trained on de-identified text of one seed, compared with the rules on another."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ def test_classifier_trains_on_deidentified_text_and_is_compared_with_rules(spark
     unseen = archive(spark, tmp_path_factory, UNSEEN)
     out = tmp_path_factory.mktemp("classifier") / "model"
     monkeypatch.setenv("EEG_DEID_KEY", "classifier-test-key-0123456789")
-    code = run(main, parser, ["--archive", str(train), "--eval-archive", str(unseen), "--out", str(out),
-                              "--env", "ci"])
+    code = run(main, parser, ["--archive", str(train), "--eval-archive", str(unseen), "--out", str(out), "--env", "ci"])
     assert code == 0
     assert (out / "classifier.model").exists() and len(json.loads((out / "vocabulary.json").read_text())) > 100
     summary = json.loads((out / "classifier.json").read_text())

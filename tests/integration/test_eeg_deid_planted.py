@@ -1,4 +1,5 @@
 """Planted identifiers in reports, EDF headers and file names: none reaches any output of the jobs, or any log."""
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,13 @@ KEY = "planted-test-key-0123456789abcdef"
 def _edf(patient: str, start: datetime) -> bytes:
     sig = edf.SignalHeader("EEG FP1-REF", "", "uV", -3276.8, 3276.7, -32768, 32767, "", 64)
     recording = f"Startdate {edf.edfplus_date(start.date())} X X X"
-    return edf.build_edf(patient=patient, recording=recording, start=start, record_duration=1.0,
-                         signals=[(sig, np.zeros(128, dtype=np.int16))])
+    return edf.build_edf(
+        patient=patient,
+        recording=recording,
+        start=start,
+        record_duration=1.0,
+        signals=[(sig, np.zeros(128, dtype=np.int16))],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +36,9 @@ def inputs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("planted")
     shutil.copytree(PLANTED / "reports", root / "reports")
     (root / "edf").mkdir()
-    (root / "edf" / "00044172_s001_t000.edf").write_bytes(_edf("4417-2209 F 14-MAR-1948 Quimby_Zelda", datetime(2011, 3, 3, 10, 2)))
+    (root / "edf" / "00044172_s001_t000.edf").write_bytes(
+        _edf("4417-2209 F 14-MAR-1948 Quimby_Zelda", datetime(2011, 3, 3, 10, 2))
+    )
     (root / "edf" / "EEG_44172209.edf").write_bytes(_edf("X X X X", datetime(2011, 3, 3, 10, 30)))
     (root / "edf" / "Krumholz_T.edf").write_bytes(_edf("KRUMHOLZ, THADDEUS 009876543 M", datetime(2010, 1, 12, 9, 0)))
     (root / "edf" / "quimby_cut.edf").write_bytes(_edf("X X X X", datetime(2011, 3, 3, 11, 0))[:300])
@@ -48,8 +56,9 @@ def _output_text(spark, root: Path) -> str:
     return "\n".join(chunks)
 
 
-def test_no_planted_identifier_survives_into_outputs_or_logs(spark, inputs, tmp_path, tmp_path_factory,
-                                                             monkeypatch, caplog, capfd):
+def test_no_planted_identifier_survives_into_outputs_or_logs(
+    spark, inputs, tmp_path, tmp_path_factory, monkeypatch, caplog, capfd
+):
     model = pairing_model(spark, tmp_path_factory)
     monkeypatch.setenv("EEG_DEID_KEY", KEY)
     # The test key must move every planted date well away from the others, or a shifted date could equal one.
@@ -58,11 +67,33 @@ def test_no_planted_identifier_survives_into_outputs_or_logs(spark, inputs, tmp_
     caplog.set_level(logging.DEBUG, logger="pipelines")
     caplog.set_level(logging.DEBUG, logger="jobs")
     extracted, paired = tmp_path / "findings", tmp_path / "pairs"
-    assert run(extract_eeg_reports.main, extract_eeg_reports.parser,
-               ["--reports", str(inputs / "reports"), "--out", str(extracted)]) == 0
-    assert run(pair_eeg.main, pair_eeg.parser,
-               ["--reports", str(inputs / "reports"), "--edf", str(inputs / "edf"), "--model", str(model),
-                "--out", str(paired), "--set", "eeg.pairing.model=logreg"]) == 0
+    assert (
+        run(
+            extract_eeg_reports.main,
+            extract_eeg_reports.parser,
+            ["--reports", str(inputs / "reports"), "--out", str(extracted)],
+        )
+        == 0
+    )
+    assert (
+        run(
+            pair_eeg.main,
+            pair_eeg.parser,
+            [
+                "--reports",
+                str(inputs / "reports"),
+                "--edf",
+                str(inputs / "edf"),
+                "--model",
+                str(model),
+                "--out",
+                str(paired),
+                "--set",
+                "eeg.pairing.model=logreg",
+            ],
+        )
+        == 0
+    )
     captured = capfd.readouterr()
     logs = "\n".join([caplog.text, captured.out, captured.err])
 

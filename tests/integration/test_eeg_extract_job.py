@@ -1,4 +1,5 @@
 """The extraction job in-process: de-identified findings, counts that add up, metrics against the truth, no key no run."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ def extracted(spark, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("EEG_DEID_KEY", KEY)
     try:
-        code = run(main, parser, ["--reports", str(root / "reports"), "--out", str(out),
-                                  "--truth", str(root / "truth" / "reports.jsonl")])
+        code = run(
+            main,
+            parser,
+            ["--reports", str(root / "reports"), "--out", str(out), "--truth", str(root / "truth" / "reports.jsonl")],
+        )
     finally:
         mp.undo()
     assert code == 0

@@ -1,4 +1,5 @@
 """The EEG archive generator: layout, determinism, truth, real EDF files, and that the readers account for all."""
+
 from __future__ import annotations
 
 import csv
@@ -15,14 +16,23 @@ from pipelines.config import EegGenerateConfig
 from pipelines.eeg import edf, sources
 from pipelines.eeg.generate import archive_plan, generate_archive, render_report
 
-CONFIG = EegGenerateConfig(patients=14, seed=5, edf_seconds=1, sample_rates=[128], broken_edf_files=5, broken_reports=2,
-                           multi_session_fraction=0.4, ltm_fraction=0.4)
+CONFIG = EegGenerateConfig(
+    patients=14,
+    seed=5,
+    edf_seconds=1,
+    sample_rates=[128],
+    broken_edf_files=5,
+    broken_reports=2,
+    multi_session_fraction=0.4,
+    ltm_fraction=0.4,
+)
 
 
 def _digest(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json"
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json"
     }
 
 
@@ -58,13 +68,20 @@ def test_readers_account_for_every_file_as_the_truth_says(spark, archive):
     headers = sources.read_edf_headers(spark, str(out / "edf"))
     fates = {row["edf_file"]: row["fate"] for row in csv.DictReader((out / "truth" / "edf_files.csv").open())}
     assert headers.read == summary["edf_files"] == headers.parsed + headers.quarantined
-    assert {r["file_name"]: r["reason"] for r in headers.quarantine.collect()} == {k: v for k, v in fates.items() if v != "ok"}
+    assert {r["file_name"]: r["reason"] for r in headers.quarantine.collect()} == {
+        k: v for k, v in fates.items() if v != "ok"
+    }
     rows = headers.rows.collect()
     assert all(fates[r["file_name"]] == "ok" for r in rows)
     assert {r["edf_type"] for r in rows} >= {"EDF", "EDF+C"}
     reports = sources.read_reports(spark, str(out / "reports"))
-    truth = {json.loads(line)["report_id"]: json.loads(line)["fate"] for line in (out / "truth" / "reports.jsonl").read_text().splitlines()}
-    assert {r["file_name"]: r["reason"] for r in reports.quarantine.collect()} == {k: v for k, v in truth.items() if v != "ok"}
+    truth = {
+        json.loads(line)["report_id"]: json.loads(line)["fate"]
+        for line in (out / "truth" / "reports.jsonl").read_text().splitlines()
+    }
+    assert {r["file_name"]: r["reason"] for r in reports.quarantine.collect()} == {
+        k: v for k, v in truth.items() if v != "ok"
+    }
     assert reports.parsed == sum(v == "ok" for v in truth.values())
     headers.unpersist()
     reports.unpersist()

@@ -1,4 +1,5 @@
 """Pairing end to end: models trained on one seed, evaluated and run as a job on an archive of another seed."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,23 @@ def paired(spark, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("EEG_DEID_KEY", KEY)
     try:
-        code = run(main, parser, ["--reports", str(root / "reports"), "--edf", str(root / "edf"), "--model", str(model),
-                                  "--out", str(out), "--truth", str(root / "truth" / "links.csv"), "--compare"])
+        code = run(
+            main,
+            parser,
+            [
+                "--reports",
+                str(root / "reports"),
+                "--edf",
+                str(root / "edf"),
+                "--model",
+                str(model),
+                "--out",
+                str(out),
+                "--truth",
+                str(root / "truth" / "links.csv"),
+                "--compare",
+            ],
+        )
     finally:
         mp.undo()
     assert code == 0
@@ -49,7 +65,12 @@ def test_the_job_writes_pairs_unpaired_and_counts_that_add_up(spark, paired):
         assert side["parsed"] == side["paired"] + side["unpaired"]
     assert files["tolerated"] and all(n > 0 for n in files["tolerated"].values())  # the generator's header oddities
     pairs = spark.read.parquet(str(out / "pairs"))
-    assert pairs.count() == counts["pairs"] == files["paired"] and set(pairs.columns) == {"report_id", "edf_file", "probability", "model"}
+    assert pairs.count() == counts["pairs"] == files["paired"] and set(pairs.columns) == {
+        "report_id",
+        "edf_file",
+        "probability",
+        "model",
+    }
     assert pairs.where("probability < 0.5").count() == 0
     unpaired = spark.read.parquet(str(out / "unpaired_reports")).collect()
     assert len(unpaired) == reports["unpaired"] and all(r["reason"] for r in unpaired)

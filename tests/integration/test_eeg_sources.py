@@ -1,4 +1,5 @@
 """EDF headers and reports read through Spark and the Hadoop FileSystem: every file parsed or quarantined."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -33,8 +34,12 @@ def test_headers_and_quarantine_add_up(spark, edf_dir, via):
     result = sources.read_edf_headers(spark, f"file://{edf_dir}", via=via)
     rows = {r["file_name"]: r for r in result.rows.collect()}
     bad = {r["file_name"]: r["reason"] for r in result.quarantine.collect()}
-    assert result.counts() == {"read": 6, "parsed": 3, "quarantined": 3, "quarantined_by_reason": {
-        "empty_file": 1, "impossible_value": 1, "truncated_header": 1}}
+    assert result.counts() == {
+        "read": 6,
+        "parsed": 3,
+        "quarantined": 3,
+        "quarantined_by_reason": {"empty_file": 1, "impossible_value": 1, "truncated_header": 1},
+    }
     assert sorted(rows) == ["good.edf", "odd.edf", "plus.EDF"]
     assert bad == {"empty.edf": "empty_file", "cut.edf": "truncated_header", "date.edf": "impossible_value"}
     good = rows["good.edf"]
@@ -66,7 +71,9 @@ def test_real_file_through_spark_with_signals_on_demand(spark):
 
 
 def test_signals_on_demand_read_only_the_records_asked_for(spark, edf_dir):
-    signals = sources.read_signals(spark, f"file://{edf_dir}/good.edf", channels=["EEG O2-REF"], start_s=1.0, duration_s=1.0, physical=False)
+    signals = sources.read_signals(
+        spark, f"file://{edf_dir}/good.edf", channels=["EEG O2-REF"], start_s=1.0, duration_s=1.0, physical=False
+    )
     assert np.array_equal(signals["EEG O2-REF"], np.arange(8, 16) * 3)
 
 
@@ -77,8 +84,14 @@ def test_reports_decoded_or_quarantined_without_text(spark, tmp_path):
     (tmp_path / "d e.TXT").write_bytes(b"\xef\xbb\xbfHR: 60")
     (tmp_path / "f.txt").write_bytes(b"")
     result = sources.read_reports(spark, str(tmp_path))
-    assert {r["report_id"]: r["text"] for r in result.rows.collect()} == {"a.txt": "CLINICAL HISTORY: fine.\n", "d e.TXT": "HR: 60"}
+    assert {r["report_id"]: r["text"] for r in result.rows.collect()} == {
+        "a.txt": "CLINICAL HISTORY: fine.\n",
+        "d e.TXT": "HR: 60",
+    }
     assert {r["file_name"]: r["reason"] for r in result.quarantine.collect()} == {
-        "b.txt": "not_utf8", "c.txt": "empty_report", "f.txt": "empty_report"}
+        "b.txt": "not_utf8",
+        "c.txt": "empty_report",
+        "f.txt": "empty_report",
+    }
     assert "text" not in result.quarantine.columns and result.read == 5
     result.unpersist()

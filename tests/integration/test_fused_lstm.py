@@ -3,6 +3,7 @@
 Same weights in both; forward outputs within 1e-5, and every gradient (input, input-to-hidden and
 hidden-to-hidden weights, bias, and the rest of the model's) within 1e-4 of its largest magnitude.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def gradients(model) -> np.ndarray:
 def split_like(vector: np.ndarray, weights: list[np.ndarray]) -> list[np.ndarray]:
     parts, start = [], 0
     for weight in weights:
-        parts.append(vector[start:start + weight.size].reshape(weight.shape))
+        parts.append(vector[start : start + weight.size].reshape(weight.shape))
         start += weight.size
     assert start == vector.size
     return parts
@@ -57,7 +58,9 @@ def assert_same_pass(reference, fused, x: np.ndarray, grad_seed: int) -> None:
     grad_in_reference, grad_in_fused = reference.backward(x, grad_out), fused.backward(x, grad_out)
     tensors = [("input", grad_in_reference, grad_in_fused)]
     weights = reference.get_weights()
-    for i, (g_ref, g_fused) in enumerate(zip(split_like(gradients(reference), weights), split_like(gradients(fused), weights))):
+    for i, (g_ref, g_fused) in enumerate(
+        zip(split_like(gradients(reference), weights), split_like(gradients(fused), weights))
+    ):
         tensors.append((f"parameter {i} {g_ref.shape}", g_ref, g_fused))
     for name, expected, actual in tensors:
         scale = float(np.abs(expected).max())
@@ -129,8 +132,15 @@ def test_distri_optimizer_trains_both_to_the_same_weights(spark, sequence_sample
     trained = {}
     for kind in ("reference", "fused"):
         model = build_lstm(3, hidden_size=8, kind=kind, seed=5, input_gradient=False)
-        distri = optimizer("distri", model=model, samples=sequence_samples, criterion=ClassNLLCriterion(),
-                           optim_method=SGD(learningrate=0.5), end_trigger=MaxEpoch(8), batch_size=128)
+        distri = optimizer(
+            "distri",
+            model=model,
+            samples=sequence_samples,
+            criterion=ClassNLLCriterion(),
+            optim_method=SGD(learningrate=0.5),
+            end_trigger=MaxEpoch(8),
+            batch_size=128,
+        )
         trained[kind] = distri.optimize().get_weights()
     initial = build_lstm(3, hidden_size=8, kind="reference", seed=5).get_weights()
     assert max(float(np.abs(a - b).max()) for a, b in zip(trained["reference"], initial)) > 0.05

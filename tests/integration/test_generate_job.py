@@ -1,4 +1,5 @@
 """The fleet generator on Spark: layout, content, determinism, gzip, and the job as a subprocess."""
+
 from __future__ import annotations
 
 import gzip
@@ -28,7 +29,9 @@ def _contents(out: Path) -> dict[str, list[bytes]]:
     result = {}
     for day in sorted((out / "readings").glob("day=*")):
         parts = sorted(day.glob("part-*"))
-        result[day.name] = sorted(gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in parts)
+        result[day.name] = sorted(
+            gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in parts
+        )
     return result
 
 
@@ -36,9 +39,7 @@ def _contents(out: Path) -> dict[str, list[bytes]]:
 def fleet(spark, tmp_path_factory):
     out = tmp_path_factory.mktemp("fleet") / "plain"
     summary = generate_fleet(spark, CONFIG, str(out), num_partitions=2)
-    readings = (
-        spark.read.csv(str(out / "readings"), header=True, schema=schema.RAW_TEXT_SCHEMA).toPandas()
-    )
+    readings = spark.read.csv(str(out / "readings"), header=True, schema=schema.RAW_TEXT_SCHEMA).toPandas()
     return out, summary, readings
 
 
@@ -143,7 +144,11 @@ def _job(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PIPELINES_MASTER": "local[2]"}
     return subprocess.run(
         [sys.executable, "-m", "jobs.generate_telemetry", *args],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -151,7 +156,12 @@ def test_job_help_shows_defaults():
     from jobs.generate_telemetry import parser
 
     text = parser.format_help()
-    assert "--out" in text and "--partitions" in text and "devices=200" in text and "default: INFO" in " ".join(text.split())
+    assert (
+        "--out" in text
+        and "--partitions" in text
+        and "devices=200" in text
+        and "default: INFO" in " ".join(text.split())
+    )
 
 
 def test_job_refuses_bad_config_with_exit_code_2(tmp_path):
@@ -164,7 +174,9 @@ def test_job_refuses_bad_config_with_exit_code_2(tmp_path):
 @pytest.mark.slow
 def test_job_writes_the_layout(tmp_path):
     out = tmp_path / "fleet"
-    result = _job("--out", str(out), "--set", "generate.devices=4", "--set", "generate.days=1", "--set", "generate.gzip=true")
+    result = _job(
+        "--out", str(out), "--set", "generate.devices=4", "--set", "generate.days=1", "--set", "generate.gzip=true"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "done: 4 devices" in result.stderr
     assert (out / "_SUCCESS").exists() and (out / "failures.csv").exists()

@@ -3,6 +3,7 @@
 No Kubernetes here: a driver (its own process) on a private standalone master (free ports, no workers) accepts the
 executor that the entry point starts from the SPARK_* variables Kubernetes would set, and runs Python tasks on it.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import pytest
 
 from pipelines import PROJECT_ROOT
 
-DRIVER = r'''
+DRIVER = r"""
 import json, os, shlex, subprocess, sys, time
 from pyspark.sql import SparkSession
 
@@ -49,7 +50,7 @@ finally:
     spark.stop()
     executor.terminate()
     executor.wait(60)
-'''
+"""
 
 
 def free_port() -> int:
@@ -63,9 +64,18 @@ def test_executor_command_registers_and_runs_python_tasks(tmp_path):
     spark_home = os.path.dirname(__import__("pyspark").__file__)
     port = free_port()
     master = subprocess.Popen(
-        [f"{spark_home}/bin/spark-class", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-         "--port", str(port), "--webui-port", str(free_port())],
-        stdout=open(tmp_path / "master.log", "w"), stderr=subprocess.STDOUT,
+        [
+            f"{spark_home}/bin/spark-class",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(free_port()),
+        ],
+        stdout=open(tmp_path / "master.log", "w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         for _ in range(60):
@@ -75,9 +85,18 @@ def test_executor_command_registers_and_runs_python_tasks(tmp_path):
             time.sleep(1)
         log = tmp_path / "executor.log"
         driver = subprocess.run(
-            [sys.executable, "-c", DRIVER, f"spark://127.0.0.1:{port}", str(PROJECT_ROOT / "docker" / "entrypoint.sh"),
-             str(log)],
-            capture_output=True, text=True, timeout=600, env={**os.environ, "SPARK_HOME": spark_home},
+            [
+                sys.executable,
+                "-c",
+                DRIVER,
+                f"spark://127.0.0.1:{port}",
+                str(PROJECT_ROOT / "docker" / "entrypoint.sh"),
+                str(log),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "SPARK_HOME": spark_home},
         )
     finally:
         master.terminate()

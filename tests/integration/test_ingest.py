@@ -1,4 +1,5 @@
 """Ingest from files: the broken fixture (every reason), gzip, empty and missing input, the job end to end."""
+
 from __future__ import annotations
 
 import gzip
@@ -22,8 +23,15 @@ FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "broken_telemetr
 HEADER = ",".join(RAW_COLUMNS)
 CONFIG = IngestConfig()
 EXPECTED_REASONS = {
-    "malformed_line": 4, "missing_field": 2, "bad_timestamp": 3, "missing_value": 1, "non_numeric": 2,
-    "not_finite": 4, "out_of_bounds": 6, "unknown_device": 1, "duplicate": 2,
+    "malformed_line": 4,
+    "missing_field": 2,
+    "bad_timestamp": 3,
+    "missing_value": 1,
+    "non_numeric": 2,
+    "not_finite": 4,
+    "out_of_bounds": 6,
+    "unknown_device": 1,
+    "duplicate": 2,
 }
 
 
@@ -69,8 +77,14 @@ def test_ingest_writes_clean_quarantine_and_counts(spark, tmp_path):
     assert clean.schema.simpleString() == CLEAN_SCHEMA.simpleString()
     d1 = clean.where("device_id = 'd-001'").orderBy("timestamp").collect()
     assert [(r["timestamp"].strftime("%H:%M"), r["filled"], r["segment"]) for r in d1] == [
-        ("00:00", False, 0), ("00:15", False, 0), ("00:30", True, 0), ("00:45", True, 0), ("01:00", True, 0),
-        ("01:15", True, 0), ("01:30", False, 0), ("03:30", False, 1),
+        ("00:00", False, 0),
+        ("00:15", False, 0),
+        ("00:30", True, 0),
+        ("00:45", True, 0),
+        ("01:00", True, 0),
+        ("01:15", True, 0),
+        ("01:30", False, 0),
+        ("03:30", False, 1),
     ]
     assert {r["model"] for r in clean.collect()} == {"ok"}
 
@@ -130,7 +144,11 @@ def _job(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PIPELINES_MASTER": "local[2]"}
     return subprocess.run(
         [sys.executable, "-m", "jobs.ingest_telemetry", *args, "--set", "ingest.max_fill_gap_readings=4"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

@@ -1,4 +1,5 @@
 """parse_and_validate on tiny inline records: each check, its boundaries, first-failure-wins and duplicates."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,37 +38,49 @@ def reasons(spark, records, known=None, config=CONFIG) -> list:
 
 def test_each_check_and_its_boundaries(spark):
     records = [
-        rec(ts="2026-01-01 00:00:00"),                                                   # ok
+        rec(ts="2026-01-01 00:00:00"),  # ok
         rec(ts="2026-01-01 00:15:00", inlet_temp_c="-20", cpu_temp_c="120", fan1_rpm="0", fan2_rpm="30000"),
-        rec(ts="2026-01-01 00:30:00", inlet_temp_c="-20.01"),                            # out_of_bounds
+        rec(ts="2026-01-01 00:30:00", inlet_temp_c="-20.01"),  # out_of_bounds
         rec(ts="2026-01-01 00:45:00", disk_temp_c="120.01"),
         rec(ts="2026-01-01 01:00:00", fan2_rpm="30000.5"),
         rec(ts="2026-01-01 01:15:00", write_errors="-1"),
         rec(ts="2026-01-01 01:30:00", fault_code="-3"),
-        rec(ts="2026-01-01 01:45:00", read_errors="0x10"),                               # non_numeric
+        rec(ts="2026-01-01 01:45:00", read_errors="0x10"),  # non_numeric
         rec(ts="2026-01-01 02:00:00", read_errors="1f"),
-        rec(ts="2026-01-01 02:15:00", read_errors="-Infinity"),                          # not_finite
-        rec(ts="2026-01-01 02:30:00", read_errors=" "),                                  # missing_value
+        rec(ts="2026-01-01 02:15:00", read_errors="-Infinity"),  # not_finite
+        rec(ts="2026-01-01 02:30:00", read_errors=" "),  # missing_value
         rec(ts="2026-01-01 02:45:00", read_errors=None),
-        rec(ts="2026-01-01 24:00:00"),                                                   # bad_timestamp
+        rec(ts="2026-01-01 24:00:00"),  # bad_timestamp
         rec(ts="2026-01-01 3:00:00"),
-        rec(device="  ", ts="2026-01-01 03:15:00"),                                      # missing_field
+        rec(device="  ", ts="2026-01-01 03:15:00"),  # missing_field
         rec(ts=None, source="b.csv"),
     ]
     assert reasons(spark, records) == [
-        None, None,
-        "out_of_bounds", "out_of_bounds", "out_of_bounds", "out_of_bounds", "out_of_bounds",
-        "non_numeric", "non_numeric", "not_finite", "missing_value", "missing_value",
-        "bad_timestamp", "bad_timestamp", "missing_field", "missing_field",
+        None,
+        None,
+        "out_of_bounds",
+        "out_of_bounds",
+        "out_of_bounds",
+        "out_of_bounds",
+        "out_of_bounds",
+        "non_numeric",
+        "non_numeric",
+        "not_finite",
+        "missing_value",
+        "missing_value",
+        "bad_timestamp",
+        "bad_timestamp",
+        "missing_field",
+        "missing_field",
     ]
 
 
 def test_first_failing_check_wins(spark):
     records = [
         rec(device="d-x", ts="2026-01-01 00:00:00", fan1_rpm="-1", cpu_temp_c="NaN"),  # not_finite before bounds
-        rec(device="d-x", ts="2026-01-01 00:15:00", fan1_rpm="fast", cpu_temp_c=""),   # missing before non_numeric
-        rec(device="d-x", ts="2026-01-01 00:30:00"),                                    # unknown device
-        rec(device="d-x", ts="bad", fan1_rpm="fast"),                                   # timestamp before values
+        rec(device="d-x", ts="2026-01-01 00:15:00", fan1_rpm="fast", cpu_temp_c=""),  # missing before non_numeric
+        rec(device="d-x", ts="2026-01-01 00:30:00"),  # unknown device
+        rec(device="d-x", ts="bad", fan1_rpm="fast"),  # timestamp before values
     ]
     assert reasons(spark, records, known=["d-1"]) == ["not_finite", "missing_value", "unknown_device", "bad_timestamp"]
 
@@ -78,8 +91,17 @@ def test_without_a_device_list_no_device_is_unknown(spark):
 
 def test_config_bounds_are_used(spark):
     strict = dataclasses.replace(CONFIG, fan_rpm_max=3000.0, temperature_max_c=40.0)
-    records = [rec(ts="2026-01-01 00:00:00", fan1_rpm="3000", fan2_rpm="3000", cpu_temp_c="40", inlet_temp_c="20",
-                   disk_temp_c="30"), rec(ts="2026-01-01 00:15:00")]
+    records = [
+        rec(
+            ts="2026-01-01 00:00:00",
+            fan1_rpm="3000",
+            fan2_rpm="3000",
+            cpu_temp_c="40",
+            inlet_temp_c="20",
+            disk_temp_c="30",
+        ),
+        rec(ts="2026-01-01 00:15:00"),
+    ]
     assert reasons(spark, records, config=strict) == [None, "out_of_bounds"]
 
 
@@ -89,7 +111,7 @@ def test_duplicates_keep_one_deterministically(spark):
         rec(ts="2026-01-01 00:15:00", source="b.csv"),  # kept: on the grid point
         rec(ts="2026-01-01 00:15:00", source="c.csv"),  # same instant, later file
         rec(ts="2026-01-01 00:15:00", source="c.csv", fan1_rpm="-1"),  # invalid: does not compete
-        rec(device="d-2", ts="2026-01-01 00:15:00", source="c.csv"),   # other device
+        rec(device="d-2", ts="2026-01-01 00:15:00", source="c.csv"),  # other device
         rec(ts="2026-01-01 00:22:30", source="a.csv"),  # half-way rounds up: next grid point
     ]
     expected = ["duplicate", None, "duplicate", "out_of_bounds", None, None]

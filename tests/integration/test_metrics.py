@@ -1,4 +1,5 @@
 """binary_metrics against scikit-learn, on hand-written tied scores and on a random many-ties set."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,18 @@ def _assert_matches(got: dict, want: dict) -> None:
 
 def test_hand_written_example_with_ties(spark):
     rows = [
-        (1, 0.9), (0, 0.9), (1, 0.8), (1, 0.7), (0, 0.7), (0, 0.7),
-        (1, 0.5), (0, 0.5), (0, 0.3), (1, 0.3), (0, 0.1), (0, 0.1),
+        (1, 0.9),
+        (0, 0.9),
+        (1, 0.8),
+        (1, 0.7),
+        (0, 0.7),
+        (0, 0.7),
+        (1, 0.5),
+        (0, 0.5),
+        (0, 0.3),
+        (1, 0.3),
+        (0, 0.1),
+        (0, 0.1),
     ]
     df = spark.createDataFrame(rows, SCHEMA)
     y = np.array([r[0] for r in rows])

@@ -1,4 +1,5 @@
 """Optimisers from config: scaling, warm-up then decay, LARS through the JVM, clipping, resume."""
+
 import numpy as np
 import pytest
 
@@ -56,11 +57,23 @@ def test_sgd_follows_linear_scaling_warm_up_then_poly_decay(spark, windows, tmp_
     """The rate BigDL used, iteration by iteration: a linear climb from 0.05 to 0.1 over the first epoch,
     then a linear decay towards zero."""
     config = TrainConfig(
-        hidden_size=8, epochs=3, batch_size=64, optimizer="sgd", learning_rate=0.05, lr_scaling="linear",
-        base_batch_size=32, warmup_epochs=1, schedule="poly", decay_power=1.0, momentum=0.9, nesterov=True,
+        hidden_size=8,
+        epochs=3,
+        batch_size=64,
+        optimizer="sgd",
+        learning_rate=0.05,
+        lr_scaling="linear",
+        base_batch_size=32,
+        warmup_epochs=1,
+        schedule="poly",
+        decay_power=1.0,
+        momentum=0.9,
+        nesterov=True,
     )
     train, val = windows.where("device_id < 'd24'"), windows.where("device_id >= 'd24'")
-    result = training.train_lstm(spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=str(tmp_path))
+    result = training.train_lstm(
+        spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=str(tmp_path)
+    )
     plan, rates = result.learning_rate, dict(result.learning_rates)
     warmup = plan["warmup_iterations"]
     assert warmup == result.iterations // 3 and plan["peak"] == pytest.approx(0.1)
@@ -75,12 +88,24 @@ def test_sgd_follows_linear_scaling_warm_up_then_poly_decay(spark, windows, tmp_
 @pytest.mark.slow
 def test_lars_through_the_jvm_trains_checkpoints_each_layer_and_resumes(spark, windows, tmp_path):
     config = TrainConfig(
-        hidden_size=8, epochs=2, batch_size=64, optimizer="lars", learning_rate=0.05, lr_scaling="linear",
-        base_batch_size=32, warmup_epochs=1, schedule="poly", momentum=0.9, lars_trust=1.0, seed=3,
+        hidden_size=8,
+        epochs=2,
+        batch_size=64,
+        optimizer="lars",
+        learning_rate=0.05,
+        lr_scaling="linear",
+        base_batch_size=32,
+        warmup_epochs=1,
+        schedule="poly",
+        momentum=0.9,
+        lars_trust=1.0,
+        seed=3,
     )
     train, val = windows.where("device_id < 'd24'"), windows.where("device_id >= 'd24'")
     run_dir = str(tmp_path / "run")
-    result = training.train_lstm(spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir)
+    result = training.train_lstm(
+        spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir
+    )
     assert result.epochs == 2
     losses = [v for _, v in result.train_loss]
     epoch = len(losses) // 2  # single iterations are noisy at LARS's peak rate: compare the epochs' means
@@ -91,8 +116,14 @@ def test_lars_through_the_jvm_trains_checkpoints_each_layer_and_resumes(spark, w
     model_path, optim_paths = training.latest_checkpoint(spark, f"{run_dir}/checkpoints")
     assert len(optim_paths) == 2  # the (fused) LSTM and the head
     resumed = training.train_lstm(
-        spark, train, val, config=TrainConfig(**{**config.__dict__, "epochs": 3}), length=LENGTH,
-        n_features=N_FEATURES, run_dir=run_dir, resume=True,
+        spark,
+        train,
+        val,
+        config=TrainConfig(**{**config.__dict__, "epochs": 3}),
+        length=LENGTH,
+        n_features=N_FEATURES,
+        run_dir=run_dir,
+        resume=True,
     )
     assert resumed.epochs == 3
 
@@ -107,8 +138,12 @@ def _train_one_epoch(spark, windows, config):
     before = [w.copy() for w in model.get_weights()]
     method, _ = optim.make_optim_methods(model, config, batch_size=config.batch_size, iterations_per_epoch=8)
     optimizer = Optimizer.create(
-        model=model, training_set=samples, criterion=ClassNLLCriterion(), optim_method=method,
-        end_trigger=MaxEpoch(1), batch_size=config.batch_size,
+        model=model,
+        training_set=samples,
+        criterion=ClassNLLCriterion(),
+        optim_method=method,
+        end_trigger=MaxEpoch(1),
+        batch_size=config.batch_size,
     )
     optim.set_gradient_clipping(optimizer, config)
     trained = optimizer.optimize()
@@ -128,5 +163,7 @@ def test_gradient_clipping_bounds_each_step(spark, windows, clip):
     else:
         assert np.linalg.norm(step) <= iterations * lr * bound * 1.001
     # Without clipping the same training moves the weights much further: the bound above is not vacuous.
-    free_before, free_after = _train_one_epoch(spark, windows, TrainConfig(optimizer="sgd", learning_rate=lr, momentum=0.0, batch_size=64))
+    free_before, free_after = _train_one_epoch(
+        spark, windows, TrainConfig(optimizer="sgd", learning_rate=lr, momentum=0.0, batch_size=64)
+    )
     assert np.linalg.norm(free_after - free_before) > 10 * np.linalg.norm(step)

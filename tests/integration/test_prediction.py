@@ -1,4 +1,5 @@
 """The one predictor (`extension.predict`): the model's output beside each row, computed on the executors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,11 +25,14 @@ def test_outputs_equal_the_models_own_and_rows_keep_their_order(spark):
     np.testing.assert_allclose(outputs, expected[before], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("features, message", [
-    ([0.0] * 5, "a row has 5 values, not 4 x 3 = 12"),
-    (None, "a row has no features"),
-    ([0.0] * 11 + [None], "a row's features hold a null"),
-])
+@pytest.mark.parametrize(
+    "features, message",
+    [
+        ([0.0] * 5, "a row has 5 values, not 4 x 3 = 12"),
+        (None, "a row has no features"),
+        ([0.0] * 11 + [None], "a row's features hold a null"),
+    ],
+)
 def test_malformed_rows_are_refused_with_the_reason(spark, features, message):
     rows = spark.createDataFrame([(features,)], "features array<float>")
     with pytest.raises(Py4JJavaError, match=message):

@@ -4,6 +4,7 @@ A copy of index.html with a small checking script is put beside the original (so
 Chromium runs it and prints the DOM, where the script wrote how many images loaded. The report itself has no script.
 Skipped when Chromium is not installed: `apt-get install -y chromium`.
 """
+
 import json
 import re
 import shutil
@@ -43,9 +44,19 @@ def images_in_browser(index: Path, tmp_path: Path) -> dict:
     harness.write_text(index.read_text(encoding="utf-8").replace("</body>", CHECK + "</body>"), encoding="utf-8")
     profile = tmp_path / "chromium-profile"
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", harness.as_uri(),
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        harness.as_uri(),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     harness.unlink()

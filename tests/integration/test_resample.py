@@ -1,4 +1,5 @@
 """resample(): grid alignment, short gaps forward-filled and flagged, long gaps starting a new segment."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -57,8 +58,8 @@ def test_gaps_filled_or_segmented(spark):
 def test_off_grid_readings_go_to_the_nearest_grid_point(spark):
     # First reading at an arbitrary time; one slot gets two readings: the closer one wins.
     rows = [
-        reading("d-2", 7 * 60 + 53, 1.0),    # 07:53 -> 08:00
-        reading("d-2", 8 * 60 + 7.4, 2.0),   # 08:07:24 -> 08:00, further away
+        reading("d-2", 7 * 60 + 53, 1.0),  # 07:53 -> 08:00
+        reading("d-2", 8 * 60 + 7.4, 2.0),  # 08:07:24 -> 08:00, further away
         reading("d-2", 8 * 60 + 22.5, 3.0),  # half-way rounds up -> 08:30
     ]
     assert run(spark, rows) == [

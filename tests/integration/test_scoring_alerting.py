@@ -1,4 +1,5 @@
 """Calibration, the alert thresholds, lead times and fleet scoring on Spark, with small fixed data."""
+
 import json
 import math
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ def miscalibrated(spark, n: int, seed: int):
     rng = np.random.default_rng(seed)
     p = rng.beta(0.5, 4.0, n)
     label = (rng.random(n) < p).astype(int)
-    rows = [(f"d{i}", T0, int(y), float(s)) for i, (y, s) in enumerate(zip(label, p ** 0.3))]
+    rows = [(f"d{i}", T0, int(y), float(s)) for i, (y, s) in enumerate(zip(label, p**0.3))]
     return spark.createDataFrame(rows, "device_id string, window_end timestamp, label int, score double")
 
 
@@ -45,7 +46,9 @@ def test_calibration_brings_the_reliability_curve_closer_to_the_diagonal(spark, 
 
 
 def days_frame(spark, negatives, positives):
-    rows = [(f"n{i}", T0, p, 0) for i, p in enumerate(negatives)] + [(f"p{i}", T0, p, 1) for i, p in enumerate(positives)]
+    rows = [(f"n{i}", T0, p, 0) for i, p in enumerate(negatives)] + [
+        (f"p{i}", T0, p, 1) for i, p in enumerate(positives)
+    ]
     return spark.createDataFrame(rows, "device_id string, day timestamp, probability double, label int")
 
 
@@ -57,7 +60,9 @@ def test_threshold_for_a_target_false_alarm_rate_is_the_lowest_that_keeps_it(spa
     far = alerting.false_alarm_rate(days, t)
     assert far["false_alarm_device_days"] == 5 and far["false_alarm_rate_per_device_day"] == 0.05
     assert threshold_for_false_alarm_rate(days, 0.0) == math.nextafter(1.0, math.inf)  # nothing may alert
-    assert threshold_for_false_alarm_rate(days, 0.5) == 0.51  # 50 negatives from 0.51; at 0.50 (tied with a positive) 51
+    assert (
+        threshold_for_false_alarm_rate(days, 0.5) == 0.51
+    )  # 50 negatives from 0.51; at 0.50 (tied with a positive) 51
     tied = days_frame(spark, [0.9] * 10 + [0.1] * 90, [0.95])
     assert threshold_for_false_alarm_rate(tied, 0.05) == 0.95  # the tie of 10 cannot be split
 
@@ -72,7 +77,9 @@ def test_device_days_take_the_highest_probability_and_label_of_a_day(spark):
 
 def test_policy_from_a_false_alarm_target_or_a_cost_ratio(spark):
     val = miscalibrated(spark, 2000, seed=3)
-    policy = fit_policy(val, AlertingConfig(calibration="platt", target_false_alarm_rate=0.01, review_false_alarm_rate=0.05))
+    policy = fit_policy(
+        val, AlertingConfig(calibration="platt", target_false_alarm_rate=0.01, review_false_alarm_rate=0.05)
+    )
     assert policy.review_threshold <= policy.alert_threshold
     assert policy.validation["false_alarm_rate_per_device_day"] <= 0.01
     assert policy.validation["review_false_alarm_rate_per_device_day"] <= 0.05
@@ -88,9 +95,15 @@ def test_policy_from_a_false_alarm_target_or_a_cost_ratio(spark):
 def test_lead_time_edges(spark):
     day = lambda d, h=0: T0 + timedelta(days=d, hours=h)  # noqa: E731
     rows = [
-        ("early", day(5), False), ("early", day(6), True), ("early", day(8), True), ("early", day(9), False),
-        ("late", day(3), False), ("late", day(10), True), ("late", day(11), True),  # alerts at and after the failure
-        ("silent", day(8), False), ("silent", day(9), False),
+        ("early", day(5), False),
+        ("early", day(6), True),
+        ("early", day(8), True),
+        ("early", day(9), False),
+        ("late", day(3), False),
+        ("late", day(10), True),
+        ("late", day(11), True),  # alerts at and after the failure
+        ("silent", day(8), False),
+        ("silent", day(9), False),
         ("healthy", day(4), True),
     ]
     alerts = spark.createDataFrame(rows, "device_id string, window_end timestamp, alert boolean")
@@ -122,16 +135,31 @@ def make_scorer(**kwargs):
 
 def test_fleet_scoring_with_a_plugged_scorer(spark, tmp_path):
     rows = []
-    for device, x, days, segment_break in (("hot", 3.0, range(0, 5), None), ("cool", -3.0, range(0, 5), None),
-                                            ("warm", 0.0, range(0, 5), None), ("gappy", 5.0, range(0, 5), 3),
-                                            ("stale", 0.2, range(0, 3), None)):
+    for device, x, days, segment_break in (
+        ("hot", 3.0, range(0, 5), None),
+        ("cool", -3.0, range(0, 5), None),
+        ("warm", 0.0, range(0, 5), None),
+        ("gappy", 5.0, range(0, 5), 3),
+        ("stale", 0.2, range(0, 3), None),
+    ):
         for d in days:
             segment = 1 if segment_break is not None and d >= segment_break else 0
             rows.append((device, "M", T0 + timedelta(days=d), segment, x * 2 + 1, 7.0))
-    readings = spark.createDataFrame(rows, "device_id string, model string, timestamp timestamp, segment int, a double, b double")
-    info = {"length": 3, "features": ["a", "b"], "normalization": {"features": ["a", "b"], "mean": [1.0, 7.0], "std": [2.0, 1.0]}}
-    policy = AlertPolicy(Calibrator("none"), alert_threshold=0.9, review_threshold=0.45, policy="false_alarm_rate",
-                         target_false_alarm_rate=0.01)
+    readings = spark.createDataFrame(
+        rows, "device_id string, model string, timestamp timestamp, segment int, a double, b double"
+    )
+    info = {
+        "length": 3,
+        "features": ["a", "b"],
+        "normalization": {"features": ["a", "b"], "mean": [1.0, 7.0], "std": [2.0, 1.0]},
+    }
+    policy = AlertPolicy(
+        Calibrator("none"),
+        alert_threshold=0.9,
+        review_threshold=0.45,
+        policy="false_alarm_rate",
+        target_false_alarm_rate=0.01,
+    )
     scorer = scoring.load_scorer("test_scoring_alerting:make_scorer", spark=spark)
     table = scoring.score_fleet(readings, scorer, policy, info, scored_by="stub")
     got = {r["device_id"]: r for r in table.collect()}
@@ -143,7 +171,9 @@ def test_fleet_scoring_with_a_plugged_scorer(spark, tmp_path):
     assert got["cool"]["band"] == "ok" and not got["cool"]["alert"]
     assert got["gappy"]["band"] == "insufficient_history" and got["gappy"]["score"] is None
     assert got["gappy"]["reason"].startswith("not scored: 2 of 3 readings")
-    assert got["stale"]["window_end"] == T0 + timedelta(days=2) and "no reading since 2026-01-03" in got["stale"]["reason"]
+    assert (
+        got["stale"]["window_end"] == T0 + timedelta(days=2) and "no reading since 2026-01-03" in got["stale"]["reason"]
+    )
 
     out = str(tmp_path / "risk")
     summary = scoring.write_risk_table(spark, table, out, policy=policy)

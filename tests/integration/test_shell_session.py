@@ -3,6 +3,7 @@
 The session reads runs/demo/windows and runs/demo/tf_model/model.pb relative to the folder the shell starts in;
 the test lays tiny ones (written with pyarrow and TensorFlow, no Spark) in a temporary folder and starts there.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ MARKER = "<!-- shell-session:"
 def readme_session() -> tuple[list[str], list[str]]:
     """The statements (prompts removed) and the output lines of the README's marked session."""
     text = (PROJECT_ROOT / "README.md").read_text()
-    block = text[text.index(MARKER):]
-    block = block[block.index("```pycon\n") + len("```pycon\n"):]
+    block = text[text.index(MARKER) :]
+    block = block[block.index("```pycon\n") + len("```pycon\n") :]
     block = block[: block.index("```")]
     statements, outputs = [], []
     for line in block.splitlines():
@@ -60,13 +61,15 @@ def write_windows(root, length: int, n_features: int, n: int = 240, seed: int = 
         rows["features"].append(x.reshape(-1).tolist())
         rows["label"].append(label)
         rows["split"].append(("train", "train", "val", "test")[i % 4])
-    table = pa.table({
-        "device_id": pa.array(rows["device_id"], pa.string()),
-        "window_end": pa.array(rows["window_end"], pa.timestamp("us", tz="UTC")),
-        "features": pa.array(rows["features"], pa.list_(pa.float32())),
-        "label": pa.array(rows["label"], pa.int32()),
-        "split": pa.array(rows["split"], pa.string()),
-    })
+    table = pa.table(
+        {
+            "device_id": pa.array(rows["device_id"], pa.string()),
+            "window_end": pa.array(rows["window_end"], pa.timestamp("us", tz="UTC")),
+            "features": pa.array(rows["features"], pa.list_(pa.float32())),
+            "label": pa.array(rows["label"], pa.int32()),
+            "split": pa.array(rows["split"], pa.string()),
+        }
+    )
     pq.write_to_dataset(table, str(root / "windows"), partition_cols=["split"])
     spec = WindowSpec.of(load_config())
     assert (spec.length, spec.n_features) == (length, n_features)
@@ -85,12 +88,17 @@ def test_the_readme_session_runs_in_the_shell(tmp_path):
     length, n_features = config.windows.length, len(config.windows.features)
     demo = tmp_path / "runs" / "demo"
     counts = write_windows(demo / "windows", length, n_features)  # a windows root, as build_windows writes it
-    freeze_keras(tfmodels.keras_lstm(length, n_features, hidden=4, seed=3), str(demo / "tf_model" / "model.pb"),
-                 for_bigdl=False)
+    freeze_keras(
+        tfmodels.keras_lstm(length, n_features, hidden=4, seed=3), str(demo / "tf_model" / "model.pb"), for_bigdl=False
+    )
 
     result = subprocess.run(
         [str(PROJECT_ROOT / "infra" / "shell.sh"), "--conf", "spark.ui.enabled=false"],
-        input="\n".join(statements) + "\n", cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        input="\n".join(statements) + "\n",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "PIPELINES_MASTER": "local[2]"},
     )
     assert result.returncode == 0, result.stderr[-3000:]

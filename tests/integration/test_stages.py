@@ -1,5 +1,6 @@
 """BigDL models as Spark ML stages: fit with the one training loop, transform with the one predictor, saved and
 loaded with pyspark.ml's writers, alone and inside a PipelineModel."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,16 @@ def sequences(spark):
 def test_a_pipeline_with_a_bigdl_classifier_fits_saves_loads_and_scores_the_same(spark, sequences, tmp_path):
     flag = SQLTransformer(statement="SELECT *, id % 5 = 0 AS is_validation FROM __THIS__")
     classifier = BigDLClassifier(
-        build_lstm(3, hidden_size=8, seed=3, input_gradient=False), featuresCol="values", labelCol="target",
-        featureShape=[12, 3], batchSize=32, epochs=6, learningRate=0.02, validationIndicatorCol="is_validation",
-        checkpointDir=str(tmp_path / "checkpoints"), seed=3,
+        build_lstm(3, hidden_size=8, seed=3, input_gradient=False),
+        featuresCol="values",
+        labelCol="target",
+        featureShape=[12, 3],
+        batchSize=32,
+        epochs=6,
+        learningRate=0.02,
+        validationIndicatorCol="is_validation",
+        checkpointDir=str(tmp_path / "checkpoints"),
+        seed=3,
     )
     fitted = Pipeline(stages=[flag, classifier]).fit(sequences.where("id < 480"))
     held_out = sequences.where("id >= 480")
@@ -62,8 +70,13 @@ def test_missing_settings_are_refused_before_any_job(spark, sequences):
 
 
 def test_the_score_follows_the_output_kind(spark):
-    outputs = spark.createDataFrame([([float(np.log(0.25)), float(np.log(0.75))], [0.25, 0.75], [0.6])],
-                                    "log_probs array<float>, probs array<float>, sigmoid array<float>")
-    scores = outputs.select(score_column(LOG_PROBABILITIES, outputs.log_probs),  # the project's models
-                            score_column(PROBABILITIES, outputs.probs), score_column(SIGMOID, outputs.sigmoid)).first()
+    outputs = spark.createDataFrame(
+        [([float(np.log(0.25)), float(np.log(0.75))], [0.25, 0.75], [0.6])],
+        "log_probs array<float>, probs array<float>, sigmoid array<float>",
+    )
+    scores = outputs.select(
+        score_column(LOG_PROBABILITIES, outputs.log_probs),  # the project's models
+        score_column(PROBABILITIES, outputs.probs),
+        score_column(SIGMOID, outputs.sigmoid),
+    ).first()
     assert list(scores) == pytest.approx([0.75, 0.75, 0.6])

@@ -1,4 +1,5 @@
 """The telemetry jobs end to end as a user runs them: python -m jobs.<name> in a fresh process."""
+
 import json
 import signal
 import subprocess
@@ -30,7 +31,9 @@ def data(tmp_path_factory):
     fleet, ingested, windows = (str(root / d) for d in ("fleet", "ingest", "windows"))
     _job("generate_telemetry", "--out", fleet, *SMALL)
     _job("ingest_telemetry", "--input", fleet, "--out", ingested, *SMALL)
-    _job("build_windows", "--clean", f"{ingested}/clean", "--failures", f"{fleet}/failures.csv", "--out", windows, *SMALL)
+    _job(
+        "build_windows", "--clean", f"{ingested}/clean", "--failures", f"{fleet}/failures.csv", "--out", windows, *SMALL
+    )
     return root
 
 
@@ -42,7 +45,9 @@ def test_chain_with_resume_and_one_line_errors(data, tmp_path):
     windows, run_dir = str(data / "windows"), str(tmp_path / "run")
     _job("train_lstm", "--windows", windows, "--run-dir", run_dir, *SMALL, "--set", "train.epochs=1")
     assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 1
-    resumed = _job("train_lstm", "--windows", windows, "--run-dir", run_dir, "--resume", *SMALL, "--set", "train.epochs=2")
+    resumed = _job(
+        "train_lstm", "--windows", windows, "--run-dir", run_dir, "--resume", *SMALL, "--set", "train.epochs=2"
+    )
     assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 2
     assert "after epoch 1" in resumed.stderr and "epoch 2/2" in resumed.stderr
 
@@ -63,7 +68,8 @@ def test_a_killed_driver_resumes_from_its_checkpoint(data, tmp_path):
     windows, run_dir, epochs = str(data / "windows"), str(tmp_path / "run"), "train.epochs=30"
     job = subprocess.Popen(
         _command("train_lstm", "--windows", windows, "--run-dir", run_dir, *SMALL, "--set", epochs),
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     for line in job.stderr:
         if "epoch 1/30" in line:
@@ -83,12 +89,23 @@ def test_existing_output_is_refused_or_kept_whole_when_a_job_dies(data, tmp_path
     _job("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL)
     before = (out / "counts.json").read_text()
 
-    refused = _job("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL,
-                   "--set", "output.if_exists=refuse", check=False)
+    refused = _job(
+        "ingest_telemetry",
+        "--input",
+        str(data / "fleet"),
+        "--out",
+        str(out),
+        *SMALL,
+        "--set",
+        "output.if_exists=refuse",
+        check=False,
+    )
     assert refused.returncode == 1 and "exists" in refused.stderr
 
-    job = subprocess.Popen(_command("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL),
-                           stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(
+        _command("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL),
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not any(p.name.startswith("ingest._tmp-") for p in tmp_path.iterdir()) and time.time() < deadline:
         time.sleep(0.2)
@@ -112,7 +129,10 @@ def test_demo_on_a_tiny_fleet(tmp_path):
     keys = {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"}
     for name in ("test", "baseline", "tf_imported"):
         assert keys <= set(metrics[name]), name
-    assert metrics["counts"]["ingest"]["read"] == metrics["counts"]["ingest"]["clean"] + metrics["counts"]["ingest"]["quarantined"]
+    assert (
+        metrics["counts"]["ingest"]["read"]
+        == metrics["counts"]["ingest"]["clean"] + metrics["counts"]["ingest"]["quarantined"]
+    )
     assert {"generate", "ingest", "windows", "train", "evaluate", "tf_import", "total"} <= set(metrics["timings_s"])
     assert "BigDL LSTM" in result.stdout and "TF LSTM in BigDL" in result.stdout and "wall time" in result.stdout
 
@@ -120,14 +140,27 @@ def test_demo_on_a_tiny_fleet(tmp_path):
 def test_batch_size_study_writes_a_table_and_a_plot(data, tmp_path):
     out = tmp_path / "study"
     args = [
-        "--windows", str(data / "windows"), "--out", str(out), *SMALL,
-        "--set", "study.batch_sizes=[8, 32]", "--set", "study.arms=[sgd_fixed, lars_linear_warmup]",
-        "--set", "study.epochs=2", "--set", "study.base_batch_size=8",
+        "--windows",
+        str(data / "windows"),
+        "--out",
+        str(out),
+        *SMALL,
+        "--set",
+        "study.batch_sizes=[8, 32]",
+        "--set",
+        "study.arms=[sgd_fixed, lars_linear_warmup]",
+        "--set",
+        "study.epochs=2",
+        "--set",
+        "study.base_batch_size=8",
     ]
     result = _job("batch_size_study", *args)
     rows = json.loads((out / "results" / "study.json").read_text())
     assert [(r["arm"], r["batch_size"]) for r in rows] == [
-        ("sgd_fixed", 8), ("sgd_fixed", 32), ("lars_linear_warmup", 8), ("lars_linear_warmup", 32),
+        ("sgd_fixed", 8),
+        ("sgd_fixed", 32),
+        ("lars_linear_warmup", 8),
+        ("lars_linear_warmup", 32),
     ]
     assert all(len(r["val_loss"]) == 2 and 0 <= r["test_pr_auc"] <= 1 for r in rows)
     assert rows[3]["peak_learning_rate"] == 4 * rows[2]["peak_learning_rate"]  # linear scaling

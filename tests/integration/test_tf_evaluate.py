@@ -1,4 +1,5 @@
 """Imported TensorFlow models evaluated on windows on Spark: scores, metrics, parity, the jobs."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,19 @@ from pipelines.tfimport.export import freeze_keras
 from pipelines.tfimport.load import import_tensorflow_model
 
 T, F = 12, 3
-METRIC_KEYS = {"count", "positives", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss",
-               "confusion_matrix"}
+METRIC_KEYS = {
+    "count",
+    "positives",
+    "threshold",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "confusion_matrix",
+}
 SETTINGS = ["--set", f"windows.length={T}", "--set", "windows.features=[a,b,c]", "--set", "evaluate.batch_size=64"]
 
 
@@ -76,8 +88,15 @@ def test_shape_and_output_kind_problems_are_refused_before_any_job(spark, keras_
     with pytest.raises(InputShapeError, match=r"\(12, 3\).*\(6, 6\)"):
         predict_scores(imported, test_windows, length=6, n_features=6, batch_size=32)
     with pytest.raises(InputShapeError, match="hold 72 values, not length x n_features = 12 x 3"):
-        predict_scores(imported, test_windows.selectExpr("*", "concat(features, features) as f2")
-                       .drop("features").withColumnRenamed("f2", "features"), length=T, n_features=F, batch_size=32)
+        predict_scores(
+            imported,
+            test_windows.selectExpr("*", "concat(features, features) as f2")
+            .drop("features")
+            .withColumnRenamed("f2", "features"),
+            length=T,
+            n_features=F,
+            batch_size=32,
+        )
     imported.output_kind = None
     with pytest.raises(TFImportError, match="pass output_kind"):
         predict_scores(imported, test_windows, length=T, n_features=F, batch_size=32)
@@ -87,8 +106,17 @@ def test_evaluate_tf_job_merges_into_the_run_report(spark, windows_root, keras_l
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "metrics.json").write_text(json.dumps({"test": {"pr_auc": 0.5}, "baseline": {"pr_auc": 0.4}}))
-    argv = [*SETTINGS, "--windows", windows_root, "--run-dir", str(run_dir), "--model", keras_lstm[1].pb_uri,
-            "--parity-samples", "8"]
+    argv = [
+        *SETTINGS,
+        "--windows",
+        windows_root,
+        "--run-dir",
+        str(run_dir),
+        "--model",
+        keras_lstm[1].pb_uri,
+        "--parity-samples",
+        "8",
+    ]
     assert run(evaluate_tf.main, evaluate_tf.parser, argv) == 0
     merged = json.loads((run_dir / "metrics.json").read_text())
     assert merged["test"] == {"pr_auc": 0.5} and merged["baseline"] == {"pr_auc": 0.4}

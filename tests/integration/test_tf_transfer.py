@@ -1,4 +1,5 @@
 """Transfer learning on an imported TensorFlow model, and the demo's TensorFlow leg, on tiny windows."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,19 @@ from pipelines.tfimport.load import forward
 from pipelines.tfimport.transfer import HEAD_NAME, TransferSpec, build_transfer_model, fine_tune, save
 
 T, F = 10, 3
-METRIC_KEYS = {"count", "positives", "threshold", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss",
-               "confusion_matrix"}
+METRIC_KEYS = {
+    "count",
+    "positives",
+    "threshold",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "confusion_matrix",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +42,17 @@ def windows_root(spark, tmp_path_factory):
         x = rng.normal(0, 1, size=(T, F)).astype(np.float32)
         if label:
             x[:, 0] += np.linspace(-2, 2, T)
-        rows.append((f"d{i % 32:02d}", i * 900, x.reshape(-1).tolist(), label, ("train", "train", "val", "test")[(i // 2) % 4]))
+        rows.append(
+            (f"d{i % 32:02d}", i * 900, x.reshape(-1).tolist(), label, ("train", "train", "val", "test")[(i // 2) % 4])
+        )
     root = tmp_path_factory.mktemp("tfwin")
     df = spark.createDataFrame(rows, "device_id string, t long, features array<float>, label int, split string")
-    (df.selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label", "split")
-       .repartition(2).write.partitionBy("split").parquet(str(root / "windows")))
+    (
+        df.selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label", "split")
+        .repartition(2)
+        .write.partitionBy("split")
+        .parquet(str(root / "windows"))
+    )
     return str(root)
 
 
@@ -42,7 +60,9 @@ def windows_root(spark, tmp_path_factory):
 def pair(spark, tmp_path_factory):
     model = tfmodels.compat_v1_lstm(T, F, hidden=6, seed=3)
     try:
-        return export_session(model.session, str(tmp_path_factory.mktemp("pair")), outputs=["probabilities"], spark=spark)
+        return export_session(
+            model.session, str(tmp_path_factory.mktemp("pair")), outputs=["probabilities"], spark=spark
+        )
     finally:
         model.close()
 
@@ -63,8 +83,18 @@ def test_fine_tune_freezes_replaces_the_head_trains_and_saves(spark, pair, windo
     assert set(before_params) == {HEAD_NAME}  # the LSTM's variables became constants; the old head is cut off
 
     train, val = (sources.read_windows(spark, windows_root, s) for s in ("train", "val"))
-    result = fine_tune(spark, spec, train, val, length=T, n_features=F, epochs=2, batch_size=32,
-                       learning_rate=0.05, summary_dir=str(tmp_path / "summaries"))
+    result = fine_tune(
+        spark,
+        spec,
+        train,
+        val,
+        length=T,
+        n_features=F,
+        epochs=2,
+        batch_size=32,
+        learning_rate=0.05,
+        summary_dir=str(tmp_path / "summaries"),
+    )
     assert result.frozen == info["frozen"] and result.trainable == [HEAD_NAME]
     after = result.model.parameters()[HEAD_NAME]["weight"]
     assert np.abs(after - before_params[HEAD_NAME]["weight"]).max() > 1e-3
@@ -85,9 +115,20 @@ def test_fine_tune_freezes_replaces_the_head_trains_and_saves(spark, pair, windo
 @pytest.mark.slow
 def test_demo_step_trains_exports_imports_and_evaluates(spark, windows_root, tmp_path):
     run_dir = str(tmp_path / "run")
-    metrics = train_export_import_evaluate(spark, windows_root, run_dir, length=T, n_features=F, epochs=2,
-                                           batch_size=32, threshold=0.5, hidden=8, max_train_windows=100,
-                                           eval_batch_size=64, parity_samples=16)
+    metrics = train_export_import_evaluate(
+        spark,
+        windows_root,
+        run_dir,
+        length=T,
+        n_features=F,
+        epochs=2,
+        batch_size=32,
+        threshold=0.5,
+        hidden=8,
+        max_train_windows=100,
+        eval_batch_size=64,
+        parity_samples=16,
+    )
     assert set(metrics) == METRIC_KEYS and metrics["count"] == 80
     info = json.loads((tmp_path / "run" / "tf_imported.json").read_text())
     assert info["train_windows_used"] == 100 and info["rewrites"]["add_v2_to_add"] > 0

@@ -1,4 +1,5 @@
 """TensorFlow -> BigDL import: parity on the four model families, and a clear error for every bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,7 +93,9 @@ def test_parity_resource_variables_and_checkpoint_export(spark, tmp_path, batch)
             prefix = tf.compat.v1.train.Saver().save(model.session, str(tmp_path / "ckpt" / "model"))
     finally:
         model.close()
-    exported = export_checkpoint(f"{prefix}.meta", prefix, str(tmp_path / "pair"), outputs=["probabilities"], spark=spark)
+    exported = export_checkpoint(
+        f"{prefix}.meta", prefix, str(tmp_path / "pair"), outputs=["probabilities"], spark=spark
+    )
     assert exported.rewrites["resource_variables_to_variable_v2"] == 4
     imported = import_tensorflow_model(exported.pb_uri, None, None, exported.bin_uri, spark=spark)
     assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
@@ -127,7 +130,9 @@ def test_bin_that_does_not_match_the_graph(spark, tmp_path, v1_pair):
         wrong = export_session(other.session, str(tmp_path / "other"), outputs=["probabilities"], spark=spark)
     finally:
         other.close()
-    with pytest.raises(VariableMismatchError, match=r"lstm_model/rnn/cell/kernel has shape \[10, 28\], the graph says \[8, 20\]"):
+    with pytest.raises(
+        VariableMismatchError, match=r"lstm_model/rnn/cell/kernel has shape \[10, 28\], the graph says \[8, 20\]"
+    ):
         load_tensorflow_model(exported.pb_uri, bin_path=wrong.bin_uri, spark=spark)
     with pytest.raises(VariableMismatchError, match="no .bin gives their values"):
         load_tensorflow_model(exported.pb_uri, spark=spark)

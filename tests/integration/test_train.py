@@ -1,4 +1,5 @@
 """BigDL training on windows: Samples on the executors, loss going down, checkpoints and resume."""
+
 import os
 import re
 
@@ -59,7 +60,9 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     config = TrainConfig(engine=engine, hidden_size=8, epochs=2, batch_size=64, learning_rate=0.02)
     train, val = windows.where("device_id < 'd30'"), windows.where("device_id >= 'd30'")
     with caplog.at_level("INFO", logger=training.__name__):
-        first = training.train_lstm(spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir)
+        first = training.train_lstm(
+            spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir
+        )
     assert first.epochs == 2
     # One optimize() for both epochs, each epoch logged with its validation as BigDL records it.
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
@@ -69,7 +72,7 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     # Training time alone: the epoch's time without its validation (with it, on DistriOptimizer).
     assert len(first.train_seconds) == 2 and all(0 < t <= s for t, s in zip(first.train_seconds, first.epoch_seconds))
     losses = [v for _, v in first.train_loss]
-    assert np.mean(losses[len(losses) // 2:]) < np.mean(losses[:len(losses) // 2])  # the epochs' means
+    assert np.mean(losses[len(losses) // 2 :]) < np.mean(losses[: len(losses) // 2])  # the epochs' means
     assert len(first.validation["Top1Accuracy"]) == 2
     iterations_per_epoch = first.iterations // 2
     assert [step for step, _ in first.validation["Loss"]] == [iterations_per_epoch, 2 * iterations_per_epoch]
@@ -78,9 +81,14 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     assert training.latest_checkpoint(spark, f"{run_dir}/checkpoints") is not None
 
     resumed = training.train_lstm(
-        spark, train, val,
+        spark,
+        train,
+        val,
         config=TrainConfig(engine=resume_engine, hidden_size=8, epochs=4, batch_size=64, learning_rate=0.02),
-        length=LENGTH, n_features=N_FEATURES, run_dir=run_dir, resume=True,
+        length=LENGTH,
+        n_features=N_FEATURES,
+        run_dir=run_dir,
+        resume=True,
     )
     assert resumed.epochs == 4
     assert [epoch for epoch, _ in resumed.validation["roc_auc"]] == [1, 2, 3, 4]  # the run folder's history

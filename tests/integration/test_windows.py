@@ -79,9 +79,7 @@ def test_censored_negatives_are_dropped(spark):
     readings = _readings(spark, {"a": 1, "b": 2}, n=40)
     until = START + 39 * STEP
     failure = START + 39 * STEP + timedelta(hours=1)
-    rows = _windows(
-        spark, readings, _failures(spark, [("b", failure)]), horizon_days=0.25, observed_until=until
-    )
+    rows = _windows(spark, readings, _failures(spark, [("b", failure)]), horizon_days=0.25, observed_until=until)
     a_ends = [int((r.window_end - START) / STEP) for r in rows if r.device_id == "a"]
     # a: horizon 6 h = 24 readings; windows ending after reading 15 cannot be labelled
     assert a_ends == [8, 12]
@@ -119,19 +117,26 @@ def test_normalisation_is_fitted_on_the_training_split_only(spark):
 def test_downsampling_keeps_positives_and_thins_negatives(spark):
     rows = [(f"d{i}", START, [0.0], int(i < 50)) for i in range(2050)]
     windows = spark.createDataFrame(rows, "device_id string, window_end timestamp, features array<float>, label int")
-    kept = {r["label"]: r["count"] for r in downsample_negatives(windows, negatives_per_positive=2.0, seed=1).groupBy("label").count().collect()}
+    kept = {
+        r["label"]: r["count"]
+        for r in downsample_negatives(windows, negatives_per_positive=2.0, seed=1).groupBy("label").count().collect()
+    }
     assert kept[1] == 50
     assert 60 < kept[0] < 140
     untouched = downsample_negatives(windows, negatives_per_positive=0, seed=1).count()
     assert untouched == 2050
 
     # Only the named split is thinned, by its own counts; the others pass whole.
-    split = F.when(F.col("device_id").isin("d0", "d1", *[f"d{i}" for i in range(1000, 2000)]), "test").otherwise("train")
+    split = F.when(F.col("device_id").isin("d0", "d1", *[f"d{i}" for i in range(1000, 2000)]), "test").otherwise(
+        "train"
+    )
     with_split = windows.withColumn("split", split)
     kept = {
         (r["split"], r["label"]): r["count"]
         for r in downsample_negatives(with_split, negatives_per_positive=2.0, seed=1, split="train")
-        .groupBy("split", "label").count().collect()
+        .groupBy("split", "label")
+        .count()
+        .collect()
     }
     assert kept[("test", 1)] == 2 and kept[("test", 0)] == 1000
     assert kept[("train", 1)] == 48
@@ -142,8 +147,15 @@ def test_build_window_dataset_keeps_devices_in_one_split(spark):
     devices = {f"d{i}": i for i in range(12)}
     readings = _readings(spark, devices, n=120)
     failures = _failures(spark, [("d1", START + 125 * STEP), ("d7", START + 130 * STEP)])
-    config = WindowsConfig(length=8, stride=4, horizon_days=0.25, val_fraction=0.25, test_fraction=0.25,
-                           negatives_per_positive=0, features=["f1", "f2"])
+    config = WindowsConfig(
+        length=8,
+        stride=4,
+        horizon_days=0.25,
+        val_fraction=0.25,
+        test_fraction=0.25,
+        negatives_per_positive=0,
+        features=["f1", "f2"],
+    )
     windows, stats = build_window_dataset(readings, failures, config=config, interval_minutes=15)
     per_device = windows.groupBy("device_id").agg(F.countDistinct("split").alias("n")).collect()
     assert len(per_device) == 12 and all(r.n == 1 for r in per_device)
@@ -153,6 +165,8 @@ def test_build_window_dataset_keeps_devices_in_one_split(spark):
     assert latest_negative <= START + (119 - 24) * STEP
     assert stats["features"] == ["f1", "f2"]
     # normalisation statistics come from the training devices alone (f2 is the device number)
-    train_devices = [int(r.device_id[1:]) for r in windows.where("split = 'train'").select("device_id").distinct().collect()]
+    train_devices = [
+        int(r.device_id[1:]) for r in windows.where("split = 'train'").select("device_id").distinct().collect()
+    ]
     assert 0 < len(train_devices) < 12
     assert stats["mean"][1] == pytest.approx(np.mean(train_devices))

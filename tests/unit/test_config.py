@@ -27,7 +27,9 @@ def test_env_overlay_then_overrides_win(tmp_path):
     conf = _conf(tmp_path, "train:\n  epochs: 5\n  learning_rate: 0.01\n", {"prod": "train:\n  epochs: 9\n"})
     cfg = load_config(env="prod", conf_dir=conf)
     assert cfg.train.epochs == 9 and cfg.train.learning_rate == 0.01
-    cfg = load_config(env="prod", overrides=["train.epochs=3", "train.learning_rate=1", "generate.gzip=true"], conf_dir=conf)
+    cfg = load_config(
+        env="prod", overrides=["train.epochs=3", "train.learning_rate=1", "generate.gzip=true"], conf_dir=conf
+    )
     assert cfg.train.epochs == 3
     assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
     assert cfg.generate.gzip is True

@@ -1,4 +1,5 @@
 """MKL's code path on the CPU the JVM runs on (pure parts of pipelines.context)."""
+
 from pipelines.context import cpu_vendor, mkl_environment
 
 

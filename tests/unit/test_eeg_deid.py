@@ -1,4 +1,5 @@
 """De-identification: the key policy, keyed hashes, date shifts, scrubbed text, safe file ids (no Spark)."""
+
 from __future__ import annotations
 
 import json

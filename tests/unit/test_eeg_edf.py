@@ -1,4 +1,5 @@
 """The lenient EDF header reader, signal decoding and the writer, on bytes (no Spark)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -17,7 +18,10 @@ def _signal(label: str, spr: int = 8) -> edf.SignalHeader:
 
 
 def small_edf(*, plus: bool = False, records: int = 3, patient: str = "0012345 F 02-MAY-1951 Doe_Jane Age:55") -> bytes:
-    signals = [(_signal(f"EEG {e}-REF"), np.arange(8 * records, dtype=np.int16) * (i + 1)) for i, e in enumerate(["FP1", "C3", "O2"])]
+    signals = [
+        (_signal(f"EEG {e}-REF"), np.arange(8 * records, dtype=np.int16) * (i + 1))
+        for i, e in enumerate(["FP1", "C3", "O2"])
+    ]
     return edf.build_edf(
         patient=patient,
         recording="Startdate 03-FEB-2007 EEG_123 tech XLTEK" if plus else "Startdate 03-FEB-2007 X X XLTEK",
@@ -37,7 +41,13 @@ def test_written_file_round_trips():
     data = small_edf()
     h = edf.parse_header(data, file_size=len(data))
     assert h.tolerated == ()
-    assert (h.start, h.n_records, h.record_duration, h.n_signals, h.edf_plus) == (datetime(2007, 2, 3, 9, 15, 30), 3, 1.0, 3, None)
+    assert (h.start, h.n_records, h.record_duration, h.n_signals, h.edf_plus) == (
+        datetime(2007, 2, 3, 9, 15, 30),
+        3,
+        1.0,
+        3,
+        None,
+    )
     assert h.patient == edf.PatientId("0012345", "F", date(1951, 5, 2), "Doe Jane", 55.0)
     assert [edf.normalize_label(s.label) for s in h.signals] == ["FP1", "C3", "O2"]
     assert h.equipment == "XLTEK" and h.records_in_file == 3

@@ -1,4 +1,5 @@
 """Rule-based report extraction: sections, typo correction, fields with negation, and measured P/R (no Spark)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -63,7 +64,10 @@ def test_fields_of_a_known_report():
         ("There were no electrographic seizures.", False),
         ("The patient's typical events were captured without an EEG correlate.", False),
         ("A single electrographic seizure was recorded.", True),
-        ("Two typical events were captured, each with a clear electrographic correlate consistent with focal seizures.", True),
+        (
+            "Two typical events were captured, each with a clear electrographic correlate consistent with focal seizures.",
+            True,
+        ),
     ],
 )
 def test_seizure_negation(description, present):

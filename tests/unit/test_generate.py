@@ -1,4 +1,5 @@
 """Pure tests of the telemetry generator: one device at a time, no Spark."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -157,8 +158,13 @@ def test_output_records_and_small_files():
     rows = list(output_records(frame))
     assert rows[0][:3] == ("dev-00000", "XS-100", "2026-01-01 00:00:00")
     assert rows[0][-1] == "2026-01-01" and len(rows[0]) == len(schema.RAW_COLUMNS) + 1
-    assert all(type(v) is int for v in rows[0][3 + schema.SENSORS.index("power_on_hours"):-1])
-    assert devices_csv(plans).splitlines() == ["device_id,model", "dev-00000,XS-100", "dev-00001,XS-200", "dev-00002,HD-9"]
+    assert all(type(v) is int for v in rows[0][3 + schema.SENSORS.index("power_on_hours") : -1])
+    assert devices_csv(plans).splitlines() == [
+        "device_id,model",
+        "dev-00000,XS-100",
+        "dev-00001,XS-200",
+        "dev-00002,HD-9",
+    ]
     lines = failures_csv(plans).splitlines()
     assert lines[0] == "device_id,failure_time" and len(lines) == 2
     assert lines[1].split(",")[1] == f"{next(p for p in plans if p.failure_time).failure_time:%Y-%m-%d %H:%M:%S}"
@@ -167,8 +173,13 @@ def test_output_records_and_small_files():
 @pytest.mark.parametrize(
     "change",
     [
-        {"devices": 0}, {"days": 0}, {"models": []}, {"failing_fraction": 1.5}, {"missing_rate": 1.0},
-        {"min_degradation_days": 5.0, "max_degradation_days": 2.0}, {"start": "January"},
+        {"devices": 0},
+        {"days": 0},
+        {"models": []},
+        {"failing_fraction": 1.5},
+        {"missing_rate": 1.0},
+        {"min_degradation_days": 5.0, "max_degradation_days": 2.0},
+        {"start": "January"},
     ],
 )
 def test_unusable_config_is_refused(change):

@@ -2,6 +2,7 @@
 
 The install itself takes minutes (measured by hand, see README); these checks run the script's own listing.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,14 @@ SCRIPT = PROJECT_ROOT / "infra" / "install.sh"
 
 
 def install(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPT), *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def steps(*args: str, env: dict | None = None) -> list[str]:
@@ -85,29 +92,38 @@ def test_the_project_step_needs_maven_and_a_jdk(tmp_path):
 
 def test_make_and_the_dockerfile_run_the_script_on_the_files_it_reads():
     inputs = install("--inputs").stdout.split()
-    jvm_sources = sorted(str(path.relative_to(PROJECT_ROOT)) for path in (PROJECT_ROOT / "jvm" / "src").rglob("*")
-                         if path.is_file())
+    jvm_sources = sorted(
+        str(path.relative_to(PROJECT_ROOT)) for path in (PROJECT_ROOT / "jvm" / "src").rglob("*") if path.is_file()
+    )
     assert inputs == ["requirements.txt", "requirements-bigdl.txt", "setup.py", "jvm/pom.xml", *jvm_sources]
     assert any(name.endswith(".scala") for name in jvm_sources)
     assert all((PROJECT_ROOT / name).is_file() for name in inputs)
 
     make = subprocess.run(
         ["make", "--no-print-directory", "-n", "-B", "venv", "VENV=/tmp/venv-x"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
     )
     assert make.returncode == 0, make.stderr
-    assert make.stdout.splitlines() == ["PYTHON=python3.11 infra/install.sh /tmp/venv-x", "touch /tmp/venv-x/.installed"]
+    assert make.stdout.splitlines() == [
+        "PYTHON=python3.11 infra/install.sh /tmp/venv-x",
+        "touch /tmp/venv-x/.installed",
+    ]
     # The stamp's prerequisites as make sees them: a change in a requirement or a Scala source reinstalls.
     database = subprocess.run(
         ["make", "--no-print-directory", "-p", "-n", "venv", "VENV=/tmp/venv-x"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
     )
     assert database.returncode == 0, database.stderr
     prerequisites = re.search(r"^/tmp/venv-x/\.installed: (.*)$", database.stdout, re.M).group(1).split()
     assert set(prerequisites) == {"infra/install.sh", *inputs}
     assert {"jvm/pom.xml", *jvm_sources} <= set(prerequisites)
-    clean = subprocess.run(["make", "--no-print-directory", "-n", "clean"], cwd=PROJECT_ROOT, capture_output=True,
-                           text=True)
+    clean = subprocess.run(
+        ["make", "--no-print-directory", "-n", "clean"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
     assert {"jvm/target", "pipelines/jars"} <= set(clean.stdout.split())
     # `make package` builds the wheel (and from it the packed venv) with the jar the install put into the package.
     assert 'package_data={"pipelines": ["jars/*.jar"]}' in (PROJECT_ROOT / "setup.py").read_text()

@@ -1,4 +1,5 @@
 """Every job's --help and --dry-run, run in-process through pipelines.cli.run: no JVM may start."""
+
 from __future__ import annotations
 
 import argparse
@@ -102,22 +103,46 @@ def test_dry_run_says_what_happens_to_existing_outputs(tmp_path, capfd):
     plan = yaml.safe_load(capfd.readouterr().out)
     assert plan["inputs"] == [{"option": "--windows", "uri": str(windows), "exists": True}]
     actions = {e["uri"].removeprefix(f"{run_dir}/"): e["action"] for e in plan["outputs"]}
-    assert actions == {"checkpoints": "add", "summaries": "create", "model/lstm.bigdl": "create", "training.json": "overwrite"}
+    assert actions == {
+        "checkpoints": "add",
+        "summaries": "create",
+        "model/lstm.bigdl": "create",
+        "training.json": "overwrite",
+    }
 
     module, parser = job("build_windows")
     out = tmp_path / "windows"
     (tmp_path / "failures.csv").write_text("")
     for policy, action, code in (("replace", "replace", 0), ("refuse", "refuse", 1)):
-        argv = ["--clean", str(run_dir), "--failures", str(tmp_path / "failures.csv"), "--out", str(out), "--dry-run",
-                "--set", f"output.if_exists={policy}"]
+        argv = [
+            "--clean",
+            str(run_dir),
+            "--failures",
+            str(tmp_path / "failures.csv"),
+            "--out",
+            str(out),
+            "--dry-run",
+            "--set",
+            f"output.if_exists={policy}",
+        ]
         assert run(module.main, parser, argv) == code
         plan = yaml.safe_load(capfd.readouterr().out)
-        assert plan["outputs"] == [{"option": "--out", "uri": str(out), "exists": True, "mode": "atomic", "action": action}]
+        assert plan["outputs"] == [
+            {"option": "--out", "uri": str(out), "exists": True, "mode": "atomic", "action": action}
+        ]
 
 
 def test_dry_run_resolves_defaults_and_leaves_remote_paths_unchecked(tmp_path, capfd):
     module, parser = job("score_fleet")
-    argv = ["--clean", "hdfs:///ingest/clean", "--run-dir", str(tmp_path), "--dry-run", "--set", "alerting.calibration=platt"]
+    argv = [
+        "--clean",
+        "hdfs:///ingest/clean",
+        "--run-dir",
+        str(tmp_path),
+        "--dry-run",
+        "--set",
+        "alerting.calibration=platt",
+    ]
     assert run(module.main, parser, argv) == 1  # the run folder has no model yet
     plan = yaml.safe_load(capfd.readouterr().out)
     assert plan["config"]["alerting"]["calibration"] == "platt"
@@ -129,8 +154,9 @@ def test_dry_run_resolves_defaults_and_leaves_remote_paths_unchecked(tmp_path, c
 @pytest.mark.parametrize("override", ["train.epochs=many", "train.no_such_key=1", "output.if_exists=sometimes"])
 def test_dry_run_with_a_bad_setting_exits_2_with_one_line(override, tmp_path):
     argv = ["--windows", str(tmp_path), "--run-dir", str(tmp_path), "--dry-run", "--set", override]
-    result = subprocess.run([sys.executable, "-m", "jobs.train_lstm", *argv], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.train_lstm", *argv], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == EXIT_BAD_CONFIG
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()

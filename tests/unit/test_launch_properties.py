@@ -1,4 +1,5 @@
 """`python -m pipelines.context --properties`: what infra/shell.sh hands pyspark, resolved without a JVM."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +10,13 @@ from pipelines.context import bigdl_jars
 
 
 def properties(*args: str) -> dict[str, str]:
-    result = subprocess.run([sys.executable, "-m", "pipelines.context", "--properties", *args], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.context", "--properties", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return dict(line.split(" ", 1) for line in result.stdout.splitlines())
 

@@ -1,5 +1,6 @@
 """schedules/oozie: workflow.xml and coordinator.xml validate against Oozie's own XSDs (from the oozie-client jar),
 a broken copy does not, and job.properties defines every ${variable} they use."""
+
 import re
 import subprocess
 from xml.etree import ElementTree
@@ -88,11 +89,18 @@ def test_the_workflow_runs_the_registrys_chain_in_order():
     while node in actions:
         action = actions[node]
         spark = action.find("spark:spark", ns)
-        steps.append((node, spark.find("spark:jar", ns).text.rsplit("/", 1)[-1],
-                      [arg.text for arg in spark.findall("spark:arg", ns)]))
+        steps.append(
+            (
+                node,
+                spark.find("spark:jar", ns).text.rsplit("/", 1)[-1],
+                [arg.text for arg in spark.findall("spark:arg", ns)],
+            )
+        )
         assert action.find("wf:error", ns).get("to") == root.find("wf:kill", ns).get("name")
         node = action.find("wf:ok", ns).get("to")
     assert node == root.find("wf:end", ns).get("name")
-    assert steps == [(step.name, f"{step.job}.py", [*step.arguments(input="${input}", run="${runRoot}"),
-                                                    "--env", "${configEnv}"]) for step in TELEMETRY_CHAIN]
+    assert steps == [
+        (step.name, f"{step.job}.py", [*step.arguments(input="${input}", run="${runRoot}"), "--env", "${configEnv}"])
+        for step in TELEMETRY_CHAIN
+    ]
     assert all((PROJECT_ROOT / "jobs" / f"{step.job}.py").exists() for step in TELEMETRY_CHAIN)

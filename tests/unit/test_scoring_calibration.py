@@ -1,4 +1,5 @@
 """Calibration and lead-time arithmetic without Spark: the fitted mappings and the summaries are plain functions."""
+
 import math
 
 import numpy as np
@@ -23,9 +24,15 @@ def test_platt_and_isotonic_calibrators_map_scores_and_round_trip():
 
 
 def test_expected_calibration_error_is_the_weighted_distance_from_the_diagonal():
-    on_diagonal = [{"count": 10, "mean_predicted": 0.1, "observed_rate": 0.1}, {"count": 5, "mean_predicted": 0.8, "observed_rate": 0.8}]
+    on_diagonal = [
+        {"count": 10, "mean_predicted": 0.1, "observed_rate": 0.1},
+        {"count": 5, "mean_predicted": 0.8, "observed_rate": 0.8},
+    ]
     assert expected_calibration_error(on_diagonal) == 0.0
-    off = [{"count": 30, "mean_predicted": 0.5, "observed_rate": 0.2}, {"count": 10, "mean_predicted": 0.9, "observed_rate": 0.5}]
+    off = [
+        {"count": 30, "mean_predicted": 0.5, "observed_rate": 0.2},
+        {"count": 10, "mean_predicted": 0.9, "observed_rate": 0.5},
+    ]
     assert math.isclose(expected_calibration_error(off), (30 * 0.3 + 10 * 0.4) / 40)
 
 

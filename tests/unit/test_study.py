@@ -1,4 +1,5 @@
 """Batch-size study bookkeeping: arms, time to the target validation loss, the table."""
+
 import pytest
 
 from pipelines.config import ConfigError, StudyConfig, load_config
@@ -6,14 +7,26 @@ from pipelines.models import study
 
 
 def _row(arm, batch, losses, seconds):
-    return {"arm": arm, "batch_size": batch, "val_loss": losses, "epoch_seconds": seconds, "iterations": 10,
-            "peak_learning_rate": 0.1, "test_pr_auc": 0.5, "test_roc_auc": 0.8, "wall_s": sum(seconds)}
+    return {
+        "arm": arm,
+        "batch_size": batch,
+        "val_loss": losses,
+        "epoch_seconds": seconds,
+        "iterations": 10,
+        "peak_learning_rate": 0.1,
+        "test_pr_auc": 0.5,
+        "test_roc_auc": 0.8,
+        "wall_s": sum(seconds),
+    }
 
 
 def test_time_to_target_defaults_to_five_percent_above_the_reference_best():
     rows = study.add_time_to_target(
-        [_row("sgd_fixed", 64, [0.6, 0.4, 0.3], [10, 10, 10]), _row("sgd_fixed", 4096, [0.69, 0.6, 0.5], [2, 2, 2]),
-         _row("adam_fixed", 4096, [0.5, 0.31, 0.35], [3, 4, 5])],
+        [
+            _row("sgd_fixed", 64, [0.6, 0.4, 0.3], [10, 10, 10]),
+            _row("sgd_fixed", 4096, [0.69, 0.6, 0.5], [2, 2, 2]),
+            _row("adam_fixed", 4096, [0.5, 0.31, 0.35], [3, 4, 5]),
+        ],
         None,
     )
     assert rows[0]["target_val_loss"] == pytest.approx(0.315)

@@ -1,4 +1,5 @@
 """Graph inspection and TF2 -> TF1 rewriting, TensorFlow only (no Spark, no BigDL)."""
+
 from __future__ import annotations
 
 import glob
@@ -34,7 +35,9 @@ def test_loadable_ops_match_the_bigdl_jar():
     share = os.path.join(os.path.dirname(bigdl.__file__), "share", "dllib", "lib")
     (jar,) = glob.glob(os.path.join(share, "bigdl-dllib-*.jar"))
     assert tfops.jar_loader_ops(jar) == set(tfops.LOADABLE_OPS)
-    assert {"AddV2", "ReadVariableOp", "VarHandleOp", "StatelessWhile", "FusedBatchNormV3"}.isdisjoint(tfops.LOADABLE_OPS)
+    assert {"AddV2", "ReadVariableOp", "VarHandleOp", "StatelessWhile", "FusedBatchNormV3"}.isdisjoint(
+        tfops.LOADABLE_OPS
+    )
 
 
 def test_corrupt_truncated_and_empty_files_are_refused(keras_lstm_graph):
