@@ -8,8 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from pyspark.ml import Transformer
 from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -43,7 +47,7 @@ def fit_baseline(
 
     `class_weights`: None (unweighted), [w0, w1], or "balanced" (each class weighs n / (2 * n_class)).
     """
-    data = last_reading(train_df, n_features=n_features)
+    data = LastReading(nFeatures=n_features).transform(train_df)
     lr = LogisticRegression(
         featuresCol=LAST_COL, labelCol="label", standardization=True, regParam=reg_param, maxIter=max_iter
     )
@@ -58,7 +62,7 @@ def fit_baseline(
 
 def baseline_predictions(model: LogisticRegressionModel, df: DataFrame, *, n_features: int) -> DataFrame:
     """DataFrame[device_id, window_end, label, score] with score = probability of class 1."""
-    scored = model.transform(last_reading(df, n_features=n_features))
+    scored = model.transform(LastReading(nFeatures=n_features).transform(df))
     return scored.select(
         "device_id", "window_end", "label", vector_to_array(F.col(model.getProbabilityCol()))[1].alias("score")
     )
@@ -79,3 +83,19 @@ def _class_weights(data: DataFrame, class_weights: Sequence[float] | str | None)
     if len(weights) != 2 or min(weights) <= 0:
         raise ValueError(f"class_weights must be two positive numbers, got {class_weights!r}")
     return weights[0], weights[1]
+
+
+class LastReading(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+    """`last_reading` as a Spark ML Transformer: `outputCol` (a vector) is the last `nFeatures` values of the
+    flattened window in `inputCol`; the baseline's first stage in a Pipeline."""
+
+    nFeatures = Param(Params._dummy(), "nFeatures", "values per time step", TypeConverters.toInt)
+
+    def __init__(self, **params) -> None:
+        super().__init__()
+        self._setDefault(inputCol="features", outputCol=LAST_COL)
+        self._set(**params)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        last = last_reading(dataset, n_features=self.getOrDefault("nFeatures"), features_col=self.getInputCol())
+        return last.withColumnRenamed(LAST_COL, self.getOutputCol()) if self.getOutputCol() != LAST_COL else last

@@ -16,6 +16,7 @@ A fitted calibrator is a few numbers (JSON, `to_dict`), applied with a Spark col
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark.ml import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasLabelCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -265,3 +270,64 @@ def log_profile(
         }
         for r in rows
     ]
+
+
+class _CalibrationParams(HasLabelCol):
+    scoreCol = Param(Params._dummy(), "scoreCol", "column of the scores to calibrate", TypeConverters.toString)
+    probabilityCol = Param(
+        Params._dummy(), "probabilityCol", "column for the calibrated probability", TypeConverters.toString
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(labelCol="label", scoreCol="score", probabilityCol="calibrated")
+
+
+class ScoreCalibrator(Estimator, _CalibrationParams, DefaultParamsReadable, DefaultParamsWritable):
+    """`fit_calibrator` as a Spark ML Estimator: fitted on the rows flagged by `validationIndicatorCol` (all rows
+    when it is empty), so that it can follow a model fitted on the other rows in one Pipeline."""
+
+    method = Param(Params._dummy(), "method", f"one of {', '.join(METHODS)}", TypeConverters.toString)
+    validationIndicatorCol = Param(
+        Params._dummy(),
+        "validationIndicatorCol",
+        "boolean column: true for the rows to fit on ('' for all)",
+        TypeConverters.toString,
+    )
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__()
+        self._setDefault(method="platt", validationIndicatorCol="")
+        self._set(**params)
+
+    def _fit(self, dataset: DataFrame) -> CalibrationModel:
+        flag = self.getOrDefault("validationIndicatorCol")
+        rows = dataset.where(F.col(flag)) if flag else dataset
+        fitted = fit_calibrator(
+            rows,
+            method=self.getOrDefault("method"),
+            label_col=self.getLabelCol(),
+            score_col=self.getOrDefault("scoreCol"),
+        )
+        return CalibrationModel(
+            calibrator=json.dumps(fitted.to_dict()),
+            **{name: self.getOrDefault(name) for name in ("labelCol", "scoreCol", "probabilityCol")},
+        )
+
+
+class CalibrationModel(Model, _CalibrationParams, DefaultParamsReadable, DefaultParamsWritable):
+    """A fitted `Calibrator` as a Spark ML Model (kept as JSON in a Param, so it saves with its Params)."""
+
+    calibrator = Param(Params._dummy(), "calibrator", "the fitted Calibrator, as JSON", TypeConverters.toString)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__()
+        self._set(**params)
+
+    def fitted(self) -> Calibrator:
+        return Calibrator.from_dict(json.loads(self.getOrDefault("calibrator")))
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        return calibrate(
+            dataset, self.fitted(), score_col=self.getOrDefault("scoreCol"), out_col=self.getOrDefault("probabilityCol")
+        )

@@ -6,8 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import SQLTransformer
 
+from pipelines.evaluation.baseline import LastReading
+from pipelines.evaluation.calibration import ScoreCalibrator
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.models.lstm import build_lstm
 from pipelines.models.stages import LOG_PROBABILITIES, PROBABILITIES, SIGMOID, BigDLClassifier, BigDLModel, score_column
@@ -22,8 +25,11 @@ def sequences(spark):
     return spark.createDataFrame(rows, "id int, values array<float>, target double").repartition(3).cache()
 
 
-def test_a_pipeline_with_a_bigdl_classifier_fits_saves_loads_and_scores_the_same(spark, sequences, tmp_path):
+def test_a_pipeline_with_the_baseline_a_bigdl_classifier_and_calibration_round_trips(spark, sequences, tmp_path):
+    """One Pipeline: the validation flag, the last-reading baseline (Spark ML's logistic regression), the BigDL
+    LSTM (fitted on the other rows) and a Platt calibration of its score (fitted on the flagged rows)."""
     flag = SQLTransformer(statement="SELECT *, id % 5 = 0 AS is_validation FROM __THIS__")
+    baseline = [LastReading(inputCol="values", nFeatures=3), LogisticRegression(featuresCol="last", labelCol="target")]
     classifier = BigDLClassifier(
         build_lstm(3, hidden_size=8, seed=3, input_gradient=False),
         featuresCol="values",
@@ -36,22 +42,28 @@ def test_a_pipeline_with_a_bigdl_classifier_fits_saves_loads_and_scores_the_same
         checkpointDir=str(tmp_path / "checkpoints"),
         seed=3,
     )
-    fitted = Pipeline(stages=[flag, classifier]).fit(sequences.where("id < 480"))
+    calibration = ScoreCalibrator(labelCol="target", validationIndicatorCol="is_validation")
+    fitted = Pipeline(stages=[flag, *baseline, classifier, calibration]).fit(sequences.where("id < 480"))
     held_out = sequences.where("id >= 480")
     scored = fitted.transform(held_out)
-    assert {"output", "score", "is_validation"} <= set(scored.columns)
+    assert {"probability", "output", "score", "calibrated"} <= set(scored.columns)
     assert binary_metrics(scored.withColumnRenamed("target", "label"))["roc_auc"] > 0.8  # it learnt the rule
     assert any(p.name.startswith("model.") for p in (tmp_path / "checkpoints").rglob("*"))
+    assert fitted.stages[-1].fitted().method == "platt"
 
     fitted.write().overwrite().save(str(tmp_path / "pipeline"))
     loaded = PipelineModel.load(str(tmp_path / "pipeline"))
-    bigdl_stage = loaded.stages[-1]
+    bigdl_stage = loaded.stages[3]
     assert isinstance(bigdl_stage, BigDLModel)
     assert bigdl_stage.getOrDefault("featureShape") == [12, 3] and bigdl_stage.getFeaturesCol() == "values"
-    before = {r.id: r.score for r in scored.select("id", "score").collect()}
-    after = {r.id: r.score for r in loaded.transform(held_out).select("id", "score").collect()}
+    assert loaded.stages[-1].fitted() == fitted.stages[-1].fitted()
+    columns = ["id", "score", "calibrated", "probability"]
+    before = {r.id: r for r in scored.select(*columns).collect()}
+    after = {r.id: r for r in loaded.transform(held_out).select(*columns).collect()}
     assert after.keys() == before.keys()
-    assert max(abs(after[k] - before[k]) for k in before) < 1e-6
+    for name in ("score", "calibrated"):
+        assert max(abs(after[k][name] - before[k][name]) for k in before) < 1e-6
+    assert all(after[k].probability == before[k].probability for k in before)
 
 
 def test_a_model_without_a_score_column_gives_the_raw_output(spark, sequences):
