@@ -13,8 +13,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
     DoubleType,
+    FloatType,
     IntegerType,
     StringType,
     StructField,
@@ -61,6 +63,17 @@ CLEAN_SCHEMA = StructType(
         *[StructField(c, DoubleType(), True) for c in SENSORS],
         StructField("filled", BooleanType(), False),  # value imputed across a short gap
         StructField("segment", IntegerType(), False),  # increments after each gap too long to fill
+    ]
+)
+
+
+# The windows' rows (plus the `split` partition column on disk); `WindowSpec` says what the features are.
+WINDOW_SCHEMA = StructType(
+    [
+        StructField("device_id", StringType(), False),
+        StructField("window_end", TimestampType(), False),
+        StructField("features", ArrayType(FloatType(), False), False),
+        StructField("label", IntegerType(), False),
     ]
 )
 

@@ -15,26 +15,11 @@ from functools import reduce
 import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ArrayType,
-    FloatType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
+from pyspark.sql.types import StructType
+
+from pipelines.telemetry.schema import WINDOW_SCHEMA
 
 SPLITS = ("train", "val", "test")
-
-WINDOW_SCHEMA = StructType(
-    [
-        StructField("device_id", StringType(), False),
-        StructField("window_end", TimestampType(), False),
-        StructField("features", ArrayType(FloatType(), False), False),
-        StructField("label", IntegerType(), False),
-    ]
-)
 
 
 def assign_splits(
