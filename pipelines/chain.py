@@ -53,17 +53,18 @@ def evaluate_run(spark: SparkSession, windows_root: str, run_dir: str, config, f
     if not fs.exists(spark, run.model):
         raise InputError(f"no trained model at {run.model}: run train_lstm first")
     model = load_model(run.model)
+    spec = sources.read_window_spec(spark, windows_root)
     metrics, predictions = evaluate_models(
         model,
         sources.read_windows(spark, windows_root, "train"),
         sources.read_windows(spark, windows_root, "test"),
-        spec=sources.read_window_spec(spark, windows_root),
+        spec=spec,
         config=config,
     )
     with fs.atomic_output(spark, run.predictions) as tmp:
         predictions.write.partitionBy("model").parquet(tmp)
     metrics["alerting"] = run_alerting(
-        spark, model, windows_root, run_dir, config, model_uri=run.model, failures_uri=failures_uri
+        spark, model, windows_root, run_dir, config, spec=spec, model_uri=run.model, failures_uri=failures_uri
     )
     run.merge_metrics(spark, metrics)
     write_report(spark, run_dir)

@@ -33,6 +33,7 @@ from pipelines.evaluation.metrics import confusion_matrix_at
 from pipelines.io.fs import atomic_output as fs_atomic
 from pipelines.io.fs import read_json, write_json
 from pipelines.layout import RunLayout
+from pipelines.telemetry.schema import WindowSpec
 
 log = logging.getLogger(__name__)
 
@@ -356,13 +357,14 @@ def run_alerting(
     run_dir: str,
     config,
     *,
+    spec: WindowSpec,
     model_uri: str,
     failures_uri: str | None = None,
 ) -> dict[str, Any]:
     """Fit the policy on the validation split, evaluate it on the run's test predictions, write `run_dir/alerting/`.
 
     `model` is the trained BigDL model (log-probabilities out); `run_dir/predictions/model=lstm` holds its test
-    predictions (evaluate_telemetry writes them). `config` is the `PipelineConfig` the windows were built with.
+    predictions (evaluate_telemetry writes them); `spec` is the windows' (their windows.json).
     Writes, atomically: alerting/policy.json (the policy and what score_fleet needs to build and normalise windows
     the same way: length, interval, features, normalisation, model path) and alerting/lead_times.json.
     Returns the `alerting` block of metrics.json.
@@ -370,7 +372,6 @@ def run_alerting(
     from pipelines.models.train import predict_scores
     from pipelines.telemetry import sources
 
-    spec = sources.read_window_spec(spark, windows_root)
     length, n_features = spec.length, spec.n_features
     val = predict_scores(
         model,

@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.config import TrainConfig
 from pipelines.io import fs
+from pipelines.layout import RunLayout
 from pipelines.models import extension, optim
 from pipelines.models.fit import Fitting, fit
 from pipelines.models.lstm import build_lstm
@@ -95,7 +96,8 @@ def train_lstm(
     PR-AUC; each epoch is logged as BigDL's summaries record it. With `resume`, training continues from the
     newest checkpoint in `run_dir/checkpoints`, and `config.epochs` counts the epochs already done.
     """
-    checkpoint_dir = f"{run_dir}/checkpoints"
+    run = RunLayout(run_dir)
+    checkpoint_dir = run.checkpoints
     snapshot = latest_checkpoint(spark, checkpoint_dir) if resume else None
     if resume and snapshot is None:
         raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_dir}")
@@ -173,7 +175,7 @@ def train_lstm(
         engine=config.engine,
         validation=validation,
         methods=[Top1Accuracy(), Loss(ClassNLLCriterion()), extension.binary_auc("roc"), extension.binary_auc("pr")],
-        summary_dir=f"{run_dir}/summaries",
+        summary_dir=run.summaries,
         app_name="lstm",
         checkpoint_dir=checkpoint_dir,
         clip_value=config.clip_value,

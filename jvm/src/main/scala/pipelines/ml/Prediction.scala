@@ -7,6 +7,7 @@ import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric.Nu
 import com.intel.analytics.bigdl.mkl.MKL
 import org.apache.spark.sql.{DataFrame, Row}
 import org.apache.spark.sql.types.{ArrayType, FloatType}
+import pipelines.optim.Training
 
 /**
  * One predictor for every BigDL model, for Python (through the JVM gateway): the model runs on the executors
@@ -39,12 +40,7 @@ object Prediction {
           require(!row.isNullAt(index), s"a row has no $featuresCol")
           val values = row.getSeq[Number](index)
           require(values.length == size, s"a row has ${values.length} values, not $described = $size")
-          var j = i * size
-          values.foreach { value =>
-            require(value != null, s"a row's $featuresCol hold a null")
-            data(j) = value.floatValue()
-            j += 1
-          }
+          Training.fill(data, i * size, values, featuresCol)
         }
         val output = replica.forward(input) match {
           case tensor: Tensor[_] => tensor.asInstanceOf[Tensor[Float]].contiguous()

@@ -32,12 +32,12 @@ object Training {
       val values = row.getSeq[Number](0)
       require(values.length == size, s"a row has ${values.length} values, not $described = $size")
       val x = Tensor[Float](shape)
-      fill(x.storage().array(), values, "features")
+      fill(x.storage().array(), 0, values, "features")
       val y = if (targets) {
         val target = row.getSeq[Number](1)
         require(target.nonEmpty, "a row's label array is empty")
         val t = Tensor[Float](target.length)
-        fill(t.storage().array(), target, "label")
+        fill(t.storage().array(), 0, target, "label")
         t
       } else {
         val label = row.getAs[Number](1).floatValue()
@@ -48,8 +48,9 @@ object Training {
     }
   }
 
-  private def fill(data: Array[Float], values: Seq[Number], what: String): Unit = {
-    var i = 0
+  /** A row's numbers into `data` from `offset`; a null is refused, naming `what` held it. */
+  private[pipelines] def fill(data: Array[Float], offset: Int, values: Seq[Number], what: String): Unit = {
+    var i = offset
     values.foreach { value =>
       require(value != null, s"a row's $what hold a null")
       data(i) = value.floatValue()
