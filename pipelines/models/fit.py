@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Fitting:
-    """One fit: its sizes and summaries (for a hook around `optimize()`), and the trained model once done."""
+    """One fit: its sizes, optimiser(s) and summaries (for a hook around `optimize()`), and the trained model once
+    done."""
 
     batch_size: int
     n_train: int
     iterations_per_epoch: int
+    optim_method: Any = None
     train_summary: Any = None
     val_summary: Any = None
     model: Any = None
@@ -103,6 +105,7 @@ def fit(
             raise ValueError(f"batch size {batch} is larger than the {n_train} training rows")
         fitting = Fitting(batch_size=batch, n_train=n_train, iterations_per_epoch=max(math.ceil(n_train / batch), 1))
         method = optim_method(batch, fitting.iterations_per_epoch) if callable(optim_method) else optim_method
+        fitting.optim_method = method
         optimizer = extension.optimizer(
             engine,
             model=model,

@@ -120,7 +120,6 @@ def train_lstm(
             input_gradient=False,
         )
         done = 0
-    methods: dict = {}
 
     def optim_methods(batch_size: int, iterations_per_epoch: int):
         if snapshot:
@@ -140,7 +139,6 @@ def train_lstm(
             plan["warmup_iterations"],
             config.schedule,
         )
-        methods.update(made=made, plan=plan)
         return made
 
     progress: list[EpochProgress] = []
@@ -184,7 +182,7 @@ def train_lstm(
     )
     # From the newest checkpoint: when BigDL recovers from a lost executor it replaces the optimisers by ones
     # loaded from the snapshot, and the objects held here stop counting.
-    optim_method = methods["made"]
+    optim_method = fitting.optim_method
     newest = latest_checkpoint(spark, checkpoint_dir)
     if newest is not None:
         optim_method = OptimMethod(OptimMethod.load(next(iter(newest[1].values()))), "float")
@@ -209,7 +207,9 @@ def train_lstm(
                 for name, tag in BY_EPOCH.items()
             },
         },
-        learning_rate=methods["plan"],
+        learning_rate=optim.learning_rate_plan(
+            config, batch_size=fitting.batch_size, iterations_per_epoch=fitting.iterations_per_epoch
+        ),
         epoch_seconds=progress[0].epoch_seconds(epochs),
         train_seconds=progress[0].train_seconds(epochs),
         learning_rates=[(int(step), abs(float(value))) for step, value, _ in train_summary.read_scalar("LearningRate")],
