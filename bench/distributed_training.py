@@ -299,7 +299,9 @@ def main(argv=None) -> dict:
         result = (train_bigdl if args.worker == "bigdl" else train_torch)(args)
         print(MARK + json.dumps(result), flush=True)
         return result
-    args.data = args.data or f"/tmp/bench-dist-windows-{args.seed}"
+    args.data = (
+        args.data or f"/tmp/bench-dist-windows-{args.seed}-{args.train}-{args.val}-{args.length}x{args.features}"
+    )
     if not os.path.exists(f"{args.data}/val"):
         write_windows(f"{args.data}/train", n=args.train, length=args.length, n_features=args.features, seed=args.seed)
         write_windows(f"{args.data}/val", n=args.val, length=args.length, n_features=args.features, seed=args.seed + 1)
