@@ -81,7 +81,7 @@ def train_bigdl(args) -> dict:
     """The product's path: `pipelines.models.train.train_lstm` (one optimize() run, BigDL validating each epoch)."""
     import tempfile
 
-    from pipelines.config import TrainConfig
+    from pipelines.config import TrainConfig, defaults
     from pipelines.context import get_or_create
     from pipelines.models.train import train_lstm
 
@@ -90,7 +90,8 @@ def train_bigdl(args) -> dict:
     train = spark.read.parquet(f"file://{args.data}/train")
     val = spark.read.parquet(f"file://{args.data}/val")
     n_train = train.count()
-    config = TrainConfig(
+    config = defaults(
+        TrainConfig,
         lstm=args.lstm,
         engine=args.engine,
         hidden_size=args.hidden,

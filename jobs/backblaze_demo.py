@@ -13,17 +13,14 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from pipelines.chain import evaluate_run, train_run
+from pipelines.chain import evaluate_run, score_run, train_run
 from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
-from pipelines.evaluation.alerting import load_policy
 from pipelines.evaluation.report import write_report
-from pipelines.evaluation.scoring import bigdl_scorer, score_fleet, write_risk_table
 from pipelines.io import fs
 from pipelines.layout import RunLayout
-from pipelines.models.train import load_model
-from pipelines.telemetry import backblaze, sources
+from pipelines.telemetry import backblaze
 
 log = logging.getLogger(__name__)
 
@@ -83,29 +80,17 @@ def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
     fs.write_json(spark, f"{out}/config.json", as_dict(config))
     counts = step("ingest", backblaze.ingest_backblaze, spark, input_uri, f"{out}/ingest", config.backblaze)
     window_counts = step("windows", backblaze.write_windows, spark, f"{out}/ingest", f"{out}/windows", config)
-    training = step("train", train_run, spark, f"{out}/windows", out, derived)
+    training = step("train", train_run, spark, derived, windows=f"{out}/windows", run_dir=out)
     metrics = step(
         "evaluate",
         evaluate_run,
         spark,
-        f"{out}/windows",
-        out,
         derived,
-        failures_uri=f"{out}/ingest/{backblaze.FAILURES_FILE}",
+        windows=f"{out}/windows",
+        run_dir=out,
+        failures=f"{out}/ingest/{backblaze.FAILURES_FILE}",
     )
-
-    def score_step():
-        policy, scoring = load_policy(spark, run.policy)
-        scorer = bigdl_scorer(
-            load_model(f"{out}/{scoring['model']}"),
-            length=int(scoring["length"]),
-            n_features=len(scoring["features"]),
-            batch_size=derived.evaluate.batch_size,
-        )
-        readings = sources.read_parquet(spark, f"{out}/ingest/{backblaze.CLEAN_DIR}", "clean readings")
-        return write_risk_table(spark, score_fleet(readings, scorer, policy, scoring), run.risk, policy=policy)
-
-    risk = step("score", score_step)
+    risk = step("score", score_run, spark, derived, clean=f"{out}/ingest/{backblaze.CLEAN_DIR}", run_dir=out)
     metrics.update(
         counts={
             "ingest": counts,

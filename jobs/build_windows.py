@@ -9,11 +9,9 @@ import logging
 import sys
 import time
 
+from pipelines.chain import windows_run
 from pipelines.cli import job_parser, run
 from pipelines.context import get_or_create
-from pipelines.telemetry import sources
-from pipelines.telemetry.schema import WindowSpec
-from pipelines.telemetry.windows import build_window_dataset
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +26,8 @@ parser.writes("out")
 
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="build_windows")
-    readings = sources.read_parquet(spark, args.clean, "clean readings")
-    failures = sources.read_failures(spark, args.failures)
     started = time.perf_counter()
-    windows, stats = build_window_dataset(
-        readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes
-    )
-    counts = sources.write_windows(spark, windows, stats, args.out, spec=WindowSpec.of(config))
+    counts = windows_run(spark, config, clean=args.clean, failures=args.failures, out=args.out)
     seconds = time.perf_counter() - started
     total = sum(split["windows"] for split in counts.values())
     log.info("windows written to %s: %s", args.out, counts)

@@ -1,4 +1,4 @@
-"""The whole telemetry chain on a generated default fleet: generate, ingest, window, train, evaluate, TF import.
+"""The whole telemetry chain on a generated default fleet: generate, then the scheduled chain, with a TF import beside.
 
 make demo                # runs/<timestamp>/
 make demo OUT=/tmp/run   # or python -m jobs.demo --out /tmp/run
@@ -11,18 +11,15 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from pipelines.chain import evaluate_run, train_run
+from pipelines import chain
 from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
-from pipelines.evaluation.report import write_report
 from pipelines.io import fs
 from pipelines.layout import RunLayout
+from pipelines.registry import TELEMETRY_CHAIN
 from pipelines.telemetry import sources
 from pipelines.telemetry.generate import generate_fleet
-from pipelines.telemetry.ingest import ingest
-from pipelines.telemetry.schema import WindowSpec
-from pipelines.telemetry.windows import build_window_dataset
 from pipelines.tfimport.demo_step import train_export_import_evaluate
 
 log = logging.getLogger(__name__)
@@ -30,48 +27,54 @@ log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 parser = job_parser(
-    __doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "tfimport")
+    __doc__.splitlines()[0], sections=("generate", "ingest", "windows", "train", "evaluate", "alerting", "tfimport")
 )
 parser.add_argument("--out", default=None, help="run folder (default: runs/<UTC timestamp>)")
+MODEL_RUN = "lstm"  # the model's run folder inside --out, as in pipelines.registry
 parser.writes(
     "out",
     "fleet",
     "ingest",
     "windows",
-    RunLayout.PREDICTIONS,
-    RunLayout.ALERTING,
-    RunLayout.REPORT,
+    "tf_model",
     fallback=lambda args: f"runs/{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}",
 )
+parser.writes("out", "config.json", mode="overwrite")
 parser.writes(
-    "out", "config.json", RunLayout.MODEL, RunLayout.TRAINING, "tf_model", RunLayout.METRICS, mode="overwrite"
+    "out",
+    *(
+        f"{MODEL_RUN}/{part}"
+        for part in (RunLayout.PREDICTIONS, RunLayout.ALERTING, RunLayout.RISK, RunLayout.REPORT, RunLayout.MODEL)
+    ),
+    f"{MODEL_RUN}/{RunLayout.TRAINING}",
+    f"{MODEL_RUN}/{RunLayout.METRICS}",
+    mode="overwrite",
 )
-parser.writes("out", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, mode="append")
+parser.writes("out", f"{MODEL_RUN}/{RunLayout.CHECKPOINTS}", f"{MODEL_RUN}/{RunLayout.SUMMARIES}", mode="append")
 
 
 def run_demo(spark, out: str, config) -> dict:
-    """Every step into `out`; returns the metrics written to `out/metrics.json`."""
+    """Generate a fleet into `out/fleet`, run the scheduled chain (`pipelines.registry`) on it into `out`, and the
+    TensorFlow leg beside it; returns the metrics written to the model run's metrics.json."""
     step = Steps()
-
     fs.write_json(spark, f"{out}/config.json", as_dict(config))
-    fleet = step("generate", generate_fleet, spark, config.generate, f"{out}/fleet")
-    ingest_counts = step("ingest", ingest, spark, f"{out}/fleet", f"{out}/ingest", config.ingest)
-
-    def windows_step():
-        readings = sources.read_parquet(spark, f"{out}/ingest/clean", "clean readings")
-        failures = sources.read_failures(spark, f"{out}/fleet/failures.csv")
-        windows, stats = build_window_dataset(
-            readings, failures, config=config.windows, interval_minutes=config.ingest.interval_minutes
+    fleet = f"{out}/fleet"
+    results = {"generate": step("generate", generate_fleet, spark, config.generate, fleet)}
+    run = RunLayout(f"{out}/{MODEL_RUN}")
+    for chain_step in TELEMETRY_CHAIN:
+        if chain_step.name == "report":  # the TensorFlow leg and the counts go into metrics.json before the report
+            run.merge_metrics(spark, tf_leg(spark, step, out, config, results))
+        function = getattr(chain, f"{chain_step.name}_run")
+        results[chain_step.name] = step(
+            chain_step.name, function, spark, config, **chain_step.keywords(input=fleet, run=out)
         )
-        return sources.write_windows(spark, windows, stats, f"{out}/windows", spec=WindowSpec.of(config))
+    return run.merge_metrics(spark, {"timings_s": step.with_total(), "driver_memory": driver_peak_memory_mb(spark)})
 
-    window_counts = step("windows", windows_step)
-    training = step("train", train_run, spark, f"{out}/windows", out, config)
-    metrics = step(
-        "evaluate", evaluate_run, spark, f"{out}/windows", out, config, failures_uri=f"{out}/fleet/failures.csv"
-    )
+
+def tf_leg(spark, step: Steps, out: str, config, results: dict) -> dict:
+    """A TensorFlow LSTM trained on the driver, frozen, imported into BigDL and evaluated; with the chain's counts."""
     spec = sources.read_window_spec(spark, f"{out}/windows")
-    metrics["tf_imported"] = step(
+    tf_imported = step(
         "tf_import",
         train_export_import_evaluate,
         spark,
@@ -85,20 +88,17 @@ def run_demo(spark, out: str, config) -> dict:
         hidden=config.tfimport.demo_hidden,
         max_train_windows=config.tfimport.demo_max_train_windows,
     )
-
-    metrics.update(
-        counts={
-            "fleet": fleet,
-            "ingest": ingest_counts,
-            "windows": window_counts,
+    training = results["train"]
+    return {
+        "tf_imported": tf_imported,
+        "counts": {
+            "fleet": results["generate"],
+            "ingest": results["ingest"],
+            "windows": results["windows"],
             "training": {k: training[k] for k in ("epochs", "iterations", "batch_size")},
+            "risk": results["score"]["by_band"],
         },
-        timings_s=step.with_total(),
-        driver_memory=driver_peak_memory_mb(spark),
-    )
-    fs.write_json(spark, RunLayout(out).metrics, metrics)
-    write_report(spark, out)
-    return metrics
+    }
 
 
 def summary_table(metrics: dict) -> str:
@@ -126,7 +126,7 @@ def main(args, config) -> None:
     memory = metrics["driver_memory"]
     report(summary_table(metrics))
     report(
-        f"\nrun folder: {out}\nwall time: {wall:.0f} s "
+        f"\nrun folder: {out} (the model's run: {out}/{MODEL_RUN})\nwall time: {wall:.0f} s "
         f"(steps: {', '.join(f'{k} {v:.0f} s' for k, v in metrics['timings_s'].items())})\n"
         f"driver peak memory: JVM heap {memory['jvm_heap_peak_mb']:.0f} MB, Python {memory['python_peak_rss_mb']:.0f} MB"
     )

@@ -28,7 +28,7 @@ parser.writes("run_dir", RunLayout.METRICS, mode="merge")
 
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="evaluate_telemetry")
-    metrics = evaluate_run(spark, args.windows, args.run_dir, config, failures_uri=args.failures)
+    metrics = evaluate_run(spark, config, windows=args.windows, run_dir=args.run_dir, failures=args.failures)
     for name in ("test", "baseline"):
         log.info(
             "%s: %s",

@@ -7,13 +7,12 @@ spark-submit jobs/extract_eeg_reports.py --reports file:///tmp/eeg/reports --out
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
 from pipelines import context
 from pipelines.cli import job_parser, run
-from pipelines.config import EegDeidConfig, PipelineConfig
+from pipelines.config import PipelineConfig
 from pipelines.eeg import curate, deid, sources
 from pipelines.io import fs
 from pipelines.io.quarantine import write_quarantine
@@ -22,7 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(__doc__.strip().splitlines()[0])
+    parser = job_parser(
+        __doc__.strip().splitlines()[0],
+        sections=("eeg.deid",),
+        notes="Writes findings/ (Parquet), findings_json/ (JSON lines), reports_deid/ (de-identified text), quarantine/ "
+        "(file names as keyed hashes), counts.json and, with --truth, metrics.json. Needs the de-identification key "
+        "(eeg.deid); the job refuses to run without it.",
+    )
     parser.add_argument("--reports", required=True, help="URI of the report files (*.txt, searched recursively)")
     parser.add_argument("--out", required=True, help="output URI; replaced atomically")
     parser.add_argument("--truth", default=None, help="generator truth (truth/reports.jsonl): also write metrics.json")
@@ -30,12 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.reads("reports")
     parser.reads("truth")
     parser.writes("out")
-    defaults = ", ".join(f"{f.name}={getattr(EegDeidConfig(), f.name)!r}" for f in dataclasses.fields(EegDeidConfig))
-    parser.epilog = (
-        "Writes findings/ (Parquet), findings_json/ (JSON lines), reports_deid/ (de-identified text), quarantine/ (file names as keyed hashes), "
-        "counts.json and, with --truth, metrics.json. Needs the de-identification key: config section 'eeg.deid' "
-        f"({defaults}); the job refuses to run without it."
-    )
     return parser
 
 

@@ -7,20 +7,23 @@ spark-submit jobs/generate_eeg_archive.py --out file:///tmp/eeg --env ci --set e
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
 from pipelines import context
 from pipelines.cli import job_parser, run
-from pipelines.config import EegGenerateConfig, PipelineConfig
+from pipelines.config import PipelineConfig
 from pipelines.eeg.generate import generate_archive
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(__doc__.strip().splitlines()[0])
+    parser = job_parser(
+        __doc__.strip().splitlines()[0],
+        sections=("eeg.generate",),
+        notes="Writes edf/, reports/, truth/ (links.csv, edf_files.csv, reports.jsonl) and manifest.json.",
+    )
     parser.add_argument(
         "--out", required=True, help="output URI (hdfs://, file://, s3a:// or a path); replaced atomically"
     )
@@ -28,14 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--partitions", type=int, default=None, help="patient slices rendered in parallel; none: default parallelism"
     )
     parser.writes("out")
-    defaults = ", ".join(
-        f"{f.name}={getattr(EegGenerateConfig(), f.name)}" for f in dataclasses.fields(EegGenerateConfig)
-    )
-    parser.epilog = (
-        "config section 'eeg.generate' (conf/base/eeg.yml; change with --set eeg.generate.KEY=VALUE): "
-        + defaults
-        + ". Writes edf/, reports/, truth/ (links.csv, edf_files.csv, reports.jsonl) and manifest.json."
-    )
     return parser
 
 

@@ -12,10 +12,10 @@ import argparse
 import logging
 import sys
 
+from pipelines.chain import ingest_run
 from pipelines.cli import job_parser, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
-from pipelines.telemetry.ingest import ingest
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = get_or_create(master=args.master, app_name="ingest_telemetry")
     log.info("ingest %s -> %s", args.input, args.out)
-    counts = ingest(spark, args.input, args.out, config.ingest, devices_uri=args.devices)
+    counts = ingest_run(spark, config, input=args.input, out=args.out, devices=args.devices)
     log.info(
         "done: read %d = clean %d + quarantined %d; %d rows out",
         counts["read"],

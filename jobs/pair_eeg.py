@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
@@ -15,7 +14,7 @@ from pyspark.sql import functions as F
 
 from pipelines import context
 from pipelines.cli import job_parser, run
-from pipelines.config import EegPairingConfig, PipelineConfig
+from pipelines.config import PipelineConfig
 from pipelines.eeg import curate, deid, pairing, sources
 from pipelines.io import fs
 from pipelines.io.quarantine import write_quarantine
@@ -24,7 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(__doc__.strip().splitlines()[0])
+    parser = job_parser(
+        __doc__.strip().splitlines()[0],
+        sections=("eeg.pairing", "eeg.deid"),
+        notes="Writes pairs/, unpaired_reports/, unpaired_files/ (Parquet), quarantine/, counts.json and, with --truth, "
+        "metrics.json. File names that carry identifiers are replaced by keyed hashes, so the job needs the "
+        "de-identification key (eeg.deid).",
+    )
     parser.add_argument("--reports", required=True, help="URI of the report files (*.txt, searched recursively)")
     parser.add_argument("--edf", required=True, help="URI of the EDF files (*.edf, searched recursively)")
     parser.add_argument("--model", required=True, help="models written by jobs.train_eeg_pairing")
@@ -44,14 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("reports", "edf", "model", "truth"):
         parser.reads(name)
     parser.writes("out")
-    defaults = ", ".join(
-        f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig)
-    )
-    parser.epilog = (
-        "Writes pairs/, unpaired_reports/, unpaired_files/ (Parquet), quarantine/, counts.json and, with --truth, "
-        "metrics.json. File names that carry identifiers are replaced by keyed hashes, so the job needs the "
-        f"de-identification key (eeg.deid). Config section 'eeg.pairing': {defaults}"
-    )
     return parser
 
 

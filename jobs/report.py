@@ -12,12 +12,10 @@ import argparse
 import logging
 import sys
 
+from pipelines.chain import report_run
 from pipelines.cli import job_parser, report, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
-from pipelines.errors import InputError
-from pipelines.evaluation.report import write_report
-from pipelines.io import fs
 from pipelines.layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -36,9 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = get_or_create(master=args.master, app_name="report")
-    if not fs.exists(spark, RunLayout(args.run_dir).metrics):
-        raise InputError(f"no metrics.json in {args.run_dir}: evaluate the run first")
-    report(write_report(spark, args.run_dir, notes=args.note))
+    report(report_run(spark, config, run_dir=args.run_dir, notes=args.note))
 
 
 if __name__ == "__main__":

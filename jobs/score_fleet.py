@@ -15,17 +15,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
-from pipelines.cli import job_parser, report, run
+from pipelines.chain import score_run
+from pipelines.cli import job_parser, node_names, report, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
 from pipelines.errors import InputError
-from pipelines.evaluation.alerting import fit_policy, load_policy
-from pipelines.evaluation.scoring import bigdl_scorer, load_scorer, score_fleet, tf_scorer, write_risk_table
+from pipelines.evaluation.scoring import Scorer, bigdl_scorer, load_scorer, tf_scorer
 from pipelines.io import fs
 from pipelines.layout import RunLayout
 from pipelines.models.train import load_model
-from pipelines.telemetry import sources
 
 log = logging.getLogger(__name__)
 
@@ -60,56 +60,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_scorer(spark, args: argparse.Namespace, scoring: dict, config: PipelineConfig):
-    length, n_features = int(scoring["length"]), len(scoring["features"])
-    batch_size = config.evaluate.batch_size
-    if args.scorer == "bigdl":
-        model_uri = args.model or _in_run(args.run_dir, scoring.get("model", "model/lstm.bigdl"))
-        if not fs.exists(spark, model_uri):
-            raise InputError(f"no BigDL model at {model_uri}")
-        return bigdl_scorer(load_model(model_uri), length=length, n_features=n_features, batch_size=batch_size)
-    if args.scorer == "tf":
-        if not args.tf_model:
-            raise InputError("--scorer tf needs --tf-model")
-        split = lambda text: [s.strip() for s in text.split(",")] if text else None  # noqa: E731
-        return tf_scorer(
-            spark,
-            args.tf_model,
-            length=length,
-            n_features=n_features,
-            batch_size=batch_size,
-            bin_uri=args.tf_bin,
-            inputs=split(args.tf_inputs),
-            outputs=split(args.tf_outputs),
+def make_scorer(spark, args: argparse.Namespace, config: PipelineConfig) -> Callable[[dict], Scorer] | None:
+    """The scorer the options ask for, built from the policy's scoring record; None: the run's own model."""
+    if args.scorer == "bigdl" and not args.model:
+        return None
+
+    def build(scoring: dict) -> Scorer:
+        length, n_features = int(scoring["length"]), len(scoring["features"])
+        batch_size = config.evaluate.batch_size
+        if args.scorer == "bigdl":
+            if not fs.exists(spark, args.model):
+                raise InputError(f"no BigDL model at {args.model}")
+            return bigdl_scorer(load_model(args.model), length=length, n_features=n_features, batch_size=batch_size)
+        if args.scorer == "tf":
+            if not args.tf_model:
+                raise InputError("--scorer tf needs --tf-model")
+            return tf_scorer(
+                spark,
+                args.tf_model,
+                length=length,
+                n_features=n_features,
+                batch_size=batch_size,
+                bin_uri=args.tf_bin,
+                inputs=node_names(args.tf_inputs) if args.tf_inputs else None,
+                outputs=node_names(args.tf_outputs) if args.tf_outputs else None,
+            )
+        return load_scorer(
+            args.scorer, spark=spark, run_dir=args.run_dir, length=length, n_features=n_features, batch_size=batch_size
         )
-    return load_scorer(
-        args.scorer, spark=spark, run_dir=args.run_dir, length=length, n_features=n_features, batch_size=batch_size
-    )
 
-
-def _in_run(run_dir: str, path: str) -> str:
-    return path if "://" in path or path.startswith("/") else f"{run_dir.rstrip('/')}/{path}"
+    return build
 
 
 def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = get_or_create(master=args.master, app_name="score_fleet")
-    policy_uri = args.policy or RunLayout(args.run_dir).policy
-    if not fs.exists(spark, policy_uri):
-        raise InputError(f"no alert policy at {policy_uri}: run evaluate_telemetry (or the demo) first")
-    policy, scoring = load_policy(spark, policy_uri)
-    scorer = make_scorer(spark, args, scoring, config)
-    if args.refit_on:
-        val = scorer(sources.read_windows(spark, args.refit_on, "val").select("device_id", "window_end", "features"))
-        labels = sources.read_windows(spark, args.refit_on, "val").select("device_id", "window_end", "label")
-        policy = fit_policy(val.join(labels, ["device_id", "window_end"]), config.alerting)
-    elif args.scorer != "bigdl" or args.model:
-        log.warning("the policy was fitted for the run's own model: use --refit-on WINDOWS for another model")
-    readings = sources.read_parquet(spark, args.clean, "clean readings")
-    table = score_fleet(readings, scorer, policy, scoring, scored_by=args.scorer)
     out = args.out or RunLayout(args.run_dir).risk
-    summary = write_risk_table(spark, table, out, policy=policy)
+    summary = score_run(
+        spark,
+        config,
+        clean=args.clean,
+        run_dir=args.run_dir,
+        out=out,
+        policy=args.policy,
+        scorer=make_scorer(spark, args, config),
+        scored_by=args.scorer,
+        refit_on=args.refit_on,
+    )
     report(
-        f"{summary['devices']} devices scored ({policy.describe()}): "
+        f"{summary['devices']} devices scored ({summary['policy']}): "
         + ", ".join(f"{k} {v}" for k, v in summary["by_band"].items())
         + f"\nrisk table: {out}/table"
     )

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -15,7 +14,7 @@ import time
 
 from pipelines import context
 from pipelines.cli import job_parser, run
-from pipelines.config import EegClassifierConfig, PipelineConfig, as_dict
+from pipelines.config import PipelineConfig, as_dict
 from pipelines.eeg import classifier, curate, deid, sources
 from pipelines.io import fs
 
@@ -23,7 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(__doc__.strip().splitlines()[0])
+    parser = job_parser(
+        __doc__.strip().splitlines()[0],
+        sections=("eeg.classifier", "eeg.deid"),
+        notes="The classifier learns from de-identified text only, so the job needs the de-identification key (eeg.deid).",
+    )
     parser.add_argument(
         "--archive", required=True, help="labelled archive: ARCHIVE/reports and ARCHIVE/truth/reports.jsonl"
     )
@@ -40,13 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.reads("archive")
     parser.reads("eval_archive")
     parser.writes("out")
-    defaults = ", ".join(
-        f"{f.name}={getattr(EegClassifierConfig(), f.name)}" for f in dataclasses.fields(EegClassifierConfig)
-    )
-    parser.epilog = (
-        "The classifier learns from de-identified text only, so the job needs the de-identification key (eeg.deid). "
-        f"Config section 'eeg.classifier' (--set eeg.classifier.KEY=VALUE): {defaults}"
-    )
     return parser
 
 

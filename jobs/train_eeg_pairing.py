@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
 
 from pipelines import context
 from pipelines.cli import job_parser, run
-from pipelines.config import EegPairingConfig, PipelineConfig, as_dict
+from pipelines.config import PipelineConfig, as_dict
 from pipelines.eeg import pairing
 from pipelines.io import fs
 
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(__doc__.strip().splitlines()[0])
+    parser = job_parser(__doc__.strip().splitlines()[0], sections=("eeg.pairing",))
     parser.add_argument(
         "--archive", required=True, help="labelled archive: ARCHIVE/reports, ARCHIVE/edf and ARCHIVE/truth/links.csv"
     )
@@ -38,10 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.reads("archive")
     parser.reads("eval_archive")
     parser.writes("out")
-    defaults = ", ".join(
-        f"{f.name}={getattr(EegPairingConfig(), f.name)}" for f in dataclasses.fields(EegPairingConfig)
-    )
-    parser.epilog = f"config section 'eeg.pairing' (conf/base/eeg.yml; --set eeg.pairing.KEY=VALUE): {defaults}"
     return parser
 
 

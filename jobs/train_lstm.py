@@ -26,7 +26,7 @@ parser.writes("run_dir", RunLayout.MODEL, RunLayout.TRAINING, mode="overwrite")
 
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="train_lstm")
-    train_run(spark, args.windows, args.run_dir, config, resume=args.resume)
+    train_run(spark, config, windows=args.windows, run_dir=args.run_dir, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -1,32 +1,57 @@
-"""The telemetry chain's train and evaluate steps on a run folder (`RunLayout`): what the jobs, the demos and the
-schedulers run."""
+"""The telemetry chain's steps, one function each (`<step>_run`, named as in `pipelines.registry`, taking its paths
+as keywords): what the jobs, the demos and the schedulers run. The model's steps work on a run folder (`RunLayout`).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pyspark.sql import SparkSession
 
+from pipelines.config import PipelineConfig
 from pipelines.errors import InputError
-from pipelines.evaluation.alerting import run_alerting
+from pipelines.evaluation.alerting import fit_policy, load_policy, run_alerting
 from pipelines.evaluation.evaluate import evaluate_models
 from pipelines.evaluation.report import write_report
+from pipelines.evaluation.scoring import Scorer, bigdl_scorer, score_fleet, write_risk_table
 from pipelines.io import fs
 from pipelines.layout import RunLayout
 from pipelines.models.train import load_model, save_model, train_lstm
 from pipelines.telemetry import sources
+from pipelines.telemetry.ingest import ingest
+from pipelines.telemetry.schema import WindowSpec
+from pipelines.telemetry.windows import build_window_dataset
 
 log = logging.getLogger(__name__)
 
 
-def train_run(spark: SparkSession, windows_root: str, run_dir: str, config, *, resume: bool = False) -> dict:
+def ingest_run(
+    spark: SparkSession, config: PipelineConfig, *, input: str, out: str, devices: str | None = None
+) -> dict:
+    """Validate, quarantine and resample raw telemetry into `out`; returns its counts (counts.json)."""
+    return ingest(spark, input, out, config.ingest, devices_uri=devices)
+
+
+def windows_run(spark: SparkSession, config: PipelineConfig, *, clean: str, failures: str, out: str) -> dict:
+    """Split, normalise, window and label the clean readings into `out` with its spec; returns the counts."""
+    readings = sources.read_parquet(spark, clean, "clean readings")
+    events = sources.read_failures(spark, failures)
+    windows, stats = build_window_dataset(
+        readings, events, config=config.windows, interval_minutes=config.ingest.interval_minutes
+    )
+    return sources.write_windows(spark, windows, stats, out, spec=WindowSpec.of(config))
+
+
+def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_dir: str, resume: bool = False) -> dict:
     """Train on the train split, validate on val, save the model; returns the training record (training.json)."""
     run = RunLayout(run_dir)
-    spec = sources.read_window_spec(spark, windows_root)
+    spec = sources.read_window_spec(spark, windows)
     result = train_lstm(
         spark,
-        sources.read_windows(spark, windows_root, "train"),
-        sources.read_windows(spark, windows_root, "val"),
+        sources.read_windows(spark, windows, "train"),
+        sources.read_windows(spark, windows, "val"),
         config=config.train,
         length=spec.length,
         n_features=spec.n_features,
@@ -47,25 +72,86 @@ def train_run(spark: SparkSession, windows_root: str, run_dir: str, config, *, r
     return record
 
 
-def evaluate_run(spark: SparkSession, windows_root: str, run_dir: str, config, failures_uri: str | None = None) -> dict:
+def evaluate_run(
+    spark: SparkSession, config: PipelineConfig, *, windows: str, run_dir: str, failures: str | None = None
+) -> dict:
     """Evaluate, write predictions, alerting and the report, and merge the figures into the run's metrics.json."""
     run = RunLayout(run_dir)
     if not fs.exists(spark, run.model):
         raise InputError(f"no trained model at {run.model}: run train_lstm first")
     model = load_model(run.model)
-    spec = sources.read_window_spec(spark, windows_root)
+    spec = sources.read_window_spec(spark, windows)
     metrics, predictions = evaluate_models(
         model,
-        sources.read_windows(spark, windows_root, "train"),
-        sources.read_windows(spark, windows_root, "test"),
+        sources.read_windows(spark, windows, "train"),
+        sources.read_windows(spark, windows, "test"),
         spec=spec,
         config=config,
     )
     with fs.atomic_output(spark, run.predictions) as tmp:
         predictions.write.partitionBy("model").parquet(tmp)
     metrics["alerting"] = run_alerting(
-        spark, model, windows_root, run_dir, config, spec=spec, model_uri=run.model, failures_uri=failures_uri
+        spark, model, windows, run_dir, config, spec=spec, model_uri=run.model, failures_uri=failures
     )
     run.merge_metrics(spark, metrics)
     write_report(spark, run_dir)
     return metrics
+
+
+def score_run(
+    spark: SparkSession,
+    config: PipelineConfig,
+    *,
+    clean: str,
+    run_dir: str,
+    out: str | None = None,
+    policy: str | None = None,
+    scorer: Callable[[dict[str, Any]], Scorer] | None = None,
+    scored_by: str = "bigdl",
+    refit_on: str | None = None,
+) -> dict:
+    """Score every device's latest window with the run's alert policy into `out` (default: the run's risk/).
+
+    `scorer` builds the scorer from the policy's scoring record (window length, features, model); default: the run's
+    BigDL model. `refit_on`: a windows folder whose validation split calibrates the policy again for that scorer.
+    Returns the risk table's summary."""
+    run = RunLayout(run_dir)
+    policy_uri = policy or run.policy
+    if not fs.exists(spark, policy_uri):
+        raise InputError(f"no alert policy at {policy_uri}: run evaluate_telemetry (or the demo) first")
+    alert_policy, scoring = load_policy(spark, policy_uri)
+    score = (scorer or _run_model_scorer(spark, run, config))(scoring)
+    if refit_on:
+        val = sources.read_windows(spark, refit_on, "val")
+        scored = score(val.select("device_id", "window_end", "features"))
+        labels = val.select("device_id", "window_end", "label")
+        alert_policy = fit_policy(scored.join(labels, ["device_id", "window_end"]), config.alerting)
+    elif scorer is not None:
+        log.warning("the policy was fitted for the run's own model: use --refit-on WINDOWS for another model")
+    readings = sources.read_parquet(spark, clean, "clean readings")
+    table = score_fleet(readings, score, alert_policy, scoring, scored_by=scored_by)
+    return write_risk_table(spark, table, out or run.risk, policy=alert_policy)
+
+
+def _run_model_scorer(
+    spark: SparkSession, run: RunLayout, config: PipelineConfig
+) -> Callable[[dict[str, Any]], Scorer]:
+    def build(scoring: dict[str, Any]) -> Scorer:
+        model_uri = run.resolve(scoring.get("model", RunLayout.MODEL))
+        if not fs.exists(spark, model_uri):
+            raise InputError(f"no BigDL model at {model_uri}")
+        return bigdl_scorer(
+            load_model(model_uri),
+            length=int(scoring["length"]),
+            n_features=len(scoring["features"]),
+            batch_size=config.evaluate.batch_size,
+        )
+
+    return build
+
+
+def report_run(spark: SparkSession, config: PipelineConfig, *, run_dir: str, notes: Sequence[str] = ()) -> str:
+    """Render the run's report (report/index.html) from its metrics; returns its URI."""
+    if not fs.exists(spark, RunLayout(run_dir).metrics):
+        raise InputError(f"no metrics.json in {run_dir}: evaluate the run first")
+    return write_report(spark, run_dir, notes=notes)

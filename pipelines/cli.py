@@ -75,9 +75,11 @@ class JobParser(argparse.ArgumentParser):
             self.fallbacks[dest] = fallback
 
 
-def job_parser(description: str, sections: Sequence[str] = ()) -> JobParser:
-    """The options every job has; `--help` also lists the defaults of the config `sections` it uses."""
-    parser = JobParser(description=description, formatter_class=_HelpFormatter, epilog=_defaults(sections))
+def job_parser(description: str, sections: Sequence[str] = (), notes: str = "") -> JobParser:
+    """The options every job has; `--help` ends with `notes` and the defaults of the config `sections` it uses
+    (dotted for nested ones: `eeg.pairing`)."""
+    epilog = f"{notes}\n\n{_defaults(sections)}" if notes else _defaults(sections)
+    parser = JobParser(description=description, formatter_class=_HelpFormatter, epilog=epilog)
     parser.add_argument("--env", default=None, help="configuration overlay: conf/<env>/*.yml on top of conf/base")
     parser.add_argument(
         "--set",
@@ -124,7 +126,10 @@ def _defaults(sections: Sequence[str]) -> str:
     config = as_dict(load_config())
     lines = ["configuration (conf/base/*.yml; change with --env ENV or --set SECTION.KEY=VALUE):"]
     for section in (*sections, "output"):
-        lines.append(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in config[section].items()))
+        values = config
+        for key in section.split("."):
+            values = values[key]
+        lines.append(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     return "\n".join(lines)
 
 

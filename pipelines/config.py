@@ -7,10 +7,11 @@ and an unknown key or a value of the wrong type is refused with a message naming
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,52 +28,39 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    devices: int = 200
-    days: int = 30
-    start: str = "2026-01-01"
-    models: list[str] = field(default_factory=lambda: ["XS-100", "XS-200", "HD-9"])
-    failing_fraction: float = 0.2
-    min_degradation_days: float = 2.0
-    max_degradation_days: float = 21.0
-    missing_rate: float = 0.01
-    gaps_per_device_month: float = 2.0
-    max_gap_hours: float = 12.0
-    gzip: bool = False
-    seed: int = 7
+    devices: int
+    days: int
+    start: str
+    models: list[str]
+    failing_fraction: float
+    min_degradation_days: float
+    max_degradation_days: float
+    missing_rate: float
+    gaps_per_device_month: float
+    max_gap_hours: float
+    gzip: bool
+    seed: int
 
 
 @dataclass(frozen=True)
 class IngestConfig:
-    interval_minutes: int = 15
-    temperature_min_c: float = -20.0
-    temperature_max_c: float = 120.0
-    fan_rpm_max: float = 30000.0
-    max_fill_gap_readings: int = 4
+    interval_minutes: int
+    temperature_min_c: float
+    temperature_max_c: float
+    fan_rpm_max: float
+    max_fill_gap_readings: int
 
 
 @dataclass(frozen=True)
 class WindowsConfig:
-    length: int = 96
-    stride: int = 16
-    horizon_days: float = 7.0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.2
-    split_seed: int = 13
-    negatives_per_positive: float = 3.0
-    features: list[str] = field(
-        default_factory=lambda: [
-            "inlet_temp_c",
-            "cpu_temp_c",
-            "disk_temp_c",
-            "fan1_rpm",
-            "fan2_rpm",
-            "power_on_hours",
-            "reallocated_sectors",
-            "read_errors",
-            "write_errors",
-            "fault_code",
-        ]
-    )
+    length: int
+    stride: int
+    horizon_days: float
+    val_fraction: float
+    test_fraction: float
+    split_seed: int
+    negatives_per_positive: float
+    features: list[str]
 
 
 OPTIMIZERS = ("adam", "sgd", "lars")
@@ -85,31 +73,31 @@ STUDY_ARMS = ("sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixe
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lstm: str = "fused"
-    engine: str = "barrier"
-    hidden_size: int = 32
-    num_layers: int = 1
-    dropout: float = 0.0
-    optimizer: str = "adam"
-    learning_rate: float = 0.005
-    lr_scaling: str = "none"
-    base_batch_size: int = 256
-    warmup_epochs: float = 0.0
-    schedule: str = "constant"
-    decay_power: float = 1.0
-    step_epochs: float = 1.0
-    gamma: float = 0.5
-    plateau_patience: int = 1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    lars_trust: float = 1.0
-    clip_norm: float = 0.0
-    clip_value: float = 0.0
-    batch_size: int = 256
-    epochs: int = 5
-    class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    seed: int | None = None
+    lstm: str
+    engine: str
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    optimizer: str
+    learning_rate: float
+    lr_scaling: str
+    base_batch_size: int
+    warmup_epochs: float
+    schedule: str
+    decay_power: float
+    step_epochs: float
+    gamma: float
+    plateau_patience: int
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    lars_trust: float
+    clip_norm: float
+    clip_value: float
+    batch_size: int
+    epochs: int
+    class_weights: list[float]
+    seed: int | None
 
     def __post_init__(self) -> None:
         """Refuse settings BigDL cannot honour, naming the key."""
@@ -138,20 +126,18 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    batch_sizes: list[int] = field(default_factory=lambda: [64, 256, 1024, 4096])
-    arms: list[str] = field(
-        default_factory=lambda: ["sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixed"]
-    )
-    epochs: int = 6
-    base_batch_size: int = 64
-    sgd_learning_rate: float = 0.05
-    lars_learning_rate: float = 0.05
-    lars_trust: float = 0.1
-    adam_learning_rate: float = 0.005
-    momentum: float = 0.9
-    warmup_epochs: float = 1.0
-    target_val_loss: float | None = None
-    max_val_windows: int = 2000
+    batch_sizes: list[int]
+    arms: list[str]
+    epochs: int
+    base_batch_size: int
+    sgd_learning_rate: float
+    lars_learning_rate: float
+    lars_trust: float
+    adam_learning_rate: float
+    momentum: float
+    warmup_epochs: float
+    target_val_loss: float | None
+    max_val_windows: int
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.arms) - set(STUDY_ARMS))
@@ -163,127 +149,125 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    threshold: float = 0.5
-    batch_size: int = 512
+    threshold: float
+    batch_size: int
 
 
 @dataclass(frozen=True)
 class EegGenerateConfig:
-    patients: int = 120
-    seed: int = 11
-    start: str = "2005-01-01"
-    years: float = 8.0
-    multi_session_fraction: float = 0.2
-    ltm_fraction: float = 0.25
-    edf_seconds: int = 2
-    sample_rates: list[int] = field(default_factory=lambda: [200, 250, 256])
-    reports_without_files: float = 0.04
-    files_without_reports: float = 0.04
-    anonymized_header_fraction: float = 0.15
-    missing_field_rate: float = 0.12
-    typo_rate: float = 0.03
-    broken_edf_files: int = 4
-    broken_reports: int = 2
+    patients: int
+    seed: int
+    start: str
+    years: float
+    multi_session_fraction: float
+    ltm_fraction: float
+    edf_seconds: int
+    sample_rates: list[int]
+    reports_without_files: float
+    files_without_reports: float
+    anonymized_header_fraction: float
+    missing_field_rate: float
+    typo_rate: float
+    broken_edf_files: int
+    broken_reports: int
 
 
 @dataclass(frozen=True)
 class EegDeidConfig:
-    key_env: str = "EEG_DEID_KEY"
-    key_file: str = ""
-    min_key_bytes: int = 16
-    max_shift_days: int = 365
+    key_env: str
+    key_file: str
+    min_key_bytes: int
+    max_shift_days: int
 
 
 @dataclass(frozen=True)
 class EegPairingConfig:
-    date_window_days: int = 2
-    threshold: float = 0.5
-    ambiguity_margin: float = 0.2
-    max_session_gap_hours: float = 36.0
-    hidden_size: int = 16
-    epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 0.01
-    model: str = "bigdl"
+    date_window_days: int
+    threshold: float
+    ambiguity_margin: float
+    max_session_gap_hours: float
+    hidden_size: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    model: str
 
 
 @dataclass(frozen=True)
 class EegClassifierConfig:
-    max_tokens: int = 160
-    vocab_size: int = 2000
-    embedding_size: int = 24
-    filters: int = 48
-    kernel_width: int = 3
-    epochs: int = 12
-    batch_size: int = 32
-    learning_rate: float = 0.005
-    threshold: float = 0.5
+    max_tokens: int
+    vocab_size: int
+    embedding_size: int
+    filters: int
+    kernel_width: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    threshold: float
 
 
 @dataclass(frozen=True)
 class EegConfig:
-    generate: EegGenerateConfig = field(default_factory=EegGenerateConfig)
-    deid: EegDeidConfig = field(default_factory=EegDeidConfig)
-    pairing: EegPairingConfig = field(default_factory=EegPairingConfig)
-    classifier: EegClassifierConfig = field(default_factory=EegClassifierConfig)
+    generate: EegGenerateConfig
+    deid: EegDeidConfig
+    pairing: EegPairingConfig
+    classifier: EegClassifierConfig
 
 
 @dataclass(frozen=True)
 class AlertingConfig:
-    calibration: str = "platt"
-    policy: str = "false_alarm_rate"
-    target_false_alarm_rate: float = 0.01
-    review_false_alarm_rate: float = 0.05
-    cost_ratio: float = 50.0
-    reliability_bins: int = 10
+    calibration: str
+    policy: str
+    target_false_alarm_rate: float
+    review_false_alarm_rate: float
+    cost_ratio: float
+    reliability_bins: int
 
 
 @dataclass(frozen=True)
 class BackblazeConfig:
-    attributes: list[int] = field(default_factory=lambda: [5, 9, 187, 188, 194, 197, 198])
-    log_attributes: list[int] = field(default_factory=lambda: [5, 9, 187, 188, 197, 198])
-    max_fill_gap_days: int = 2
-    disappeared: str = "censor"
-    window_days: int = 5
-    stride_days: int = 1
-    horizon_days: float = 3.0
-    val_fraction: float = 0.2
-    test_fraction: float = 0.3
-    split_seed: int = 13
-    negatives_per_positive: float = 20.0
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(hidden_size=16, epochs=5, batch_size=128, learning_rate=0.005)
-    )
+    attributes: list[int]
+    log_attributes: list[int]
+    max_fill_gap_days: int
+    disappeared: str
+    window_days: int
+    stride_days: int
+    horizon_days: float
+    val_fraction: float
+    test_fraction: float
+    split_seed: int
+    negatives_per_positive: float
+    train: TrainConfig
 
 
 @dataclass(frozen=True)
 class TFImportConfig:
     """The demo's TensorFlow LSTM, trained on the driver, exported and imported into BigDL."""
 
-    demo_epochs: int = 3
-    demo_batch_size: int = 128
-    demo_hidden: int = 32
-    demo_max_train_windows: int = 4000  # TensorFlow trains on a driver-side sample of this size at most
+    demo_epochs: int
+    demo_batch_size: int
+    demo_hidden: int
+    demo_max_train_windows: int
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    if_exists: str = "replace"  # replace (atomically) | refuse
+    if_exists: str
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    output: OutputConfig = field(default_factory=OutputConfig)
-    tfimport: TFImportConfig = field(default_factory=TFImportConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    windows: WindowsConfig = field(default_factory=WindowsConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    study: StudyConfig = field(default_factory=StudyConfig)
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    eeg: EegConfig = field(default_factory=EegConfig)
-    alerting: AlertingConfig = field(default_factory=AlertingConfig)
-    backblaze: BackblazeConfig = field(default_factory=BackblazeConfig)
+    output: OutputConfig
+    tfimport: TFImportConfig
+    generate: GenerateConfig
+    ingest: IngestConfig
+    windows: WindowsConfig
+    train: TrainConfig
+    study: StudyConfig
+    evaluate: EvaluateConfig
+    eeg: EegConfig
+    alerting: AlertingConfig
+    backblaze: BackblazeConfig
 
 
 def load_config(
@@ -309,7 +293,31 @@ def load_config(
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key.path=value")
         _set_path(tree, key.strip().split("."), yaml.safe_load(raw) if raw.strip() else "")
+    _inherit_train(tree)
     return _build(schema, tree, "")
+
+
+def _inherit_train(tree: dict[str, Any]) -> None:
+    """`backblaze.train` is the `train` section with the keys it sets itself."""
+    drives = tree.get("backblaze")
+    if isinstance(drives, dict) and isinstance(tree.get("train"), dict) and isinstance(drives.get("train", {}), dict):
+        drives["train"] = {**tree["train"], **drives.get("train", {})}
+
+
+@functools.cache
+def _base_config() -> PipelineConfig:
+    return load_config()
+
+
+def defaults(section: type[T], **changes: Any) -> T:
+    """The defaults of a config section (conf/base/*.yml; the first section of that type), with `changes`."""
+    queue: list[Any] = [_base_config()]
+    while queue:
+        node = queue.pop(0)
+        if isinstance(node, section):
+            return dataclasses.replace(typing.cast(Any, node), **changes)
+        queue.extend(v for f in dataclasses.fields(node) if dataclasses.is_dataclass(v := getattr(node, f.name)))
+    raise ConfigError(f"no config section of type {section.__name__}")
 
 
 def as_dict(config: Any) -> dict[str, Any]:
@@ -353,7 +361,15 @@ def _build(schema: Any, value: Any, where: str) -> Any:
         if unknown:
             key = f"{where}.{unknown[0]}" if where else unknown[0]
             raise ConfigError(f"unknown config key {key!r} (known in {name}: {', '.join(sorted(known))})")
-        kwargs = {k: _build(hints[k], v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        missing = [f.name for f in dataclasses.fields(schema) if f.name not in value]
+        if missing:
+            key = f"{where}.{missing[0]}" if where else missing[0]
+            raise ConfigError(f"config key {key!r} has no value (conf/base/*.yml gives every key its default)")
+        # In the dataclass's order: a bad train.* value is reported as train's, not as backblaze.train's (its copy).
+        kwargs = {
+            f.name: _build(hints[f.name], value[f.name], f"{where}.{f.name}" if where else f.name)
+            for f in dataclasses.fields(schema)
+        }
         try:
             return schema(**kwargs)
         except ConfigError as e:

@@ -35,6 +35,10 @@ class RunLayout:
     def path(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}"
 
+    def resolve(self, path: str) -> str:
+        """`path` itself when it is absolute (a URI or /...), else that path of the run."""
+        return path if "://" in path or path.startswith("/") else self.path(path)
+
     @property
     def model(self) -> str:
         return self.path(self.MODEL)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from pipelines.config import BackblazeConfig, PipelineConfig, WindowsConfig
+from pipelines.config import BackblazeConfig, PipelineConfig, WindowsConfig, defaults
 from pipelines.telemetry import backblaze as bb
 from pipelines.telemetry import windows as generic_windows
 
-CONFIG = BackblazeConfig(attributes=[5, 9, 187, 194], log_attributes=[5, 9, 187], max_fill_gap_days=1)
+CONFIG = defaults(BackblazeConfig, attributes=[5, 9, 187, 194], log_attributes=[5, 9, 187], max_fill_gap_days=1)
 
 # An older header without smart_187; a newer one with smart_187 added and a new smart_999 column moving smart_194.
 OLD = "date,serial_number,model,capacity_bytes,failure,smart_5_normalized,smart_5_raw,smart_9_raw,smart_194_raw"
@@ -140,9 +140,10 @@ def test_sql_windows_equal_the_generic_windows_and_vanished_drives_are_censored(
 
 
 def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
-    derived = bb.pipeline_config(PipelineConfig(backblaze=CONFIG))
+    derived = bb.pipeline_config(defaults(PipelineConfig, backblaze=CONFIG))
     assert derived.ingest.interval_minutes == 1440 and derived.ingest.max_fill_gap_readings == 1
-    assert derived.windows == WindowsConfig(
+    assert derived.windows == defaults(
+        WindowsConfig,
         length=5,
         stride=1,
         horizon_days=3.0,
@@ -154,4 +155,4 @@ def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
     )
     assert derived.train == CONFIG.train
     with pytest.raises(ValueError, match="log_attributes"):
-        bb.check_config(BackblazeConfig(attributes=[5], log_attributes=[9]))
+        bb.check_config(defaults(BackblazeConfig, attributes=[5], log_attributes=[9]))

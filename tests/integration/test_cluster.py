@@ -102,8 +102,8 @@ def _submit(master: str, py_files: str, job: str, *args: str, background: bool =
 
 def test_two_executors_converge_like_local_training(spark, standalone_master, py_files, windows, tmp_path):
     config = _config()
-    train_run(spark, windows, str(tmp_path / "local"), config)
-    local = evaluate_run(spark, windows, str(tmp_path / "local"), config)["test"]
+    train_run(spark, config, windows=windows, run_dir=str(tmp_path / "local"))
+    local = evaluate_run(spark, config, windows=windows, run_dir=str(tmp_path / "local"))["test"]
 
     cluster_run = str(tmp_path / "cluster")
     started = time.perf_counter()

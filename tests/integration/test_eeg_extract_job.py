@@ -84,4 +84,4 @@ def test_no_key_no_run(extracted, tmp_path, monkeypatch, caplog):
 
 def test_help_lists_defaults():
     text = " ".join(parser.format_help().split())
-    assert "--reports" in text and "--truth" in text and "key_env='EEG_DEID_KEY'" in text
+    assert "--reports" in text and "--truth" in text and "eeg.deid: key_env=EEG_DEID_KEY" in text

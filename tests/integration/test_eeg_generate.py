@@ -12,11 +12,12 @@ import pytest
 
 from jobs.generate_eeg_archive import main, parser
 from pipelines.cli import run
-from pipelines.config import EegGenerateConfig
+from pipelines.config import EegGenerateConfig, defaults
 from pipelines.eeg import edf, sources
 from pipelines.eeg.generate import archive_plan, generate_archive, render_report
 
-CONFIG = EegGenerateConfig(
+CONFIG = defaults(
+    EegGenerateConfig,
     patients=14,
     seed=5,
     edf_seconds=1,

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 from pipelines import PROJECT_ROOT
-from pipelines.config import GenerateConfig
+from pipelines.config import GenerateConfig, defaults
 from pipelines.telemetry import schema
 from pipelines.telemetry.generate import fleet_plan, generate_fleet
 
-CONFIG = GenerateConfig(
-    devices=6, days=4, failing_fraction=0.34, min_degradation_days=1.0, max_degradation_days=2.0, seed=5
+CONFIG = defaults(
+    GenerateConfig, devices=6, days=4, failing_fraction=0.34, min_degradation_days=1.0, max_degradation_days=2.0, seed=5
 )
 DAYS = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
 

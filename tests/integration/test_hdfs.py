@@ -34,14 +34,14 @@ def test_telemetry_chain_on_hdfs(spark, hdfs, tmp_path):
     assert fs.exists(spark, f"{root}/windows/_SUCCESS")
 
     run_dir = f"{root}/run"
-    training = train_run(spark, f"{root}/windows", run_dir, config)
+    training = train_run(spark, config, windows=f"{root}/windows", run_dir=run_dir)
     assert training["epochs"] == 1
     assert any(
         name.startswith("model.")
         for folder in fs.list_dir(spark, f"{run_dir}/checkpoints")
         for name in fs.list_dir(spark, f"{run_dir}/checkpoints/{folder}")
     )
-    metrics = evaluate_run(spark, f"{root}/windows", run_dir, config)
+    metrics = evaluate_run(spark, config, windows=f"{root}/windows", run_dir=run_dir)
     assert fs.read_json(spark, f"{run_dir}/metrics.json")["test"] == metrics["test"]
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
     fs.delete(spark, root)

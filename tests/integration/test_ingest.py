@@ -14,14 +14,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipelines import PROJECT_ROOT
-from pipelines.config import IngestConfig
+from pipelines.config import IngestConfig, defaults
 from pipelines.errors import InputError
 from pipelines.telemetry.ingest import QUARANTINE_COLUMNS, REASONS, classify, ingest, read_devices, read_raw
 from pipelines.telemetry.schema import CLEAN_SCHEMA, RAW_COLUMNS
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "broken_telemetry"
 HEADER = ",".join(RAW_COLUMNS)
-CONFIG = IngestConfig()
+CONFIG = defaults(IngestConfig)
 EXPECTED_REASONS = {
     "malformed_line": 4,
     "missing_field": 2,

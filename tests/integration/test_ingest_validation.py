@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 from pyspark.sql.types import StringType, StructField, StructType
 
-from pipelines.config import IngestConfig
+from pipelines.config import IngestConfig, defaults
 from pipelines.telemetry.ingest import QUARANTINE_COLUMNS, classify, parse_and_validate
 from pipelines.telemetry.schema import RAW_TEXT_SCHEMA, SENSORS
 
-CONFIG = IngestConfig()
+CONFIG = defaults(IngestConfig)
 # inlet, cpu, disk, fan1, fan2, power_on_hours, reallocated, read_errors, write_errors, fault_code
 GOOD = ["22.5", "45.0", "35.0", "3200", "3150", "1000", "0", "0", "0", "0"]
 SCHEMA = StructType([*RAW_TEXT_SCHEMA.fields, StructField("source_file", StringType(), True)])

@@ -1,9 +1,11 @@
 """Optimisers from config: scaling, warm-up then decay, LARS through the JVM, clipping, resume."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from pipelines.config import ConfigError, TrainConfig, load_config
+from pipelines.config import ConfigError, TrainConfig, defaults, load_config
 from pipelines.models import optim
 from pipelines.models import train as training
 from pipelines.models.lstm import build_lstm
@@ -18,16 +20,16 @@ def windows(spark):
 
 
 def test_learning_rate_scales_with_the_batch_size():
-    linear = TrainConfig(optimizer="sgd", learning_rate=0.1, lr_scaling="linear", base_batch_size=256)
+    linear = defaults(TrainConfig, optimizer="sgd", learning_rate=0.1, lr_scaling="linear", base_batch_size=256)
     assert optim.scaled_learning_rate(linear, 1024) == pytest.approx(0.4)
     assert optim.scaled_learning_rate(linear, 64) == pytest.approx(0.025)
-    sqrt = TrainConfig(optimizer="sgd", learning_rate=0.1, lr_scaling="sqrt", base_batch_size=256)
+    sqrt = defaults(TrainConfig, optimizer="sgd", learning_rate=0.1, lr_scaling="sqrt", base_batch_size=256)
     assert optim.scaled_learning_rate(sqrt, 1024) == pytest.approx(0.2)
-    assert optim.scaled_learning_rate(TrainConfig(learning_rate=0.1), 4096) == pytest.approx(0.1)
+    assert optim.scaled_learning_rate(defaults(TrainConfig, learning_rate=0.1), 4096) == pytest.approx(0.1)
 
 
 def test_warm_up_plan_climbs_from_the_base_rate_to_the_scaled_one():
-    config = TrainConfig(optimizer="sgd", learning_rate=0.1, lr_scaling="linear", warmup_epochs=2, epochs=5)
+    config = defaults(TrainConfig, optimizer="sgd", learning_rate=0.1, lr_scaling="linear", warmup_epochs=2, epochs=5)
     plan = optim.learning_rate_plan(config, batch_size=1024, iterations_per_epoch=10)
     assert plan["start"] == pytest.approx(0.1) and plan["peak"] == pytest.approx(0.4)
     assert plan["warmup_iterations"] == 20 and plan["total_iterations"] == 50
@@ -56,7 +58,8 @@ def test_settings_bigdl_cannot_honour_are_refused_naming_the_key(override, messa
 def test_sgd_follows_linear_scaling_warm_up_then_poly_decay(spark, windows, tmp_path):
     """The rate BigDL used, iteration by iteration: a linear climb from 0.05 to 0.1 over the first epoch,
     then a linear decay towards zero."""
-    config = TrainConfig(
+    config = defaults(
+        TrainConfig,
         hidden_size=8,
         epochs=3,
         batch_size=64,
@@ -87,7 +90,8 @@ def test_sgd_follows_linear_scaling_warm_up_then_poly_decay(spark, windows, tmp_
 
 @pytest.mark.slow
 def test_lars_through_the_jvm_trains_checkpoints_each_layer_and_resumes(spark, windows, tmp_path):
-    config = TrainConfig(
+    config = defaults(
+        TrainConfig,
         hidden_size=8,
         epochs=2,
         batch_size=64,
@@ -119,7 +123,7 @@ def test_lars_through_the_jvm_trains_checkpoints_each_layer_and_resumes(spark, w
         spark,
         train,
         val,
-        config=TrainConfig(**{**config.__dict__, "epochs": 3}),
+        config=dataclasses.replace(config, epochs=3),
         length=LENGTH,
         n_features=N_FEATURES,
         run_dir=run_dir,
@@ -155,7 +159,7 @@ def _train_one_epoch(spark, windows, config):
 def test_gradient_clipping_bounds_each_step(spark, windows, clip):
     """Plain SGD moves each weight by at most lr x clip_value, and all of them by at most lr x clip_norm, per step."""
     lr, bound, iterations = 0.5, 1e-3, 8  # 512 windows, batch 64
-    config = TrainConfig(optimizer="sgd", learning_rate=lr, momentum=0.0, batch_size=64, **{clip: bound})
+    config = defaults(TrainConfig, optimizer="sgd", learning_rate=lr, momentum=0.0, batch_size=64, **{clip: bound})
     before, after = _train_one_epoch(spark, windows, config)
     step = after - before
     if clip == "clip_value":
@@ -164,6 +168,6 @@ def test_gradient_clipping_bounds_each_step(spark, windows, clip):
         assert np.linalg.norm(step) <= iterations * lr * bound * 1.001
     # Without clipping the same training moves the weights much further: the bound above is not vacuous.
     free_before, free_after = _train_one_epoch(
-        spark, windows, TrainConfig(optimizer="sgd", learning_rate=lr, momentum=0.0, batch_size=64)
+        spark, windows, defaults(TrainConfig, optimizer="sgd", learning_rate=lr, momentum=0.0, batch_size=64)
     )
     assert np.linalg.norm(free_after - free_before) > 10 * np.linalg.norm(step)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from pipelines.config import AlertingConfig
+from pipelines.config import AlertingConfig, defaults
 from pipelines.evaluation import alerting, scoring
 from pipelines.evaluation.alerting import AlertPolicy, device_days, fit_policy, threshold_for_false_alarm_rate
 from pipelines.evaluation.calibration import Calibrator, fit_calibrator, reliability
@@ -78,18 +78,18 @@ def test_device_days_take_the_highest_probability_and_label_of_a_day(spark):
 def test_policy_from_a_false_alarm_target_or_a_cost_ratio(spark):
     val = miscalibrated(spark, 2000, seed=3)
     policy = fit_policy(
-        val, AlertingConfig(calibration="platt", target_false_alarm_rate=0.01, review_false_alarm_rate=0.05)
+        val, defaults(AlertingConfig, calibration="platt", target_false_alarm_rate=0.01, review_false_alarm_rate=0.05)
     )
     assert policy.review_threshold <= policy.alert_threshold
     assert policy.validation["false_alarm_rate_per_device_day"] <= 0.01
     assert policy.validation["review_false_alarm_rate_per_device_day"] <= 0.05
     assert AlertPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
-    cost = fit_policy(val, AlertingConfig(calibration="platt", policy="cost", cost_ratio=9.0))
+    cost = fit_policy(val, defaults(AlertingConfig, calibration="platt", policy="cost", cost_ratio=9.0))
     assert cost.alert_threshold == pytest.approx(0.1) and cost.cost_ratio == 9.0
     bands = {r["band"] for r in policy.apply(val).select("band").distinct().collect()}
     assert bands == {"alert", "uncertain", "ok"}
     with pytest.raises(ValueError, match="alerting.policy"):
-        fit_policy(val, AlertingConfig(policy="gut_feeling"))
+        fit_policy(val, defaults(AlertingConfig, policy="gut_feeling"))
 
 
 def test_lead_time_edges(spark):

@@ -125,7 +125,7 @@ def test_help_shows_defaults_and_bad_config_exits_2():
 def test_demo_on_a_tiny_fleet(tmp_path):
     out = tmp_path / "demo"
     result = _job("demo", "--out", str(out), *SMALL, "--set", "train.epochs=1")
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "lstm" / "metrics.json").read_text())  # the registry's layout
     keys = {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"}
     for name in ("test", "baseline", "tf_imported"):
         assert keys <= set(metrics[name]), name
@@ -133,7 +133,10 @@ def test_demo_on_a_tiny_fleet(tmp_path):
         metrics["counts"]["ingest"]["read"]
         == metrics["counts"]["ingest"]["clean"] + metrics["counts"]["ingest"]["quarantined"]
     )
-    assert {"generate", "ingest", "windows", "train", "evaluate", "tf_import", "total"} <= set(metrics["timings_s"])
+    steps = {"generate", "ingest", "windows", "train", "evaluate", "score", "tf_import", "report", "total"}
+    assert steps <= set(metrics["timings_s"])
+    assert 0 < sum(metrics["counts"]["risk"].values()) <= metrics["counts"]["fleet"]["devices"]
+    assert (out / "lstm" / "report" / "index.html").exists() and (out / "tf_model" / "model.pb").exists()
     assert "BigDL LSTM" in result.stdout and "TF LSTM in BigDL" in result.stdout and "wall time" in result.stdout
 
 

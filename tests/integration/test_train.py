@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from pipelines.config import TrainConfig
+from pipelines.config import TrainConfig, defaults
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.models import train as training
 from pipelines.models.lstm import build_lstm
@@ -57,7 +57,7 @@ def test_round_batch_size():
 def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, caplog, engine, resume_engine):
     """Either engine trains, checkpoints and resumes, and each resumes from the other's snapshots."""
     run_dir = str(tmp_path / "run")
-    config = TrainConfig(engine=engine, hidden_size=8, epochs=2, batch_size=64, learning_rate=0.02)
+    config = defaults(TrainConfig, engine=engine, hidden_size=8, epochs=2, batch_size=64, learning_rate=0.02)
     train, val = windows.where("device_id < 'd30'"), windows.where("device_id >= 'd30'")
     with caplog.at_level("INFO", logger=training.__name__):
         first = training.train_lstm(
@@ -84,7 +84,7 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
         spark,
         train,
         val,
-        config=TrainConfig(engine=resume_engine, hidden_size=8, epochs=4, batch_size=64, learning_rate=0.02),
+        config=defaults(TrainConfig, engine=resume_engine, hidden_size=8, epochs=4, batch_size=64, learning_rate=0.02),
         length=LENGTH,
         n_features=N_FEATURES,
         run_dir=run_dir,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from pipelines.config import WindowsConfig
+from pipelines.config import WindowsConfig, defaults
 from pipelines.telemetry.windows import (
     assign_splits,
     build_window_dataset,
@@ -147,7 +147,8 @@ def test_build_window_dataset_keeps_devices_in_one_split(spark):
     devices = {f"d{i}": i for i in range(12)}
     readings = _readings(spark, devices, n=120)
     failures = _failures(spark, [("d1", START + 125 * STEP), ("d7", START + 130 * STEP)])
-    config = WindowsConfig(
+    config = defaults(
+        WindowsConfig,
         length=8,
         stride=4,
         horizon_days=0.25,

@@ -1,13 +1,16 @@
+import shutil
 from pathlib import Path
 
 import pytest
 
-from pipelines.config import ConfigError, PipelineConfig, load_config
+from pipelines import CONF_DIR
+from pipelines.config import ConfigError, PipelineConfig, TrainConfig, defaults, load_config
 
 
 def _conf(tmp_path: Path, base: str, env: dict[str, str] | None = None) -> Path:
-    (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "telemetry.yml").write_text(base)
+    """The repository's conf/base with `base` laid over it as one more base file, and `env` overlays."""
+    shutil.copytree(CONF_DIR / "base", tmp_path / "base")
+    (tmp_path / "base" / "zz-test.yml").write_text(base)
     for name, text in (env or {}).items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "telemetry.yml").write_text(text)
@@ -61,3 +64,25 @@ def test_unknown_keys_and_wrong_types_are_refused_by_name(tmp_path, base, overri
 def test_unknown_env_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="staging"):
         load_config(env="staging", conf_dir=_conf(tmp_path, ""))
+
+
+def test_every_key_has_its_default_in_the_yaml_and_nowhere_else(tmp_path):
+    conf = _conf(tmp_path, "")
+    text = (conf / "base" / "telemetry.yml").read_text().replace("  epochs: 5\n", "", 1)
+    (conf / "base" / "telemetry.yml").write_text(text)
+    with pytest.raises(ConfigError, match=r"train\.epochs.*no value"):
+        load_config(conf_dir=conf)
+    with pytest.raises(TypeError):
+        TrainConfig()  # type: ignore[call-arg]  # the dataclasses hold types, not defaults
+
+
+def test_backblaze_train_is_the_train_section_with_its_own_keys(tmp_path):
+    cfg = load_config(overrides=["train.engine=distri", "train.hidden_size=64"])
+    assert cfg.backblaze.train.engine == "distri"  # inherited
+    assert cfg.backblaze.train.hidden_size == 16  # set in backblaze.yml
+
+
+def test_defaults_are_the_base_sections_with_changes():
+    assert defaults(TrainConfig) == load_config().train
+    assert defaults(TrainConfig, epochs=1).epochs == 1
+    assert defaults(PipelineConfig) == load_config()

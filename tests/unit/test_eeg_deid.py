@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import PROJECT_ROOT
-from pipelines.config import ConfigError, EegDeidConfig
+from pipelines.config import ConfigError, EegDeidConfig, defaults
 from pipelines.eeg import deid
 from pipelines.eeg.extract import extract_identifiers
 
@@ -24,20 +24,24 @@ def planted_strings() -> list[str]:
 
 
 def test_key_from_env_or_file_outside_the_repository(tmp_path):
-    config = EegDeidConfig()
+    config = defaults(EegDeidConfig)
     assert deid.load_key(config, environ={"EEG_DEID_KEY": "x" * 20}) == b"x" * 20
     key_file = tmp_path / "eeg.key"
     key_file.write_text("y" * 32 + "\n")
-    assert deid.load_key(EegDeidConfig(key_file=str(key_file)), environ={}) == b"y" * 32
+    assert deid.load_key(defaults(EegDeidConfig, key_file=str(key_file)), environ={}) == b"y" * 32
 
 
 @pytest.mark.parametrize(
     "config, environ, message",
     [
-        (EegDeidConfig(), {}, "no de-identification key"),
-        (EegDeidConfig(), {"EEG_DEID_KEY": "short"}, "shorter"),
-        (EegDeidConfig(key_file=str(PROJECT_ROOT / "conf" / "base" / "eeg.yml")), {}, "inside the repository"),
-        (EegDeidConfig(key_file="/nonexistent/eeg.key"), {}, "readable file"),
+        (defaults(EegDeidConfig), {}, "no de-identification key"),
+        (defaults(EegDeidConfig), {"EEG_DEID_KEY": "short"}, "shorter"),
+        (
+            defaults(EegDeidConfig, key_file=str(PROJECT_ROOT / "conf" / "base" / "eeg.yml")),
+            {},
+            "inside the repository",
+        ),
+        (defaults(EegDeidConfig, key_file="/nonexistent/eeg.key"), {}, "readable file"),
     ],
 )
 def test_no_usable_key_no_run(config, environ, message):

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from pipelines.config import EegGenerateConfig
+from pipelines.config import EegGenerateConfig, defaults
 from pipelines.eeg import evaluate
 from pipelines.eeg.extract import (
     correct_typos,
@@ -89,7 +89,7 @@ def test_identifiers_are_found_for_deidentification():
 
 def test_measured_precision_and_recall_on_generated_reports():
     """The rules against the generator's truth: the floors guard against regressions; the note reports the figures."""
-    config = EegGenerateConfig(patients=150, seed=404)
+    config = defaults(EegGenerateConfig, patients=150, seed=404)
     totals: dict = {}
     for plan in archive_plan(config):
         for session in plan.sessions:

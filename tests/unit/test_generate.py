@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import ConfigError, GenerateConfig
+from pipelines.config import ConfigError, GenerateConfig, defaults
 from pipelines.telemetry import schema
 from pipelines.telemetry.generate import (
     READINGS_PER_DAY,
@@ -22,7 +22,7 @@ from pipelines.telemetry.generate import (
     plan_readings,
 )
 
-CONFIG = GenerateConfig(devices=40, days=10, min_degradation_days=3.0, max_degradation_days=6.0, seed=11)
+CONFIG = defaults(GenerateConfig, devices=40, days=10, min_degradation_days=3.0, max_degradation_days=6.0, seed=11)
 
 
 def _daily(frame: pd.DataFrame, column: str) -> pd.Series:

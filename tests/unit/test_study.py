@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipelines.config import ConfigError, StudyConfig, load_config
+from pipelines.config import ConfigError, StudyConfig, defaults, load_config
 from pipelines.models import study
 
 
@@ -38,7 +38,7 @@ def test_time_to_target_defaults_to_five_percent_above_the_reference_best():
 
 
 def test_arms_scale_the_rate_only_where_they_say():
-    config = StudyConfig()
+    config = defaults(StudyConfig)
     assert study.arm_settings(config, "sgd_fixed")["optimizer"] == "sgd"
     assert "lr_scaling" not in study.arm_settings(config, "sgd_fixed")
     assert study.arm_settings(config, "lars_linear_warmup")["lr_scaling"] == "linear"
