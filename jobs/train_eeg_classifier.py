@@ -59,7 +59,7 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = context.get_or_create(master=args.master, app_name="train-eeg-classifier")
     read, train = labelled_texts(spark, args.archive.rstrip("/"), key, config.eeg.deid.max_shift_days)
     started = time.time()
-    model, vocabulary = classifier.train(spark, train, cfg)
+    model, vocabulary = classifier.train(train, cfg)
     summary = {
         "config": as_dict(cfg),
         "training": {"reports": train.count(), "seconds": round(time.time() - started, 1), "read": read.counts()},

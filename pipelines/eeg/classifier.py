@@ -91,28 +91,26 @@ def _with_tokens(rows: DataFrame, vocabulary: Sequence[str], max_tokens: int, sc
     return rows.sparkSession.createDataFrame(encoded_rows, schema)
 
 
-def train(spark: SparkSession, labelled: DataFrame, config: EegClassifierConfig, *, seed: int = 11):
-    """(model, vocabulary) trained on `text` + one 0/1 column per task, with the project's training loop."""
-    from bigdl.dllib.nn.criterion import BCECriterion
-    from bigdl.dllib.optim.optimizer import Adam
+def train(labelled: DataFrame, config: EegClassifierConfig, *, seed: int = 11):
+    """(model, vocabulary) trained on `text` + one 0/1 column per task, as a `BigDLClassifier` (the project's
+    training loop; binary cross-entropy on the tasks' sigmoid outputs)."""
     from bigdl.dllib.utils.common import RNG
 
-    from pipelines.models.fit import fit
+    from pipelines.models.stages import BCE, BigDLClassifier
 
     vocabulary = build_vocabulary(labelled, size=config.vocab_size)
-    RNG().set_seed(seed)
+    RNG().set_seed(seed)  # the initial weights, then the data order: a run repeats itself
     log.info("training the report classifier: %d tokens of vocabulary, %d epochs", len(vocabulary), config.epochs)
-    fitting = fit(
-        spark,
+    classifier = BigDLClassifier(
         build_model(config),
-        encoded(labelled, vocabulary, config.max_tokens),
-        shape=(config.max_tokens,),
-        criterion=BCECriterion(),
-        optim_method=Adam(learningrate=config.learning_rate),
+        featureShape=[config.max_tokens],
+        loss=BCE,
+        learningRate=config.learning_rate,
         epochs=config.epochs,
-        batch_size=config.batch_size,
+        batchSize=config.batch_size,
+        scoreCol="",
     )
-    return fitting.model, vocabulary
+    return classifier.fit(encoded(labelled, vocabulary, config.max_tokens)).module, vocabulary
 
 
 def predict(model, vocabulary: Sequence[str], reports: DataFrame, config: EegClassifierConfig) -> DataFrame:

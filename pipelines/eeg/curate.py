@@ -14,8 +14,6 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType,
-    BooleanType,
     IntegerType,
     StringType,
     StructField,
@@ -24,36 +22,10 @@ from pyspark.sql.types import (
 
 from pipelines.eeg import deid, evaluate
 from pipelines.eeg.extract import extract_findings, extract_identifiers
+from pipelines.eeg.schema import FINDINGS_SCHEMA, TEXT_FIELD
 
 log = logging.getLogger(__name__)
 
-EVENT = StructType([StructField("time", StringType()), StructField("kind", StringType())])
-
-FINDINGS_SCHEMA = StructType(
-    [
-        StructField("report_id", StringType(), False),  # the file name, or a keyed hash when the name identifies
-        StructField("report_key", StringType(), False),
-        StructField("patient_key", StringType(), False),
-        StructField("sections", ArrayType(StringType()), False),
-        StructField("age", IntegerType(), True),
-        StructField("age_90_or_over", BooleanType(), False),
-        StructField("sex", StringType(), True),
-        StructField("study_dates", ArrayType(StringType()), False),  # shifted
-        StructField("study_type", StringType(), True),
-        StructField("duration_minutes", IntegerType(), True),
-        StructField("impression", StringType(), True),
-        StructField("epileptiform", ArrayType(StringType()), False),
-        StructField("slowing", StringType(), True),
-        StructField("slowing_location", StringType(), True),
-        StructField("seizure_present", BooleanType(), False),
-        StructField("seizure_count", IntegerType(), True),
-        StructField("seizure_types", ArrayType(StringType()), False),
-        StructField("events", ArrayType(EVENT), False),
-        StructField("medications", ArrayType(StringType()), False),
-        StructField("heart_rate", IntegerType(), True),
-    ]
-)
-TEXT_FIELD = StructField("text_deid", StringType(), True)
 _CURATED = StructType(
     [StructField(f.name, f.dataType, True) for f in FINDINGS_SCHEMA.fields]
     + [

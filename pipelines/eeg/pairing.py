@@ -23,20 +23,11 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ArrayType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampNTZType,
-)
 
 from pipelines.config import EegPairingConfig
 from pipelines.eeg.deid import normalize_name
 from pipelines.eeg.extract import _one_edit, extract_findings, extract_identifiers
+from pipelines.eeg.schema import FEATURE_ROWS, FILE_FACTS, REPORT_FACTS
 
 log = logging.getLogger(__name__)
 
@@ -56,38 +47,6 @@ FEATURES = (
     "date_in_range",  # the file starts within the report's study dates
     "date_gap",  # days outside that range / 10, capped at 1
     "date_known",
-)
-
-REPORT_FACTS = StructType(
-    [
-        StructField("report_id", StringType(), False),
-        StructField("r_mrn", StringType(), True),
-        StructField("r_name", StringType(), True),
-        StructField("r_birthdate", DateType(), True),
-        StructField("r_sex", StringType(), True),
-        StructField("r_age", IntegerType(), True),
-        StructField("r_first", DateType(), True),
-        StructField("r_last", DateType(), True),
-        StructField("r_tokens", ArrayType(StringType()), False),
-        StructField("r_sessions", ArrayType(StringType()), False),
-        StructField("r_keys", ArrayType(StringType()), False),
-    ]
-)
-
-FILE_FACTS = StructType(
-    [
-        StructField("edf_file", StringType(), False),
-        StructField("start", TimestampNTZType(), False),
-        StructField("f_mrn", StringType(), True),
-        StructField("f_name", StringType(), True),
-        StructField("f_birthdate", DateType(), True),
-        StructField("f_birth_year_only", IntegerType(), False),
-        StructField("f_sex", StringType(), True),
-        StructField("f_age", DoubleType(), True),
-        StructField("f_tokens", ArrayType(StringType()), False),
-        StructField("f_sessions", ArrayType(StringType()), False),
-        StructField("f_keys", ArrayType(StringType()), False),
-    ]
 )
 
 _CODE_PART = re.compile(r"^[A-Za-z]{0,4}(\d{4,})$")
@@ -159,7 +118,7 @@ def report_facts(reports: DataFrame, *, window_days: int, wide: bool = False) ->
 
 
 def file_fact(row) -> tuple:
-    """One `FILE_FACTS` row from a `sources.HEADER_SCHEMA` row."""
+    """One `FILE_FACTS` row from a `HEADER_SCHEMA` row."""
     tokens, sessions = name_tokens(row["file_name"])
     code = _digits(row["patient_code"])
     admin = _digits(row["admin_code"])
@@ -262,16 +221,6 @@ def pair_features(row) -> list[float]:
         gap,
         float(date_known),
     ]
-
-
-FEATURE_ROWS = StructType(
-    [
-        StructField("report_id", StringType(), False),
-        StructField("edf_file", StringType(), False),
-        StructField("start", TimestampNTZType(), False),
-        StructField("features", ArrayType(DoubleType()), False),
-    ]
-)
 
 
 def featurize(cands: DataFrame) -> DataFrame:

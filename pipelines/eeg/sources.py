@@ -19,18 +19,14 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType,
-    DateType,
-    DoubleType,
-    IntegerType,
     LongType,
     StringType,
     StructField,
     StructType,
-    TimestampNTZType,
 )
 
 from pipelines.eeg import edf
+from pipelines.eeg.schema import HEADER_SCHEMA, QUARANTINE_SCHEMA, REPORT_SCHEMA
 from pipelines.errors import InputError
 from pipelines.io.fs import hadoop
 
@@ -40,41 +36,6 @@ PROBE_BYTES = 4096  # data bytes read after the header, to detect a mangled data
 DRIVER_READERS = 8  # driver threads reading headers through the JVM gateway
 EDF_GLOB = "*.edf"
 REPORT_GLOB = "*.txt"
-
-HEADER_SCHEMA = StructType(
-    [
-        StructField("path", StringType(), False),
-        StructField("file_name", StringType(), False),
-        StructField("file_size", LongType(), False),
-        StructField("edf_type", StringType(), False),
-        StructField("start", TimestampNTZType(), False),
-        StructField("n_records", IntegerType(), False),
-        StructField("record_duration", DoubleType(), False),
-        StructField("duration_s", DoubleType(), False),
-        StructField("n_signals", IntegerType(), False),
-        StructField("labels", ArrayType(StringType()), False),
-        StructField("electrodes", ArrayType(StringType()), False),
-        StructField("sample_rate", DoubleType(), True),
-        StructField("patient_code", StringType(), True),
-        StructField("patient_sex", StringType(), True),
-        StructField("patient_birthdate", DateType(), True),
-        StructField("patient_name", StringType(), True),
-        StructField("patient_age", DoubleType(), True),
-        StructField("equipment", StringType(), True),
-        StructField("admin_code", StringType(), True),
-        StructField("tolerated", ArrayType(StringType()), False),
-    ]
-)
-
-QUARANTINE_SCHEMA = StructType(
-    [
-        StructField("source_file", StringType(), False),
-        StructField("file_name", StringType(), False),
-        StructField("file_size", LongType(), True),
-        StructField("reason", StringType(), False),
-        StructField("detail", StringType(), True),
-    ]
-)
 
 # Header fields (nullable past the file's identity), then the quarantine reason and detail (None for a good file).
 _COMBINED = StructType(
@@ -123,8 +84,10 @@ def _split(combined: DataFrame, row_columns: list[str], what: str, listed: int) 
         combined.unpersist()
         raise RuntimeError(f"listed {listed} {what} but accounted for {parsed + sum(by_reason.values())}")
     rows = combined.where(F.col("reason").isNull()).select(*row_columns)
-    quarantine = combined.where(F.col("reason").isNotNull()).select(
-        F.col("path").alias("source_file"), "file_name", "file_size", "reason", "detail"
+    quarantine = (
+        combined.where(F.col("reason").isNotNull())
+        .withColumnRenamed("path", "source_file")
+        .select(*QUARANTINE_SCHEMA.fieldNames())
     )
     log.info(
         "%s: %d read, %d parsed, %d quarantined %s",
@@ -323,13 +286,6 @@ def read_signals(
     return edf.decode_records(header, data, channels=channels, unknown=unknown, physical=physical)
 
 
-REPORT_SCHEMA = StructType(
-    [
-        StructField("report_id", StringType(), False),
-        StructField("path", StringType(), False),
-        StructField("text", StringType(), False),
-    ]
-)
 REPORT_REASONS = ("empty_report", "not_utf8", "binary_content")
 _REPORT_COMBINED = StructType(
     [

@@ -5,6 +5,9 @@ Params), alone or inside a saved `PipelineModel`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
@@ -63,6 +66,7 @@ class BigDLModel(Model, _BigDLParams, MLWritable, MLReadable):
         """`module`: the BigDL module; `params`: any of the Params by name (featureShape is required)."""
         super().__init__()
         self.module = module
+        self.summary: TrainingSummary | None = None  # set by BigDLClassifier.fit
         self._set(**{k: v for k, v in params.items() if v is not None})
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
@@ -118,15 +122,35 @@ class _ModelReader(MLReader):
         return instance
 
 
+# The Estimator's losses: what the module outputs and what a row's label is.
+NLL = "nll"  # log-probabilities (LogSoftMax); label 0 or 1, class-weighted negative log-likelihood
+BCE = "bce"  # probabilities (Sigmoid); label 0/1, or an array of 0/1 (one per task), binary cross-entropy
+LOSSES = (NLL, BCE)
+
+
+@dataclass
+class TrainingSummary:
+    """What a fit leaves besides the model (as Spark ML's `model.summary`; not saved with the model): the global
+    batch size, the iterations of one epoch, and BigDL's Train/ValidationSummary when `summaryDir` was set."""
+
+    batch_size: int
+    iterations_per_epoch: int
+    train: Any = None
+    validation: Any = None
+
+
 class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
     """Trains a BigDL classifier (`module`, built untrained by the caller) with the project's training loop:
-    class-weighted negative log-likelihood on LogSoftMax outputs, Adam, `epochs` epochs of `batchSize` rows,
-    validation on the rows flagged by `validationIndicatorCol` after every epoch, checkpoints in `checkpointDir`."""
+    `loss` (class-weighted negative log-likelihood on LogSoftMax outputs, or binary cross-entropy on Sigmoid
+    outputs), Adam, `epochs` epochs of `batchSize` rows, validation on the rows flagged by `validationIndicatorCol`
+    after every epoch, TensorBoard summaries in `summaryDir`, checkpoints in `checkpointDir`. The fitted model's
+    `summary` is a `TrainingSummary`."""
 
     epochs = Param(Params._dummy(), "epochs", "passes over the training rows", TypeConverters.toInt)
     learningRate = Param(Params._dummy(), "learningRate", "Adam's learning rate", TypeConverters.toFloat)
+    loss = Param(Params._dummy(), "loss", f"one of {', '.join(LOSSES)}", TypeConverters.toString)
     classWeights = Param(
-        Params._dummy(), "classWeights", "loss weight of each class ([] for equal)", TypeConverters.toListFloat
+        Params._dummy(), "classWeights", "nll: loss weight of each class ([] for equal)", TypeConverters.toListFloat
     )
     engine = Param(
         Params._dummy(),
@@ -140,6 +164,13 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
         "boolean column: true for validation rows ('' for none)",
         TypeConverters.toString,
     )
+    summaryDir = Param(
+        Params._dummy(),
+        "summaryDir",
+        "folder (any Hadoop URI) for BigDL's TensorBoard summaries, under summaryName ('' for none)",
+        TypeConverters.toString,
+    )
+    summaryName = Param(Params._dummy(), "summaryName", "the summaries' subfolder", TypeConverters.toString)
     checkpointDir = Param(
         Params._dummy(), "checkpointDir", "folder (any Hadoop URI) for a snapshot every epoch", TypeConverters.toString
     )
@@ -151,9 +182,12 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
             labelCol="label",
             epochs=2,
             learningRate=1e-3,
+            loss=NLL,
             classWeights=[],
             engine="barrier",
             validationIndicatorCol="",
+            summaryDir="",
+            summaryName="model",
             checkpointDir="",
         )
         self.module = module
@@ -161,7 +195,7 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
 
     def _fit(self, dataset: DataFrame) -> BigDLModel:
         import numpy as np
-        from bigdl.dllib.nn.criterion import ClassNLLCriterion
+        from bigdl.dllib.nn.criterion import BCECriterion, ClassNLLCriterion
         from bigdl.dllib.optim.optimizer import Adam, Loss, Top1Accuracy
         from bigdl.dllib.utils.common import RNG
 
@@ -171,6 +205,9 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
             raise ValueError("BigDLClassifier needs the untrained BigDL module to train")
         if not self.isDefined(self.featureShape):
             raise ValueError("BigDLClassifier: set featureShape, the shape of one row's features")
+        loss = self.getOrDefault(self.loss)
+        if loss not in LOSSES:
+            raise ValueError(f"BigDLClassifier: loss must be one of {', '.join(LOSSES)}, not {loss!r}")
         if self.isSet(self.seed):
             RNG().set_seed(self.getSeed())
         rows = dataset.select(
@@ -182,8 +219,14 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
         if "is_validation" in rows.columns:
             train = rows.where(~F.col("is_validation")).drop("is_validation")
             validation = rows.where(F.col("is_validation")).drop("is_validation")
-        weights = self.getOrDefault(self.classWeights)
-        criterion = ClassNLLCriterion(weights=np.asarray(weights, dtype=np.float32)) if weights else ClassNLLCriterion()
+        if loss == BCE:
+            criterion, methods = BCECriterion(), [Loss(BCECriterion())]
+        else:
+            weights = self.getOrDefault(self.classWeights)
+            criterion = (
+                ClassNLLCriterion(weights=np.asarray(weights, dtype=np.float32)) if weights else ClassNLLCriterion()
+            )
+            methods = [Top1Accuracy(), Loss(ClassNLLCriterion())]
         fitting = fit(
             dataset.sparkSession,
             self.module,
@@ -195,8 +238,18 @@ class BigDLClassifier(Estimator, _BigDLParams, HasLabelCol, HasSeed):
             batch_size=self.getOrDefault(self.batchSize),
             engine=self.getOrDefault(self.engine),
             validation=validation,
-            methods=[Top1Accuracy(), Loss(ClassNLLCriterion())],
+            methods=methods,
+            summary_dir=self.getOrDefault(self.summaryDir) or None,
+            app_name=self.getOrDefault(self.summaryName),
             checkpoint_dir=self.getOrDefault(self.checkpointDir) or None,
         )
-        shared = ("featuresCol", "featureShape", "batchSize", "outputCol", "outputKind", "scoreCol")
-        return BigDLModel(fitting.model, **{name: self.getOrDefault(name) for name in shared})
+        shared = ("featuresCol", "featureShape", "batchSize", "outputCol", "scoreCol")
+        model = BigDLModel(
+            fitting.model,
+            outputKind=SIGMOID if loss == BCE else LOG_PROBABILITIES,
+            **{name: self.getOrDefault(name) for name in shared},
+        )
+        model.summary = TrainingSummary(
+            fitting.batch_size, fitting.iterations_per_epoch, fitting.train_summary, fitting.val_summary
+        )
+        return model

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from pipelines.tfimport import files, jvm
 from pipelines.tfimport import graph as g
@@ -199,40 +200,36 @@ def fine_tune(
     summary_dir: str | None = None,
     seed: int = 0,
 ) -> FineTuneResult:
-    """Fine-tune on windows (`features`, `label`) with the project's training loop (`pipelines.models.fit`, as
-    `train_lstm`); the model outputs log-probabilities.
+    """Fine-tune on windows (`features`, `label`) as a `BigDLClassifier` (the project's training loop); the model
+    outputs log-probabilities.
 
     With `validation`, BigDL validates every epoch (Top1Accuracy, Loss); with `summary_dir`, BigDL's
     Train/ValidationSummary (TensorBoard) go there and the curves are returned.
     """
-    from bigdl.dllib.nn.criterion import ClassNLLCriterion
-    from bigdl.dllib.optim.optimizer import Adam, Loss, Top1Accuracy
-
-    from pipelines.models.fit import fit
+    from pipelines.models.stages import BigDLClassifier
 
     model, imported, info = build_transfer_model(spec, example_shape=(length, n_features), spark=spark, seed=seed)
     check_windows_shape(imported, train, length=length, n_features=n_features)
-    weights = np.asarray(class_weights or [1.0] * spec.n_classes, dtype=np.float32)
+    rows = train.select("features", "label")
+    if validation is not None:
+        flagged = validation.select("features", "label").withColumn("is_validation", F.lit(True))
+        rows = rows.withColumn("is_validation", F.lit(False)).unionByName(flagged)
+    classifier = BigDLClassifier(
+        model,
+        featureShape=[length, n_features],
+        classWeights=list(class_weights or [1.0] * spec.n_classes),
+        learningRate=learning_rate,
+        epochs=epochs,
+        batchSize=batch_size,
+        validationIndicatorCol="is_validation" if validation is not None else "",
+        summaryDir=summary_dir or "",
+        summaryName="transfer",
+    )
     model.training()
     with jvm.distributed(model):
-        fitting = jvm.call(
-            "fine-tuning the imported model",
-            lambda: fit(
-                spark,
-                model,
-                train,
-                shape=(length, n_features),
-                criterion=ClassNLLCriterion(weights=weights),
-                optim_method=Adam(learningrate=learning_rate),
-                epochs=epochs,
-                batch_size=batch_size,
-                validation=validation,
-                methods=[Top1Accuracy(), Loss(ClassNLLCriterion())],
-                summary_dir=summary_dir,
-                app_name="transfer",
-            ),
-        )
-    trained, train_summary, val_summary = fitting.model, fitting.train_summary, fitting.val_summary
+        fitted = jvm.call("fine-tuning the imported model", lambda: classifier.fit(rows))
+    trained, summary = fitted.module, fitted.summary
+    train_summary, val_summary = summary.train, summary.validation
     trained.evaluate()
     tuned = replace(imported, model=trained, outputs=[HEAD_NAME], output_op="LogSoftMax", output_kind=LOG_PROBABILITIES)
     result = FineTuneResult(
@@ -240,7 +237,7 @@ def fine_tune(
         frozen=info["frozen"],
         trainable=info["trainable"],
         feature_node=info["feature_node"],
-        batch_size=fitting.batch_size,
+        batch_size=summary.batch_size,
     )
     if train_summary is not None:
         result.train_loss = [(int(st), float(v)) for st, v, _ in train_summary.read_scalar("Loss")]

@@ -50,6 +50,8 @@ def test_a_pipeline_with_the_baseline_a_bigdl_classifier_and_calibration_round_t
     assert binary_metrics(scored.withColumnRenamed("target", "label"))["roc_auc"] > 0.8  # it learnt the rule
     assert any(p.name.startswith("model.") for p in (tmp_path / "checkpoints").rglob("*"))
     assert fitted.stages[-1].fitted().method == "platt"
+    summary = fitted.stages[3].summary
+    assert summary.batch_size == 32 and summary.iterations_per_epoch >= 1 and summary.train is None
 
     fitted.write().overwrite().save(str(tmp_path / "pipeline"))
     loaded = PipelineModel.load(str(tmp_path / "pipeline"))
@@ -79,6 +81,8 @@ def test_missing_settings_are_refused_before_any_job(spark, sequences):
         BigDLClassifier(featuresCol="values", featureShape=[12, 3]).fit(sequences)
     with pytest.raises(ValueError, match="set featureShape"):
         BigDLModel(build_lstm(3, hidden_size=4, seed=1)).transform(sequences)
+    with pytest.raises(ValueError, match="loss must be one of nll, bce, not 'mse'"):
+        BigDLClassifier(build_lstm(3, hidden_size=4, seed=1), featureShape=[12, 3], loss="mse").fit(sequences)
 
 
 def test_the_score_follows_the_output_kind(spark):
