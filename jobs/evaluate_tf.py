@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pipelines import openvino_ir
 from pipelines.cli import add_tf_model_options, job_parser, report, run
 from pipelines.context import get_or_create
 from pipelines.errors import InputError
@@ -23,14 +24,16 @@ from pipelines.layout import RunLayout
 from pipelines.models.train import load_model, predict_scores
 from pipelines.telemetry import sources
 from pipelines.tfimport import files
-from pipelines.tfimport.evaluate import bigdl_top1_accuracy, evaluate_imported
+from pipelines.tfimport.evaluate import bigdl_top1_accuracy
+from pipelines.tfimport.evaluate import predict_scores as predict_imported
 from pipelines.tfimport.load import OUTPUT_KINDS, import_tensorflow_model
-from pipelines.tfimport.parity import parity_check, sample_batch
+from pipelines.tfimport.parity import parity, parity_check, sample_batch
 
 log = logging.getLogger(__name__)
 
 PREDICTIONS_DIR = "predictions_tf"
 COMPARE_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+ENGINES = ("bigdl", "openvino")
 
 parser = job_parser(__doc__.splitlines()[0], sections=("windows", "evaluate"))
 parser.add_argument("--windows", required=True, help="folder written by build_windows")
@@ -52,6 +55,13 @@ parser.add_argument(
     help="windows on which TensorFlow's own outputs are compared with BigDL's (0: no check)",
 )
 parser.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: evaluate.batch_size)")
+parser.add_argument(
+    "--engine",
+    choices=ENGINES,
+    default="bigdl",
+    help="bigdl: the graph imported into BigDL; openvino: converted to OpenVINO IR (or --model an IR folder from "
+    "export_openvino), scored on the executors by the OpenVINO runtime",
+)
 parser.writes("run_dir", PREDICTIONS_DIR + "/{name}")
 parser.writes("run_dir", RunLayout.METRICS, mode="merge")
 
@@ -71,6 +81,7 @@ def evaluate_tf_run(
     split: str = "test",
     parity_samples: int = 256,
     batch_size: int | None = None,
+    engine: str = "bigdl",
 ) -> dict:
     """Evaluate, write predictions, merge `name` and `name_info` into the run's metrics.json; returns the merge."""
     batch_size = batch_size or config.evaluate.batch_size
@@ -81,18 +92,18 @@ def evaluate_tf_run(
     spec = sources.read_window_spec(spark, windows_root)
     length, n_features = spec.length, spec.n_features
     windows = sources.read_windows(spark, windows_root, split).select("device_id", "window_end", "features", "label")
-    imported = import_tensorflow_model(model, inputs, outputs, bin_path, spark=spark, output_kind=output_kind)
-    metrics, predictions = evaluate_imported(
-        imported, windows, length=length, n_features=n_features, batch_size=batch_size, threshold=threshold
-    )
-    top1 = bigdl_top1_accuracy(imported, windows, length=length, n_features=n_features, batch_size=batch_size)
-    parity = parity_check(
-        imported,
-        model,
-        sample_batch(windows, length=length, n_features=n_features, size=parity_samples),
-        bin_uri=bin_path,
-        spark=spark,
-    )
+    batch = sample_batch(windows, length=length, n_features=n_features, size=parity_samples)
+    if engine == "openvino":
+        if bin_path:
+            raise InputError("--engine openvino takes a frozen graph (or an IR folder), not a .bin of variables")
+        predictions, info = _openvino_predictions(
+            spark, model, windows, batch, inputs, outputs, output_kind, length, n_features, batch_size
+        )
+    else:
+        predictions, info = _bigdl_predictions(
+            spark, model, bin_path, windows, batch, inputs, outputs, output_kind, length, n_features, batch_size
+        )
+    metrics = binary_metrics(predictions, threshold=threshold)
     with fs.atomic_output(spark, f"{run_dir}/{PREDICTIONS_DIR}/{name}") as tmp:
         predictions.write.parquet(tmp)
     predictions.unpersist()
@@ -106,19 +117,45 @@ def evaluate_tf_run(
         )
         blocks["test"] = binary_metrics(lstm, threshold=threshold)
     blocks[name] = metrics
-    blocks[f"{name}_info"] = {
-        "model": model,
-        "bin": bin_path,
-        "split": split,
+    blocks[f"{name}_info"] = {"model": model, "bin": bin_path, "split": split, "engine": engine, **info}
+    return run.merge_metrics(spark, blocks)
+
+
+def _bigdl_predictions(spark, model, bin_path, windows, batch, inputs, outputs, output_kind, length, n_features, size):
+    imported = import_tensorflow_model(model, inputs, outputs, bin_path, spark=spark, output_kind=output_kind)
+    predictions = predict_imported(imported, windows, length=length, n_features=n_features, batch_size=size).cache()
+    return predictions, {
         "inputs": imported.inputs,
         "outputs": imported.outputs,
         "output_op": imported.output_op,
         "output_kind": imported.output_kind,
         "rewrites": imported.rewrites,
-        "bigdl_top1_accuracy": top1,
-        "parity": parity,
+        "bigdl_top1_accuracy": bigdl_top1_accuracy(
+            imported, windows, length=length, n_features=n_features, batch_size=size
+        ),
+        "parity": parity_check(imported, model, batch, bin_uri=bin_path, spark=spark),
     }
-    return run.merge_metrics(spark, blocks)
+
+
+def _openvino_predictions(spark, model, windows, batch, inputs, outputs, output_kind, length, n_features, size):
+    ir = openvino_ir.ir_for(model, inputs=inputs, outputs=outputs, output_kind=output_kind, spark=spark)
+    keep = ("device_id", "window_end", "label")
+    predictions = openvino_ir.score_windows(
+        ir, windows, length=length, n_features=n_features, batch_size=size, keep=keep
+    ).cache()
+    from_graph = not files.exists(f"{model.rstrip('/')}/{openvino_ir.XML}", spark)
+    check = (
+        parity(model, [ir.input_name], [ir.output_name], batch, lambda b: openvino_ir.predict(ir, b), spark=spark)
+        if from_graph
+        else {"max_abs_diff": None, "samples": 0, "output_shape": None, "note": "an IR folder: no graph to compare"}
+    )
+    return predictions, {
+        "inputs": [ir.input_name],
+        "outputs": [ir.output_name],
+        "output_kind": ir.output_kind,
+        "precision": ir.precision,
+        "parity": check,
+    }
 
 
 def comparison(merged: dict, name: str) -> str:
@@ -149,12 +186,15 @@ def main(args, config) -> None:
         split=args.split,
         parity_samples=args.parity_samples,
         batch_size=args.batch_size,
+        engine=args.engine,
     )
     info = merged[f"{args.name}_info"]
     report(comparison(merged, args.name))
+    engine = "BigDL" if args.engine == "bigdl" else "OpenVINO"
+    top1 = f"BigDL Top1Accuracy {info['bigdl_top1_accuracy']}; " if "bigdl_top1_accuracy" in info else ""
     report(
-        f"BigDL Top1Accuracy {info['bigdl_top1_accuracy']}; parity: largest |TF - BigDL| = "
-        f"{info['parity']['max_abs_diff']} on {info['parity']['samples']} windows"
+        f"{top1}parity: largest |TF - {engine}| = {info['parity']['max_abs_diff']} on {info['parity']['samples']} "
+        "windows"
     )
 
 

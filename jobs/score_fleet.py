@@ -16,13 +16,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from functools import partial
 
 from pipelines.chain import score_run
 from pipelines.cli import job_parser, node_names, report, run
 from pipelines.config import PipelineConfig
 from pipelines.context import get_or_create
 from pipelines.errors import InputError
-from pipelines.evaluation.scoring import Scorer, bigdl_scorer, load_scorer, tf_scorer
+from pipelines.evaluation.scoring import Scorer, bigdl_scorer, load_scorer, openvino_scorer, tf_scorer
 from pipelines.io import fs
 from pipelines.layout import RunLayout
 from pipelines.models.train import load_model
@@ -38,14 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", required=True, help="run folder: model/, alerting/policy.json")
     parser.add_argument("--out", default=None, help="output folder (default: <run-dir>/risk)")
     parser.add_argument("--policy", default=None, help="policy file (default: <run-dir>/alerting/policy.json)")
-    parser.add_argument("--scorer", default="bigdl", help="bigdl, tf, or a factory 'package.module:function'")
+    parser.add_argument("--scorer", default="bigdl", help="bigdl, tf, openvino, or a factory 'package.module:function'")
     parser.add_argument("--model", default=None, help="BigDL model (default: the policy's, in the run folder)")
-    parser.add_argument("--tf-model", default=None, help="--scorer tf: frozen TensorFlow graph (.pb)")
+    parser.add_argument(
+        "--tf-model",
+        default=None,
+        help="--scorer tf: frozen TensorFlow graph (.pb); --scorer openvino: that or an IR folder (export_openvino)",
+    )
     parser.add_argument(
         "--tf-bin", default=None, help="--scorer tf: BigDL .bin of the graph's variables (trusted paths only)"
     )
-    parser.add_argument("--tf-inputs", default=None, help="--scorer tf: input node names, comma-separated")
-    parser.add_argument("--tf-outputs", default=None, help="--scorer tf: output node names, comma-separated")
+    parser.add_argument(
+        "--tf-inputs", default=None, type=node_names, help="--scorer tf, openvino: input node names, comma-separated"
+    )
+    parser.add_argument(
+        "--tf-outputs", default=None, type=node_names, help="--scorer tf, openvino: output node names, comma-separated"
+    )
     parser.add_argument(
         "--refit-on",
         default=None,
@@ -72,18 +81,20 @@ def make_scorer(spark, args: argparse.Namespace, config: PipelineConfig) -> Call
             if not fs.exists(spark, args.model):
                 raise InputError(f"no BigDL model at {args.model}")
             return bigdl_scorer(load_model(args.model), length=length, n_features=n_features, batch_size=batch_size)
-        if args.scorer == "tf":
+        if args.scorer in ("tf", "openvino"):
             if not args.tf_model:
-                raise InputError("--scorer tf needs --tf-model")
-            return tf_scorer(
+                raise InputError(f"--scorer {args.scorer} needs --tf-model")
+            if args.scorer == "openvino" and args.tf_bin:
+                raise InputError("--scorer openvino takes a frozen graph or an IR folder, not --tf-bin")
+            graph_scorer = openvino_scorer if args.scorer == "openvino" else partial(tf_scorer, bin_uri=args.tf_bin)
+            return graph_scorer(
                 spark,
                 args.tf_model,
                 length=length,
                 n_features=n_features,
                 batch_size=batch_size,
-                bin_uri=args.tf_bin,
-                inputs=node_names(args.tf_inputs) if args.tf_inputs else None,
-                outputs=node_names(args.tf_outputs) if args.tf_outputs else None,
+                inputs=args.tf_inputs,
+                outputs=args.tf_outputs,
             )
         return load_scorer(
             args.scorer, spark=spark, run_dir=args.run_dir, length=length, n_features=n_features, batch_size=batch_size

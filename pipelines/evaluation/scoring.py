@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -68,8 +68,8 @@ def tf_scorer(
     n_features: int,
     batch_size: int,
     bin_uri: str | None = None,
-    inputs: list[str] | None = None,
-    outputs: list[str] | None = None,
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
     output_kind: str | None = None,
 ) -> Scorer:
     """Scores from a TensorFlow graph imported into BigDL with `pipelines.tfimport` (Softmax, LogSoftmax or
@@ -84,6 +84,32 @@ def tf_scorer(
             imported, windows.withColumn("label", F.lit(0)), length=length, n_features=n_features, batch_size=batch_size
         )
         return scored.select("device_id", "window_end", "score")
+
+    return score
+
+
+def openvino_scorer(
+    spark: SparkSession,
+    model_uri: str,
+    *,
+    length: int,
+    n_features: int,
+    batch_size: int,
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> Scorer:
+    """Scores from OpenVINO on the executors (`pipelines.openvino_ir`): `model_uri` is an IR folder written by
+    `jobs.export_openvino` or a frozen TensorFlow graph, converted here."""
+    from pipelines import openvino_ir
+
+    ir = openvino_ir.ir_for(model_uri, inputs=inputs, outputs=outputs, spark=spark)
+    ir.check_window_shape(length, n_features)
+
+    def score(windows: DataFrame) -> DataFrame:
+        keep = ("device_id", "window_end")
+        return openvino_ir.score_windows(
+            ir, windows, length=length, n_features=n_features, batch_size=batch_size, keep=keep
+        )
 
     return score
 

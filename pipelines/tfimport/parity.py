@@ -7,6 +7,7 @@ when the graph has variables. Runs on the driver, on a small sample only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,26 @@ def sample_batch(windows: DataFrame, *, length: int, n_features: int, size: int)
     return np.stack([np.asarray(r["features"], dtype=np.float32).reshape(length, n_features) for r in rows])
 
 
+def parity(
+    pb_uri: str,
+    inputs: list[str],
+    outputs: list[str],
+    batch: np.ndarray,
+    predict: Callable[[np.ndarray], np.ndarray],
+    *,
+    bin_uri: str | None = None,
+    spark: SparkSession | None = None,
+) -> dict[str, Any]:
+    """{"max_abs_diff", "samples", "output_shape"} between TensorFlow and `predict` on `batch`."""
+    if len(batch) == 0:
+        return {"max_abs_diff": None, "samples": 0, "output_shape": None}
+    expected = tensorflow_outputs(pb_uri, inputs, outputs, batch, bin_uri=bin_uri, spark=spark)
+    got = predict(batch)
+    diff = max_abs_diff(expected, got)
+    log.info("parity on %d samples: largest absolute difference %.3g", len(batch), diff)
+    return {"max_abs_diff": diff, "samples": int(len(batch)), "output_shape": list(got.shape[1:])}
+
+
 def parity_check(
     imported: ImportedModel,
     pb_uri: str,
@@ -65,11 +86,7 @@ def parity_check(
     bin_uri: str | None = None,
     spark: SparkSession | None = None,
 ) -> dict[str, Any]:
-    """{"max_abs_diff", "samples", "output_shape"} between TensorFlow and BigDL on `batch`."""
-    if len(batch) == 0:
-        return {"max_abs_diff": None, "samples": 0, "output_shape": None}
-    expected = tensorflow_outputs(pb_uri, imported.inputs, imported.outputs, batch, bin_uri=bin_uri, spark=spark)
-    got = forward(imported, batch)
-    diff = max_abs_diff(expected, got)
-    log.info("parity on %d samples: largest absolute difference %.3g", len(batch), diff)
-    return {"max_abs_diff": diff, "samples": int(len(batch)), "output_shape": list(got.shape[1:])}
+    """`parity` between TensorFlow and BigDL."""
+    return parity(
+        pb_uri, imported.inputs, imported.outputs, batch, lambda b: forward(imported, b), bin_uri=bin_uri, spark=spark
+    )

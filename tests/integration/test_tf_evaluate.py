@@ -10,12 +10,12 @@ import pytest
 from jobs import evaluate_tf, inspect_tf
 from pipelines.cli import run
 from pipelines.evaluation.metrics import binary_metrics
-from pipelines.telemetry.schema import WindowSpec
 from pipelines.tfimport import tfmodels
 from pipelines.tfimport.errors import InputShapeError, TFImportError
 from pipelines.tfimport.evaluate import predict_scores
 from pipelines.tfimport.export import freeze_keras
 from pipelines.tfimport.load import import_tensorflow_model
+from tests.fixtures.windows import write_windows_root
 
 T, F = 12, 3
 METRIC_KEYS = {
@@ -34,28 +34,9 @@ METRIC_KEYS = {
 SETTINGS = ["--set", f"windows.length={T}", "--set", "windows.features=[a,b,c]", "--set", "evaluate.batch_size=64"]
 
 
-def make_windows(spark, n: int = 240, seed: int = 0):
-    """Windows like build_windows writes them; positives carry a rising trend in feature 0."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        label = int(i % 3 == 0)
-        x = rng.normal(0, 1, size=(T, F)).astype(np.float32)
-        if label:
-            x[:, 0] += np.linspace(-2, 2, T)
-        split = ("train", "train", "val", "test")[i % 4]
-        rows.append((f"d{i % 30:02d}", i * 900, x.reshape(-1).tolist(), label, split))
-    df = spark.createDataFrame(rows, "device_id string, t long, features array<float>, label int, split string")
-    return df.selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label", "split")
-
-
 @pytest.fixture(scope="module")
 def windows_root(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("tfwin")
-    make_windows(spark).repartition(3).write.partitionBy("split").parquet(str(root / "windows"))
-    spec = WindowSpec(length=T, stride=T, features=("a", "b", "c"), interval_minutes=15, horizon_days=7.0)
-    (root / "windows.json").write_text(json.dumps(spec.to_dict()))  # as build_windows writes it
-    return str(root)
+    return write_windows_root(spark, tmp_path_factory.mktemp("tfwin"))
 
 
 @pytest.fixture(scope="module")
