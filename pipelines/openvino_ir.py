@@ -1,6 +1,6 @@
 """OpenVINO Intermediate Representation (IR: `model.xml` + `model.bin`, FP32 or FP16) of a frozen TensorFlow graph,
 and windows scored with it on the executors: the IR's bytes broadcast once, one compiled model per Python worker,
-Arrow batches through `mapInPandas`.
+Arrow record batches straight into NumPy (`mapInArrow`).
 
 An exported folder holds `model.xml`, `model.bin` and `ir.json` (input and output names, the window shape, the output
 kind, the precision). Loading the IR needs only `openvino` and numpy:
@@ -175,23 +175,28 @@ def score_windows(
 ) -> DataFrame:
     """`keep` columns and `score` (double) for every window (`features`: length x n_features floats), scored on the
     executors: the IR broadcast once, compiled once per Python worker (one thread each, as Spark runs one task per
-    core), `batch_size` windows per inference call."""
+    core), Arrow record batches straight into NumPy (`mapInArrow`), `batch_size` windows per inference call."""
     ir.check_window_shape(length, n_features)
     shared = windows.sparkSession.sparkContext.broadcast(ir)
-    kind = ir.output_kind
+    kind, size = ir.output_kind, length * n_features
     schema = T.StructType([windows.schema[c] for c in keep] + [T.StructField("score", T.DoubleType())])
 
-    def run(frames: Iterator[Any]) -> Iterator[Any]:  # pandas DataFrames
-        model = shared.value
-        for frame in frames:
-            x = np.stack(frame["features"].to_numpy()).astype(np.float32, copy=False)
-            x = x.reshape(len(frame), length, n_features)
-            out = [scores(predict(model, x[i : i + batch_size], threads=1), kind) for i in range(0, len(x), batch_size)]
-            result = frame[list(keep)].copy()
-            result["score"] = np.concatenate(out).astype(np.float64) if out else np.zeros(0)
-            yield result
+    def run(batches: Iterator[Any]) -> Iterator[Any]:  # pyarrow RecordBatches
+        import pyarrow as pa
 
-    return windows.select(*keep, "features").mapInPandas(run, schema)  # type: ignore[arg-type]
+        model = shared.value
+        for batch in batches:
+            features = batch.column(batch.schema.get_field_index("features"))
+            flat = features.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+            if features.null_count or len(flat) != len(batch) * size:
+                raise ValueError(f"every window must hold {length} x {n_features} values")
+            x = flat.reshape(len(batch), length, n_features)
+            out = [scores(predict(model, x[i : i + batch_size], threads=1), kind) for i in range(0, len(x), batch_size)]
+            score = np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+            columns = [batch.column(batch.schema.get_field_index(c)) for c in keep]
+            yield pa.RecordBatch.from_arrays([*columns, pa.array(score)], names=[*keep, "score"])
+
+    return windows.select(*keep, "features").mapInArrow(run, schema)  # type: ignore[arg-type]
 
 
 _COMPILED: dict[tuple[int, int], Any] = {}
