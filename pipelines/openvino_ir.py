@@ -103,6 +103,59 @@ def from_graph(
     return IR(xml, weights, input_name, shape, output_name, kind, precision)
 
 
+def from_bigdl_lstm(model_uri: str, *, length: int, precision: str = "FP32", spark: SparkSession | None = None) -> IR:
+    """The project's BigDL LSTM classifier (`build_lstm`: stacked LSTMs, the last step, Linear, LogSoftMax; either
+    kind) as IR, through the equivalent Keras model built from its weights and frozen for `length` steps."""
+    from pipelines.models.train import load_model
+    from pipelines.tfimport.export import freeze_keras
+
+    if length < 1:
+        raise InputError("a BigDL LSTM is exported for a window length: give --length")
+    try:
+        weights = [np.asarray(w, np.float32) for w in load_model(model_uri).get_weights()]
+    except Exception as e:  # noqa: BLE001 - BigDL's loader raises Py4J errors with Java traces
+        raise InputError(f"{model_uri}: not a BigDL model ({_first_line(e)})") from None
+    keras = _keras_twin(weights, length, source=model_uri)
+    with tempfile.TemporaryDirectory(prefix="openvino-") as tmp:
+        freeze_keras(keras, os.path.join(tmp, "lstm.pb"), for_bigdl=False)
+        return from_graph(os.path.join(tmp, "lstm.pb"), precision=precision)
+
+
+def _keras_twin(weights: list[np.ndarray], length: int, *, source: str):
+    """A Keras LSTM classifier computing what the BigDL one computes: per layer BigDL's input weight (4H x I), bias
+    (4H) and hidden weight (4H x H) with gates (input, candidate, forget, output), Keras's transposed with gates
+    (input, forget, candidate, output); the head's Linear (2 x H, 2) as a Dense layer; LogSoftMax."""
+    import tensorflow as tf
+
+    layers = (len(weights) - 2) // 3
+    shapes_ok = len(weights) >= 5 and (len(weights) - 2) % 3 == 0 and weights[-2].shape[0] == 2
+    hidden = weights[2].shape[-1] if shapes_ok else 0
+    for layer in range(layers if shapes_ok else 0):
+        w, b, u = weights[3 * layer : 3 * layer + 3]
+        shapes_ok &= w.shape[0] == 4 * hidden and b.shape == (4 * hidden,) and u.shape == (4 * hidden, hidden)
+    if not shapes_ok:
+        raise InputError(f"{source}: not the project's LSTM classifier (weights {[w.shape for w in weights]})")
+
+    def keras_gates(a: np.ndarray) -> np.ndarray:
+        i, g, f, o = np.split(a, 4, axis=0)
+        return np.concatenate([i, f, g, o], axis=0)
+
+    inputs = tf.keras.Input((length, weights[0].shape[1]))
+    x = inputs
+    recurrent = []
+    for layer in range(layers):
+        lstm = tf.keras.layers.LSTM(hidden, return_sequences=layer < layers - 1, unroll=True)
+        x = lstm(x)
+        recurrent.append(lstm)
+    head = tf.keras.layers.Dense(2)
+    model = tf.keras.Model(inputs, tf.nn.log_softmax(head(x)))
+    for layer, lstm in enumerate(recurrent):
+        w, b, u = weights[3 * layer : 3 * layer + 3]
+        lstm.set_weights([keras_gates(w).T, keras_gates(u).T, keras_gates(b)])
+    head.set_weights([weights[-2].T, weights[-1]])
+    return model
+
+
 def ir_for(
     model_uri: str,
     *,

@@ -143,3 +143,28 @@ def test_wrong_names_and_an_unknown_output_kind_are_refused(spark, graph, tmp_pa
     ir = openvino_ir.from_graph(graph, spark=spark)
     with pytest.raises(InputError, match=r"the IR takes windows of shape \[12, 3\]"):
         ir.check_window_shape(24, 3)
+
+
+@pytest.mark.parametrize("layers, kind", [(1, "fused"), (2, "fused"), (1, "reference")])
+def test_the_projects_bigdl_lstm_exports_through_its_tensorflow_twin(spark, batch, tmp_path, layers, kind):
+    from pipelines.models.lstm import build_lstm
+    from pipelines.models.train import save_model
+
+    model = build_lstm(F, hidden_size=6, num_layers=layers, seed=3, kind=kind)
+    model.evaluate()
+    save_model(model, str(tmp_path / "lstm.bigdl"))
+    ir = openvino_ir.from_bigdl_lstm(str(tmp_path / "lstm.bigdl"), length=T, spark=spark)
+    assert ir.output_kind == "log_probabilities" and ir.input_shape == [-1, T, F]
+    assert np.abs(openvino_ir.predict(ir, batch) - np.asarray(model.forward(batch))).max() < 1e-5
+
+
+def test_a_model_that_is_not_the_lstm_classifier_is_refused(spark, tmp_path):
+    from bigdl.dllib.nn.layer import Linear, LogSoftMax, Sequential
+
+    from pipelines.models.train import save_model
+
+    save_model(Sequential().add(Linear(F, 2)).add(LogSoftMax()), str(tmp_path / "mlp.bigdl"))
+    with pytest.raises(InputError, match="not the project's LSTM classifier"):
+        openvino_ir.from_bigdl_lstm(str(tmp_path / "mlp.bigdl"), length=T, spark=spark)
+    with pytest.raises(InputError, match="not a BigDL model"):
+        openvino_ir.from_bigdl_lstm(str(tmp_path / "nothing.bigdl"), length=T, spark=spark)
