@@ -12,8 +12,9 @@ Spark path is the whole path of `jobs.evaluate_tf` / `jobs.score_fleet`, forced 
 - tf_keras_predict: TensorFlow's own `model.predict` on a NumPy array already in the driver's memory (2 threads).
 
 Prints samples/s, each path's ratio to TensorFlow, the FP16 IR's largest difference from FP32, and the driver's
-memory (JVM heap in use after a GC, Python's resident set) after the Spark paths of each size, before the windows
-are collected for TensorFlow: flat in the number of windows when the driver holds none of them.
+memory (JVM heap in use after a GC, Python's resident set) after the Spark paths of each size: all sizes' Spark
+paths run before any window is collected for TensorFlow, so the figures are flat in the number of windows when the
+driver holds none of them.
 """
 
 from __future__ import annotations
@@ -131,34 +132,37 @@ def main(argv=None) -> dict:
             irs["FP16"], w, length=length, n_features=n_features, batch_size=batch, keep=keep
         ),
     }
+    sizes = [int(size) for size in args.sizes.split(",")]
     rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
+    for n in sizes:  # the Spark paths of every size first: the driver's memory is measured before any collect
         windows = windows_of(n)
         windows.count()
         rates = {name: n / best_seconds(args.repeats, forced, path, windows) for name, path in paths.items()}
-        memory = driver_memory_mb(spark)
+        windows.unpersist()
+        rows.append({"windows": n, "samples_per_s": rates, "driver_memory_after_spark_paths": driver_memory_mb(spark)})
+    for row in rows:
+        n = row["windows"]
+        windows = windows_of(n)
         x = np.asarray([r.features for r in windows.collect()], np.float32).reshape(n, length, n_features)
+        windows.unpersist()
+        rates = row["samples_per_s"]
         rates["tf_keras_predict"] = n / best_seconds(
             args.repeats, partial(keras.predict, batch_size=batch, verbose=0), x
         )
-        fp16_diff = float(
+        tf_rate = rates["tf_keras_predict"]
+        row["samples_per_s"] = {k: round(v, 1) for k, v in rates.items()}
+        row["ratio_to_tf_predict"] = {k: round(v / tf_rate, 3) for k, v in rates.items() if k != "tf_keras_predict"}
+        row["fp16_max_abs_diff"] = float(
             np.abs(openvino_ir.predict(irs["FP16"], x[:1024]) - openvino_ir.predict(irs["FP32"], x[:1024])).max()
         )
-        tf_rate = rates["tf_keras_predict"]
-        row = {
-            "windows": n,
-            "samples_per_s": {k: round(v, 1) for k, v in rates.items()},
-            "ratio_to_tf_predict": {k: round(v / tf_rate, 3) for k, v in rates.items() if k != "tf_keras_predict"},
-            "fp16_max_abs_diff": fp16_diff,
-            "driver_memory_after_spark_paths": memory,
-        }
-        rows.append(row)
-        windows.unpersist()
         print(f"{n} windows of {length} x {n_features}, {cores} Spark cores, TensorFlow {args.threads} threads:")
         for name, rate in row["samples_per_s"].items():
             ratio = row["ratio_to_tf_predict"].get(name)
             print(f"  {name:<20}{rate:>10.1f} samples/s" + (f"   {ratio:.3f}x TF predict" if ratio else ""))
-        print(f"  FP16 IR against FP32: largest difference {fp16_diff:.2e}; driver after the Spark paths: {memory}")
+        print(
+            f"  FP16 IR against FP32: largest difference {row['fp16_max_abs_diff']:.2e}; "
+            f"driver after the Spark paths: {row['driver_memory_after_spark_paths']}"
+        )
     os.remove(pb)
     result = {
         "length": length,
