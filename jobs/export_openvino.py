@@ -50,7 +50,7 @@ def main(args, config) -> None:
             spark=spark,
         )
     else:
-        ir = openvino_ir.from_bigdl_lstm(args.model, length=args.length or 0, precision=args.precision, spark=spark)
+        ir = openvino_ir.from_bigdl_lstm(args.model, length=args.length or 0, precision=args.precision)
     info = openvino_ir.save(spark, ir, args.out)
     report(
         f"{args.out}: {info['precision']} IR, input {info['input']} {info['input_shape']}, output {info['output']} "

@@ -18,6 +18,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,12 +99,12 @@ def from_graph(
         except Exception as e:  # noqa: BLE001 - OpenVINO's errors carry C++ traces: one line for the user
             raise InputError(f"{pb_uri}: OpenVINO cannot convert the graph ({_first_line(e)})") from None
         ov.save_model(model, os.path.join(tmp, XML), compress_to_fp16=precision == "FP16")
-        xml, weights = (open(os.path.join(tmp, name), "rb").read() for name in (XML, BIN))
+        xml, weights = (Path(tmp, name).read_bytes() for name in (XML, BIN))
     shape = [d.get_length() if d.is_static else -1 for d in model.inputs[0].get_partial_shape()]
     return IR(xml, weights, input_name, shape, output_name, kind, precision)
 
 
-def from_bigdl_lstm(model_uri: str, *, length: int, precision: str = "FP32", spark: SparkSession | None = None) -> IR:
+def from_bigdl_lstm(model_uri: str, *, length: int, precision: str = "FP32") -> IR:
     """The project's BigDL LSTM classifier (`build_lstm`: stacked LSTMs, the last step, Linear, LogSoftMax; either
     kind) as IR, through the equivalent Keras model built from its weights and frozen for `length` steps."""
     from pipelines.models.train import load_model
