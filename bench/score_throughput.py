@@ -23,11 +23,11 @@ import argparse
 import json
 import logging
 import os
-import sys
-import time
 from functools import partial
 
 import numpy as np
+
+from bench.tf_eval_throughput import best_rate, quiet_tensorflow, random_windows
 
 log = logging.getLogger("bench.score_throughput")
 
@@ -46,16 +46,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def best_seconds(repeats: int, fn, *fn_args) -> float:
-    fn(*fn_args)  # warm-up: JIT, MKL, graph building, compilation, the first broadcast
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn(*fn_args)
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 def driver_memory_mb(spark) -> dict[str, float]:
     """The driver's JVM heap in use after a GC and Python's current resident set."""
     jvm = spark.sparkContext._jvm
@@ -71,15 +61,7 @@ def driver_memory_mb(spark) -> dict[str, float]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("py4j", "pipelines"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
+    quiet_tensorflow(args.threads)
     from pyspark.sql import functions as F
 
     from pipelines import openvino_ir
@@ -103,21 +85,10 @@ def main(argv=None) -> dict:
     own.evaluate()
 
     def windows_of(n: int):
-        def make(part):
-            rng = np.random.default_rng(1000 + part)
-            for i in range(part, n, args.partitions):
-                yield (f"d{i % 100}", i * 900, rng.normal(size=length * n_features).astype(np.float32).tolist(), i % 2)
+        return random_windows(spark, n, length=length, n_features=n_features, partitions=args.partitions)
 
-        return (
-            spark.sparkContext.parallelize(range(args.partitions), args.partitions)
-            .flatMap(make)
-            .toDF("device_id string, t long, features array<float>, label int")
-            .selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label")
-            .cache()
-        )
-
-    def forced(path, windows):
-        return path(windows).agg(F.count("score"), F.sum("score")).first()
+    def rate(n: int, path, windows) -> float:
+        return best_rate(n, lambda: path(windows).agg(F.count("score"), F.sum("score")).first(), args.repeats)[0]
 
     keep = ("device_id", "window_end", "label")
     paths = {
@@ -137,7 +108,7 @@ def main(argv=None) -> dict:
     for n in sizes:  # the Spark paths of every size first: the driver's memory is measured before any collect
         windows = windows_of(n)
         windows.count()
-        rates = {name: n / best_seconds(args.repeats, forced, path, windows) for name, path in paths.items()}
+        rates = {name: rate(n, path, windows) for name, path in paths.items()}
         windows.unpersist()
         rows.append({"windows": n, "samples_per_s": rates, "driver_memory_after_spark_paths": driver_memory_mb(spark)})
     for row in rows:
@@ -146,9 +117,9 @@ def main(argv=None) -> dict:
         x = np.asarray([r.features for r in windows.collect()], np.float32).reshape(n, length, n_features)
         windows.unpersist()
         rates = row["samples_per_s"]
-        rates["tf_keras_predict"] = n / best_seconds(
-            args.repeats, partial(keras.predict, batch_size=batch, verbose=0), x
-        )
+        rates["tf_keras_predict"] = best_rate(n, partial(keras.predict, x, batch_size=batch, verbose=0), args.repeats)[
+            0
+        ]
         tf_rate = rates["tf_keras_predict"]
         row["samples_per_s"] = {k: round(v, 1) for k, v in rates.items()}
         row["ratio_to_tf_predict"] = {k: round(v / tf_rate, 3) for k, v in rates.items() if k != "tf_keras_predict"}

@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def best_rate(n: int, fn, repeats: int) -> tuple[float, list[float]]:
-    fn()  # warm-up: JIT, MKL, TensorFlow graph building, BigDL's first broadcast
+    fn()  # warm-up: JIT, MKL, TensorFlow graph building, compilation, BigDL's first broadcast
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -52,17 +52,40 @@ def best_rate(n: int, fn, repeats: int) -> tuple[float, list[float]]:
     return n / min(times), [round(t, 3) for t in times]
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
+def quiet_tensorflow(threads: int):
+    """This bench's logging, and TensorFlow with `threads` intra-op threads (as many as Spark's cores)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("py4j", "pipelines"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
 
+
+def random_windows(spark, n: int, *, length: int, n_features: int, partitions: int):
+    """`n` random windows (device_id, window_end, features, label) generated on the executors and cached."""
+
+    def make(part):
+        rng = np.random.default_rng(1000 + part)
+        for i in range(part, n, partitions):
+            yield (f"d{i % 100}", i * 900, rng.normal(size=length * n_features).astype(np.float32).tolist(), i % 2)
+
+    return (
+        spark.sparkContext.parallelize(range(partitions), partitions)
+        .flatMap(make)
+        .toDF("device_id string, t long, features array<float>, label int")
+        .selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label")
+        .repartition(partitions)
+        .cache()
+    )
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    quiet_tensorflow(args.threads)
     from pyspark.sql import functions as F
 
     from pipelines.context import get_or_create, total_cores
@@ -84,19 +107,7 @@ def main(argv=None) -> dict:
     graph_def = read_graph(pb)
     log.info("%s: %d graph nodes after rewriting, %d BigDL cores", args.model, len(imported.graph_def.node), cores)
 
-    def make(part):
-        rng = np.random.default_rng(1000 + part)
-        for i in range(part, n, args.partitions):
-            yield (f"d{i % 100}", i * 900, rng.normal(size=T * Fn).astype(np.float32).tolist(), i % 2)
-
-    windows = (
-        spark.sparkContext.parallelize(range(args.partitions), args.partitions)
-        .flatMap(make)
-        .toDF("device_id string, t long, features array<float>, label int")
-        .selectExpr("device_id", "timestamp_seconds(t) as window_end", "features", "label")
-        .repartition(args.partitions)
-        .cache()
-    )
+    windows = random_windows(spark, n, length=T, n_features=Fn, partitions=args.partitions)
     rows = windows.orderBy("window_end").collect()
     x = np.asarray([r.features for r in rows], np.float32).reshape(n, T, Fn)
 
