@@ -115,12 +115,13 @@ def main(argv=None) -> dict:
         scored = predict_scores(imported, windows, length=T, n_features=Fn, batch_size=args.batch_size)
         return scored.agg(F.count("score"), F.sum("score")).first()
 
+    from pipelines.models.train import to_samples
     from pipelines.tfimport import jvm
-    from pipelines.tfimport.evaluate import partition_batch_size, to_samples
 
     samples = to_samples(windows, length=T, n_features=Fn).cache()
     samples.count()
-    batch = partition_batch_size(args.batch_size, samples.getNumPartitions())
+    partitions = samples.getNumPartitions()  # BigDL's predict splits a batch evenly over them
+    batch = max(partitions, -(-args.batch_size // partitions) * partitions)
 
     def bigdl_predict_only():
         with jvm.distributed(imported.model):

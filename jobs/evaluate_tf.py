@@ -24,8 +24,8 @@ from pipelines.layout import RunLayout
 from pipelines.models.train import load_model, predict_scores
 from pipelines.telemetry import sources
 from pipelines.tfimport import files
-from pipelines.tfimport.evaluate import bigdl_top1_accuracy
 from pipelines.tfimport.evaluate import predict_scores as predict_imported
+from pipelines.tfimport.evaluate import top1_accuracy
 from pipelines.tfimport.load import OUTPUT_KINDS, import_tensorflow_model
 from pipelines.tfimport.parity import parity, parity_check, sample_batch
 
@@ -104,6 +104,7 @@ def evaluate_tf_run(
             spark, model, bin_path, windows, batch, inputs, outputs, output_kind, length, n_features, batch_size
         )
     metrics = binary_metrics(predictions, threshold=threshold)
+    info["top1_accuracy"] = top1_accuracy(predictions, info["output_kind"])
     with fs.atomic_output(spark, f"{run_dir}/{PREDICTIONS_DIR}/{name}") as tmp:
         predictions.write.parquet(tmp)
     predictions.unpersist()
@@ -130,9 +131,6 @@ def _bigdl_predictions(spark, model, bin_path, windows, batch, inputs, outputs, 
         "output_op": imported.output_op,
         "output_kind": imported.output_kind,
         "rewrites": imported.rewrites,
-        "bigdl_top1_accuracy": bigdl_top1_accuracy(
-            imported, windows, length=length, n_features=n_features, batch_size=size
-        ),
         "parity": parity_check(imported, model, batch, bin_uri=bin_path, spark=spark),
     }
 
@@ -191,10 +189,9 @@ def main(args, config) -> None:
     info = merged[f"{args.name}_info"]
     report(comparison(merged, args.name))
     engine = "BigDL" if args.engine == "bigdl" else "OpenVINO"
-    top1 = f"BigDL Top1Accuracy {info['bigdl_top1_accuracy']}; " if "bigdl_top1_accuracy" in info else ""
     report(
-        f"{top1}parity: largest |TF - {engine}| = {info['parity']['max_abs_diff']} on {info['parity']['samples']} "
-        "windows"
+        f"top-1 accuracy {info['top1_accuracy']}; parity: largest |TF - {engine}| = {info['parity']['max_abs_diff']} "
+        f"on {info['parity']['samples']} windows"
     )
 
 

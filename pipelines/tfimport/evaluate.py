@@ -15,7 +15,6 @@ from pyspark.sql import functions as F
 
 from pipelines.evaluation.metrics import binary_metrics
 from pipelines.models.stages import BigDLModel
-from pipelines.models.train import to_samples
 from pipelines.tfimport import jvm
 from pipelines.tfimport.errors import InputShapeError, TFImportError
 from pipelines.tfimport.load import OUTPUT_KINDS, SIGMOID, ImportedModel
@@ -45,15 +44,6 @@ def check_windows_shape(imported: ImportedModel, windows: DataFrame, *, length: 
         )
 
 
-def partition_batch_size(requested: int, partitions: int) -> int:
-    """BigDL's predict/evaluate split each batch evenly over the RDD's partitions: round up to a multiple."""
-    partitions = max(1, partitions)
-    rounded = max(partitions, -(-requested // partitions) * partitions)
-    if rounded != requested:
-        log.info("batch size %d -> %d (a multiple of the %d partitions)", requested, rounded, partitions)
-    return rounded
-
-
 def predict_scores(
     imported: ImportedModel,
     windows: DataFrame,
@@ -76,22 +66,13 @@ def predict_scores(
     return scored.select("device_id", "window_end", "label", "score")
 
 
-def bigdl_top1_accuracy(
-    imported: ImportedModel, windows: DataFrame, *, length: int, n_features: int, batch_size: int
-) -> float | None:
-    """BigDL's own distributed `evaluate` with `Top1Accuracy` (None for a single-sigmoid output)."""
-    from bigdl.dllib.optim.optimizer import Top1Accuracy
-
-    if imported.output_kind == SIGMOID:
+def top1_accuracy(predictions: DataFrame, output_kind: str) -> float | None:
+    """The share of windows whose most probable class is their label, from the scores already computed (no second
+    pass of the model over the data); None for a single-sigmoid output."""
+    if output_kind == SIGMOID:
         return None
-    check_windows_shape(imported, windows, length=length, n_features=n_features)
-    samples = to_samples(windows, length=length, n_features=n_features)
-    batch_size = partition_batch_size(batch_size, samples.getNumPartitions())
-    with jvm.distributed(imported.model):
-        results = jvm.call(
-            "evaluating the imported model", imported.model.evaluate, samples, batch_size, [Top1Accuracy()]
-        )
-    return float(results[0].result)
+    row = predictions.agg(F.avg(((F.col("score") > 0.5).cast("int") == F.col("label")).cast("double"))).first()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def evaluate_imported(
