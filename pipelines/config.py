@@ -1,7 +1,8 @@
 """The one config loader: conf/base/*.yml, an --env overlay from conf/<env>/, then --set overrides.
 
 Every top-level key of the merged YAML is a section; the result is built into typed dataclasses,
-and an unknown key or a value of the wrong type is refused with a message naming it.
+and an unknown key, a missing one or a value of the wrong type is refused with a message naming it.
+The defaults live in conf/base/*.yml only (the dataclasses hold the types); `defaults()` gives them to code.
 """
 
 from __future__ import annotations
