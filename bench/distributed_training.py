@@ -42,6 +42,19 @@ from bench.train_throughput import add_lstm_shape_options
 from pipelines import PROJECT_ROOT
 
 MARK = "@@bench "
+# What both peers train with: a worker process gets them (and BigDL's own) on its command line.
+SHARED_SETTINGS = (
+    "data",
+    "train",
+    "length",
+    "features",
+    "hidden",
+    "batch_size",
+    "learning_rate",
+    "max_epochs",
+    "target_loss",
+    "seed",
+)
 CLUSTER = str(PROJECT_ROOT / "infra" / "cluster.sh")
 
 
@@ -190,21 +203,7 @@ def train_torch(args) -> dict:
 
     started = time.perf_counter()
     spark = get_or_create(master=args.master, app_name=f"bench-dist-torch-{args.executors}", conf=cluster_conf(args))
-    cfg = {
-        k: getattr(args, k)
-        for k in (
-            "data",
-            "train",
-            "length",
-            "features",
-            "hidden",
-            "batch_size",
-            "learning_rate",
-            "max_epochs",
-            "target_loss",
-            "seed",
-        )
-    }
+    cfg = {k: getattr(args, k) for k in SHARED_SETTINGS}
     distributor = TorchDistributor(num_processes=args.executors, local_mode=False, use_gpu=False)
     ready = time.perf_counter()
     out = distributor.run(ddp_train, cfg)
@@ -264,24 +263,7 @@ def run_worker(kind: str, executors: int, args) -> dict:
         *(
             f"--{k.replace('_', '-')}={v}"
             for k, v in vars(args).items()
-            if k
-            in (
-                "data",
-                "train",
-                "master",
-                "length",
-                "features",
-                "hidden",
-                "batch_size",
-                "learning_rate",
-                "max_epochs",
-                "target_loss",
-                "seed",
-                "lstm",
-                "engine",
-                "bigdl_batch_size",
-                "lr_scaling",
-            )
+            if k in (*SHARED_SETTINGS, "master", "lstm", "engine", "bigdl_batch_size", "lr_scaling")
         ),
     ]
     log = f"/tmp/bench-dist-{kind}-{executors}.log"

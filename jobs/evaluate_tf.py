@@ -1,9 +1,9 @@
 """Evaluate an imported TensorFlow model on the windows, on the cluster, beside the run's BigDL LSTM.
 
-    python -m jobs.evaluate_tf --windows OUT/windows --run-dir OUT/run --model M.pb [--bin M.bin]
+    python -m jobs.evaluate_tf --windows OUT/windows --run-dir OUT/run --model M.pb [--bin M.bin] [--engine openvino]
 
 Writes `RUN/predictions_tf/<name>/` (Parquet) and merges into `RUN/metrics.json`: `<name>` (the same keys
-as the BigDL LSTM's `test`) and `<name>_info` (BigDL's Top1Accuracy, the parity check against TensorFlow,
+as the BigDL LSTM's `test`) and `<name>_info` (engine, top-1 accuracy, the parity check against TensorFlow,
 output kind, rewrites). When the run has a trained BigDL LSTM and no `test` metrics yet, it is evaluated too.
 The `.bin` is read by Java deserialisation: pass only files from trusted locations.
 """
@@ -136,16 +136,15 @@ def _bigdl_predictions(spark, model, bin_path, windows, batch, inputs, outputs, 
 
 
 def _openvino_predictions(spark, model, windows, batch, inputs, outputs, output_kind, length, n_features, size):
-    ir = openvino_ir.ir_for(model, inputs=inputs, outputs=outputs, output_kind=output_kind, spark=spark)
+    ir = openvino_ir.ir_for(model, spark, inputs=inputs, outputs=outputs, output_kind=output_kind)
     keep = ("device_id", "window_end", "label")
     predictions = openvino_ir.score_windows(
         ir, windows, length=length, n_features=n_features, batch_size=size, keep=keep
     ).cache()
-    from_graph = not files.exists(f"{model.rstrip('/')}/{openvino_ir.XML}", spark)
     check = (
-        parity(model, [ir.input_name], [ir.output_name], batch, lambda b: openvino_ir.predict(ir, b), spark=spark)
-        if from_graph
-        else {"max_abs_diff": None, "samples": 0, "output_shape": None, "note": "an IR folder: no graph to compare"}
+        {"max_abs_diff": None, "samples": 0, "output_shape": None, "note": "an IR folder: no graph to compare"}
+        if openvino_ir.is_ir_folder(model, spark)
+        else parity(model, [ir.input_name], [ir.output_name], batch, lambda b: openvino_ir.predict(ir, b), spark=spark)
     )
     return predictions, {
         "inputs": [ir.input_name],

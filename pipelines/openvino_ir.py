@@ -157,18 +157,21 @@ def _keras_twin(weights: list[np.ndarray], length: int, *, source: str):
     return model
 
 
+def is_ir_folder(uri: str, spark: SparkSession) -> bool:
+    """Whether `uri` is a folder holding an IR (`model.xml`) rather than a frozen graph."""
+    return files.exists(f"{uri.rstrip('/')}/{XML}", spark)
+
+
 def ir_for(
     model_uri: str,
+    spark: SparkSession,
     *,
     inputs: Sequence[str] | None = None,
     outputs: Sequence[str] | None = None,
     output_kind: str | None = None,
-    spark: SparkSession | None = None,
 ) -> IR:
     """An IR folder as it is, or a frozen TensorFlow graph converted (FP32)."""
-    if files.exists(f"{model_uri.rstrip('/')}/{XML}", spark):
-        if spark is None:
-            raise InputError("reading an IR folder needs the Spark session")
+    if is_ir_folder(model_uri, spark):
         return load(spark, model_uri.rstrip("/"))
     return from_graph(model_uri, inputs=inputs, outputs=outputs, output_kind=output_kind, spark=spark)
 

@@ -102,7 +102,7 @@ def openvino_scorer(
     `jobs.export_openvino` or a frozen TensorFlow graph, converted here."""
     from pipelines import openvino_ir
 
-    ir = openvino_ir.ir_for(model_uri, inputs=inputs, outputs=outputs, spark=spark)
+    ir = openvino_ir.ir_for(model_uri, spark, inputs=inputs, outputs=outputs)
     ir.check_window_shape(length, n_features)
 
     def score(windows: DataFrame) -> DataFrame:

@@ -68,7 +68,8 @@ def predict_scores(
 
 def top1_accuracy(predictions: DataFrame, output_kind: str) -> float | None:
     """The share of windows whose most probable class is their label, from the scores already computed (no second
-    pass of the model over the data); None for a single-sigmoid output."""
+    pass of the model over the data): for the two-class outputs the windows' 0/1 labels go with, the most probable
+    class is 1 exactly when its probability is above 0.5. None for a single-sigmoid output."""
     if output_kind == SIGMOID:
         return None
     row = predictions.agg(F.avg(((F.col("score") > 0.5).cast("int") == F.col("label")).cast("double"))).first()

@@ -15,22 +15,10 @@ from pipelines.tfimport.errors import InputShapeError, TFImportError
 from pipelines.tfimport.evaluate import predict_scores
 from pipelines.tfimport.export import freeze_keras
 from pipelines.tfimport.load import import_tensorflow_model
+from tests.fixtures.metrics import METRIC_KEYS
 from tests.fixtures.windows import write_windows_root
 
 T, F = 12, 3
-METRIC_KEYS = {
-    "count",
-    "positives",
-    "threshold",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "confusion_matrix",
-}
 SETTINGS = ["--set", f"windows.length={T}", "--set", "windows.features=[a,b,c]", "--set", "evaluate.batch_size=64"]
 
 

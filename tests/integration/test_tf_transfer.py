@@ -16,21 +16,9 @@ from pipelines.tfimport.evaluate import evaluate_imported
 from pipelines.tfimport.export import export_session
 from pipelines.tfimport.load import forward
 from pipelines.tfimport.transfer import HEAD_NAME, TransferSpec, build_transfer_model, fine_tune, save
+from tests.fixtures.metrics import METRIC_KEYS
 
 T, F = 10, 3
-METRIC_KEYS = {
-    "count",
-    "positives",
-    "threshold",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "confusion_matrix",
-}
 
 
 @pytest.fixture(scope="module")
