@@ -180,6 +180,15 @@ def reachable(graph, outputs: Iterable[str], *, stop_at: Iterable[str] = (), con
     return seen
 
 
+def subgraph(graph, outputs: Iterable[str], *, stop_at: Iterable[str] = ()):
+    """A copy of `graph` with only the nodes `outputs` depend on, not looking past `stop_at`."""
+    keep = reachable(graph, outputs, stop_at=stop_at)
+    part = type(graph)()
+    part.versions.CopyFrom(graph.versions)
+    part.node.extend(n for n in graph.node if n.name in keep)
+    return part
+
+
 def _dtype_name(attr_value) -> str:
     from tensorflow.python.framework import dtypes
 

@@ -147,9 +147,7 @@ def forward(model, batch: np.ndarray) -> np.ndarray:
     return np.asarray(call("running the imported model", run))
 
 
-def load_tf(
-    pb_path: str, inputs: list[str], outputs: list[str], bin_path: str | None = None, *, generated_backward: bool = True
-):
+def load_tf(pb_path: str, inputs: list[str], outputs: list[str], bin_path: str | None = None):
     """BigDL's `loadTF` on local files; returns a `bigdl.dllib.nn.layer.Model`."""
     from bigdl.dllib.nn.layer import Model
     from bigdl.dllib.utils.common import callBigDlFunc
@@ -164,7 +162,7 @@ def load_tf(
         outputs,
         "little_endian",
         bin_path,
-        generated_backward,
+        True,  # generated backward: imported models can be fine-tuned
     )
     return Model.of(jmodel)
 

@@ -26,7 +26,7 @@ import numpy as np
 from pyspark.sql import SparkSession
 
 from pipelines.models.stages import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID
-from pipelines.tfimport import files, jvm
+from pipelines.tfimport import files, jvm, lstm
 from pipelines.tfimport import graph as g
 from pipelines.tfimport.errors import GraphFormatError, InputShapeError, TFImportError, VariableMismatchError
 from pipelines.tfimport.rewrite import rewrite_for_bigdl
@@ -49,6 +49,7 @@ class ImportedModel:
     rewrites: dict[str, int] = field(default_factory=dict)
     variables: list[str] = field(default_factory=list)
     graph_def: Any = None  # the rewritten GraphDef that BigDL loaded (TensorFlow runs it too)
+    lstm: str | None = None  # the LSTM that runs on the fused layer, described; None: imported node by node
 
     def check_input_shape(self, shape: Sequence[int]) -> None:
         """Refuse per-example input of `shape` (no batch dimension) that the first placeholder cannot take."""
@@ -95,13 +96,15 @@ def import_tensorflow_model(
     spark: SparkSession | None = None,
     output_kind: str | None = None,
     constants: Mapping[str, np.ndarray] | None = None,
-    generated_backward: bool = True,
+    fuse_lstm: bool = True,
 ) -> ImportedModel:
     """Parse, check, rewrite and load a TensorFlow graph into BigDL; see `load_tensorflow_model`.
 
     `output_kind` overrides what the output's op implies (Softmax: probabilities, LogSoftmax:
     log-probabilities, Sigmoid: one probability). `constants` maps variable names to values that are
     baked into the graph as constants (not trainable in BigDL); the other variables come from the `.bin`.
+    With `fuse_lstm`, an unrolled LSTM the graph holds (see `pipelines.tfimport.lstm`) runs on the project's fused
+    LSTM layer, the rest of the graph imported around it; otherwise, and when it is not recognised, node by node.
     """
     if output_kind is not None and output_kind not in OUTPUT_KINDS:
         raise ValueError(f"output_kind must be one of {OUTPUT_KINDS}, not {output_kind!r}")
@@ -112,13 +115,13 @@ def import_tensorflow_model(
     specs = [g.placeholder_spec(by_name[i]) for i in inputs]
     op, kind = output_kind_of(rewritten, outputs[0])
 
+    if report.variables and bin_uri is None:
+        raise VariableMismatchError(
+            f"{pb_uri}: the graph has {len(report.variables)} variable(s) ({', '.join(report.variables[:5])}) "
+            "and no .bin gives their values: pass bin_path, or load a frozen graph"
+        )
     with tempfile.TemporaryDirectory(prefix="tfimport-") as tmp:
-        local_bin = None
-        if report.variables and bin_uri is None:
-            raise VariableMismatchError(
-                f"{pb_uri}: the graph has {len(report.variables)} variable(s) ({', '.join(report.variables[:5])}) "
-                "and no .bin gives their values: pass bin_path, or load a frozen graph"
-            )
+        tensors: dict[str, np.ndarray] = {}
         if bin_uri is not None:
             local_bin = os.path.join(tmp, "model.bin")
             log.info("reading variables from %s (Java deserialisation: trusted locations only)", bin_uri)
@@ -128,16 +131,11 @@ def import_tensorflow_model(
                 raise VariableMismatchError(f"{bin_uri}: no such file") from None
             tensors = jvm.load_tensor_dictionary(local_bin)
             check_variables(rewritten, tensors, source=bin_uri)
-            wanted = set(report.variables)
-            if set(tensors) != wanted:
-                # BigDL drops every graph edge from a node whose name is in the .bin unless it is a
-                # VariableV2, so extra entries (e.g. variables baked in as constants) must go.
-                local_bin = os.path.join(tmp, "variables.bin")
-                jvm.save_tensor_dictionary({k: v for k, v in tensors.items() if k in wanted}, local_bin)
-        local_pb = os.path.join(tmp, "model.pb")
-        with open(local_pb, "wb") as f:
-            f.write(rewritten.SerializeToString())
-        model = jvm.load_tf(local_pb, inputs, outputs, local_bin, generated_backward=generated_backward)
+        block = _lstm_block(rewritten, inputs, outputs, tensors, source=pb_uri) if fuse_lstm else None
+        if block is None:
+            model = _load_part(rewritten, inputs, outputs, tensors, os.path.join(tmp, "model"))
+        else:
+            model = _fused_model(rewritten, block, inputs, outputs, tensors, tmp)
     model.evaluate()  # inference mode (dropout off) until someone trains it
     log.info("imported %s: inputs %s, outputs %s (%s)", pb_uri, inputs, outputs, op)
     return ImportedModel(
@@ -150,7 +148,57 @@ def import_tensorflow_model(
         rewrites={k: v for k, v in report.counts.items() if v},
         variables=report.variables,
         graph_def=rewritten,
+        lstm=block.describe() if block is not None else None,
     )
+
+
+def _lstm_block(graph_def, inputs, outputs, tensors, *, source: str) -> lstm.LSTMBlock | None:
+    """The graph's LSTM block for the fused layer, or None (with one log line when an LSTM-like part is left)."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        return None
+    try:
+        block = lstm.recognise(graph_def, inputs=inputs, outputs=outputs, variables=tensors)
+    except lstm.NotRecognised as e:
+        log.warning("%s: LSTM not recognised (%s): imported node by node, which is slow", source, e)
+        return None
+    if block is not None:
+        log.info("%s: %s, on the fused LSTM layer", source, block.describe())
+    return block
+
+
+def _fused_model(graph_def, block: lstm.LSTMBlock, inputs, outputs, tensors, tmp: str):
+    """Sequential(the graph up to the LSTM, if any; the fused layers; the graph after it, if any)."""
+    from bigdl.dllib.nn.layer import Sequential
+
+    from pipelines.models.extension import fused_lstm
+
+    model = Sequential()
+    if block.source not in inputs:
+        prefix = g.subgraph(graph_def, [block.source], stop_at=inputs)
+        model.add(_load_part(prefix, inputs, [block.source], tensors, os.path.join(tmp, "prefix")))
+    for k, layer in enumerate(block.layers):
+        top = k == len(block.layers) - 1
+        fused = fused_lstm(layer.input_size, layer.hidden_size, return_sequences=block.return_sequences or not top)
+        fused.set_weights([layer.weight, layer.bias, layer.recurrent])
+        model.add(fused.set_name(f"lstm{k + 1}"))
+    head = lstm.head_graph(graph_def, block, outputs)
+    if head is not None:
+        model.add(_load_part(head, [block.output], outputs, tensors, os.path.join(tmp, "head")))
+    return model
+
+
+def _load_part(graph_def, inputs, outputs, tensors: Mapping[str, np.ndarray], path: str):
+    """BigDL's loader on `graph_def`, its variables' values from `tensors` (written to `path`.bin)."""
+    variables = {n.name for n in graph_def.node if n.op == "VariableV2"}
+    local_bin = None
+    if variables:
+        # BigDL drops every graph edge from a node whose name is in the .bin unless it is a VariableV2,
+        # so the .bin holds this part's variables and nothing else.
+        local_bin = f"{path}.bin"
+        jvm.save_tensor_dictionary({k: v for k, v in tensors.items() if k in variables}, local_bin)
+    with open(f"{path}.pb", "wb") as f:
+        f.write(graph_def.SerializeToString())
+    return jvm.load_tf(f"{path}.pb", list(inputs), list(outputs), local_bin)
 
 
 def load_tensorflow_model(

@@ -67,8 +67,14 @@ def compat_v1_lstm(
     learning_rate: float = 0.01,
     threads: int = 2,
     resource_variables: bool = False,
+    cell: str = "lstm",
+    layers: int = 1,
+    peepholes: bool = False,
 ) -> CompatV1Model:
-    """A TF1-style static-unrolled LSTM (`static_rnn` over `LSTMCell`), variables `VariableV2` by default.
+    """A TF1-style static-unrolled LSTM (`static_rnn`), variables `VariableV2` by default.
+
+    `cell` is `lstm` (`LSTMCell`, with `peepholes` if asked) or `basic` (`BasicLSTMCell`); `layers` > 1 stacks
+    them with `MultiRNNCell`. The head reads the last step of the top layer.
 
     Variables are created with `use_resource=False` in their scope rather than by the process-wide
     `tf.compat.v1.disable_resource_variables()`, so other TensorFlow code in the process is unaffected.
@@ -84,9 +90,15 @@ def compat_v1_lstm(
         labels = v1.placeholder(tf.int32, [None], name="labels")
         with v1.variable_scope("lstm_model", use_resource=resource_variables), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "LSTMCell is deprecated": the point of this model
-            cell = v1.nn.rnn_cell.LSTMCell(hidden, name="cell")
+            cells = [
+                v1.nn.rnn_cell.BasicLSTMCell(hidden, name=f"cell{k}" if layers > 1 else "cell")
+                if cell == "basic"
+                else v1.nn.rnn_cell.LSTMCell(hidden, use_peepholes=peepholes, name=f"cell{k}" if layers > 1 else "cell")
+                for k in range(layers)
+            ]
+            stacked = cells[0] if layers == 1 else v1.nn.rnn_cell.MultiRNNCell(cells)
             steps = tf.unstack(x, num=length, axis=1)
-            outs, _ = v1.nn.static_rnn(cell, steps, dtype=tf.float32)
+            outs, _ = v1.nn.static_rnn(stacked, steps, dtype=tf.float32)
             w = v1.get_variable("head/kernel", [hidden, 2], initializer=v1.glorot_uniform_initializer(seed=seed))
             b = v1.get_variable("head/bias", [2], initializer=v1.zeros_initializer())
             logits = tf.add(tf.matmul(outs[-1], w), b, name="logits")
@@ -99,20 +111,24 @@ def compat_v1_lstm(
     return CompatV1Model(graph, session, INPUT_NAME, OUTPUT_NAME, train_op, "labels", "loss")
 
 
-def keras_lstm(length: int, n_features: int, *, hidden: int = 16, seed: int = 0):
-    """`tf.keras` LSTM with `unroll=True` (so no while loop), then a softmax head."""
+def keras_lstm(
+    length: int, n_features: int, *, hidden: int = 16, seed: int = 0, layers: int = 1, return_sequences: bool = False
+):
+    """`tf.keras` LSTM(s) with `unroll=True` (so no while loop), then a softmax head; `layers` stacked LSTMs, the top
+    one returning its last step, or with `return_sequences` every step (flattened before the head)."""
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
-    layers = tf.keras.layers
-    return tf.keras.Sequential(
-        [
-            layers.Input((length, n_features), name=INPUT_NAME),
-            layers.LSTM(hidden, unroll=True, name="lstm"),
-            layers.Dense(2, activation="softmax", name="head"),
-        ],
-        name="keras_lstm",
-    )
+    keras = tf.keras.layers
+    stack = [keras.Input((length, n_features), name=INPUT_NAME)]
+    for k in range(layers):
+        top = k == layers - 1
+        name = "lstm" if layers == 1 else f"lstm{k + 1}"
+        stack.append(keras.LSTM(hidden, unroll=True, return_sequences=return_sequences or not top, name=name))
+    if return_sequences:
+        stack.append(keras.Flatten())
+    stack.append(keras.Dense(2, activation="softmax", name="head"))
+    return tf.keras.Sequential(stack, name="keras_lstm")
 
 
 def keras_mlp(length: int, n_features: int, *, hidden: int = 32, dropout: float = 0.2, seed: int = 0):

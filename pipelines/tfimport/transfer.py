@@ -163,7 +163,10 @@ def build_transfer_model(
             local = files.copy_to_local(spec.bin_uri, os.path.join(tmp, "model.bin"), spark)
             values = jvm.load_tensor_dictionary(local)
         constants = {v: values[v] for v in frozen if v in values}
-    imported = import_tensorflow_model(spec.pb_uri, inputs, outputs, spec.bin_uri, spark=spark, constants=constants)
+    # Node by node: the graph's variables stay TF variables, trainable or frozen as `spec` says.
+    imported = import_tensorflow_model(
+        spec.pb_uri, inputs, outputs, spec.bin_uri, spark=spark, constants=constants, fuse_lstm=False
+    )
     imported.check_input_shape(example_shape)
     width = _output_width(imported, example_shape)
     jvm.call("preparing the imported graph for training", imported.model.stop_gradient, _stop_gradient_names(imported))

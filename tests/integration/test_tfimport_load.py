@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -52,13 +54,14 @@ def test_parity_compat_v1_lstm_pb_and_bin(spark, v1_pair, batch):
     assert not files.is_local(exported.pb_uri, spark)  # written and read through Hadoop's FileSystem
     imported = import_tensorflow_model(exported.pb_uri, None, None, exported.bin_uri, spark=spark)
     assert imported.variables and imported.output_kind == PROBABILITIES
+    assert imported.lstm == "1 LSTM layer(s) of 5 units over 12 steps, giving the last step"
     assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
 
 
 def test_parity_keras_lstm_with_add_v2(spark, tmp_path, batch):
     exported, expected = _keras_pb(tfmodels.keras_lstm(T, F, hidden=6, seed=2), tmp_path / "lstm.pb", batch)
     imported = import_tensorflow_model(exported.pb_uri, spark=spark)
-    assert imported.rewrites["add_v2_to_add"] > 0
+    assert imported.rewrites["add_v2_to_add"] > 0 and imported.lstm is not None
     assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
     # the same check through the parity helper, which reruns TensorFlow on the file itself
     assert max_abs_diff(tensorflow_outputs(exported.pb_uri, imported.inputs, imported.outputs, batch), expected) < 1e-6
@@ -98,6 +101,77 @@ def test_parity_resource_variables_and_checkpoint_export(spark, tmp_path, batch)
     )
     assert exported.rewrites["resource_variables_to_variable_v2"] == 4
     imported = import_tensorflow_model(exported.pb_uri, None, None, exported.bin_uri, spark=spark)
+    assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
+
+
+# ---- LSTMs on the fused layer -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layers, return_sequences, described",
+    [
+        (2, False, "2 LSTM layer(s) of 6+6 units over 12 steps, giving the last step"),
+        (1, True, "1 LSTM layer(s) of 6 units over 12 steps, giving every step"),
+    ],
+)
+def test_keras_lstms_run_on_the_fused_layer(spark, tmp_path, batch, layers, return_sequences, described):
+    keras = tfmodels.keras_lstm(T, F, hidden=6, seed=8, layers=layers, return_sequences=return_sequences)
+    exported, expected = _keras_pb(keras, tmp_path / "lstm.pb", batch)
+    imported = import_tensorflow_model(exported.pb_uri, spark=spark)
+    assert imported.lstm == described
+    assert "FusedLSTM" in str(imported.model.value.toString())
+    assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("cell, layers", [("basic", 1), ("lstm", 2), ("basic", 2)])
+def test_static_rnn_lstms_run_on_the_fused_layer(spark, tmp_path, batch, cell, layers):
+    """BasicLSTMCell's forget_bias folded into the bias; MultiRNNCell's layers read the steps below directly."""
+    model = tfmodels.compat_v1_lstm(T, F, hidden=5, seed=9, cell=cell, layers=layers)
+    try:
+        expected = model.predict(batch)
+        exported = export_session(model.session, str(tmp_path / "pair"), outputs=[model.output_name], spark=spark)
+    finally:
+        model.close()
+    imported = import_tensorflow_model(exported.pb_uri, None, None, exported.bin_uri, spark=spark)
+    assert imported.lstm is not None and imported.lstm.startswith(f"{layers} LSTM layer(s)")
+    assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
+
+
+def _keras_lstm_pb(tmp_path, batch, name: str, head_reads_c: bool = False, **lstm_options):
+    """A Keras LSTM (unroll=True) with `lstm_options`, its state given to the head; the .pb and TensorFlow's outputs."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(12)
+    layers = tf.keras.layers
+    inputs = layers.Input((T, F), name="input")
+    _, h, c = layers.LSTM(4, unroll=True, return_state=True, **lstm_options)(inputs)
+    state = layers.Concatenate()([h, c]) if head_reads_c else h
+    outputs = layers.Dense(2, activation="softmax")(state)
+    return _keras_pb(tf.keras.Model(inputs, outputs), tmp_path / f"{name}.pb", batch)
+
+
+@pytest.mark.parametrize(
+    "options, why",
+    [
+        ({"activation": "relu"}, "goes through Relu, not a sigmoid or a tanh"),
+        ({"head_reads_c": True}, "is also read by"),
+    ],
+)
+def test_an_lstm_that_is_not_recognised_is_imported_node_by_node_and_says_why(
+    spark, tmp_path, batch, caplog, options, why
+):
+    exported, expected = _keras_lstm_pb(tmp_path, batch, "other", **options)
+    with caplog.at_level(logging.INFO, logger="pipelines.tfimport.load"):
+        imported = import_tensorflow_model(exported.pb_uri, spark=spark)
+    said = [r.getMessage() for r in caplog.records if "LSTM not recognised" in r.getMessage()]
+    assert imported.lstm is None and len(said) == 1 and why in said[0]
+    assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
+
+
+def test_the_fused_import_can_be_turned_off(spark, v1_pair, batch):
+    exported, expected = v1_pair
+    imported = import_tensorflow_model(exported.pb_uri, None, None, exported.bin_uri, spark=spark, fuse_lstm=False)
+    assert imported.lstm is None and "FusedLSTM" not in str(imported.model.value.toString())
     assert max_abs_diff(forward(imported, batch), expected) <= TOLERANCE
 
 
