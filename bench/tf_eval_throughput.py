@@ -157,6 +157,7 @@ def main(argv=None) -> dict:
         "cores": cores,
         "tf_threads": args.threads,
         "graph_nodes": len(imported.graph_def.node),
+        "fused_lstm": imported.lstm,
         "samples_per_s": {
             "bigdl_spark": round(bigdl_rate, 1),
             "bigdl_spark_predict_only": round(predict_rate, 1),
@@ -175,6 +176,7 @@ def main(argv=None) -> dict:
         "parity_max_abs_diff": parity,
     }
     print(f"{args.model}: {n} windows of {T} x {Fn}, {cores} Spark cores, TensorFlow {args.threads} threads")
+    print(f"  imported: {imported.lstm + ' on the fused layer' if imported.lstm else 'node by node'}")
     for name, rate in result["samples_per_s"].items():
         print(f"  {name:<26}{rate:>10.1f} samples/s")
     print(f"  ratio BigDL on Spark / TF keras predict:   {result['ratio_bigdl_to_tf_keras']:.3f}")

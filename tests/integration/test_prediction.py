@@ -43,3 +43,15 @@ def test_an_existing_output_column_is_refused(spark):
     rows = spark.createDataFrame([([0.0] * 12, [1.0])], "features array<float>, output array<float>")
     with pytest.raises(IllegalArgumentException, match="already have a column output"):
         extension.predict(build_lstm(3, hidden_size=2, seed=1), rows, shape=(4, 3), batch_size=8)
+
+
+def test_features_of_any_numeric_type_are_read_and_others_refused(spark):
+    model = build_lstm(3, hidden_size=2, seed=1)
+    for kind, values in [("int", list(range(12))), ("double", [v / 12 for v in range(12)])]:
+        rows = spark.createDataFrame([(values,)], f"features array<{kind}>")
+        got = extension.predict(model, rows, shape=(4, 3), batch_size=8).first().output
+        reference = model.predict_local(np.asarray(values, np.float32).reshape(1, 4, 3))[0]
+        np.testing.assert_allclose(got, reference, rtol=0, atol=1e-6)
+    rows = spark.createDataFrame([(["a"] * 12,)], "features array<string>")
+    with pytest.raises(IllegalArgumentException, match="features must be an array of numbers, not array<string>"):
+        extension.predict(model, rows, shape=(4, 3), batch_size=8)

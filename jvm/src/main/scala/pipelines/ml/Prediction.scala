@@ -5,9 +5,11 @@ import com.intel.analytics.bigdl.dllib.nn.abstractnn.{AbstractModule, Activity}
 import com.intel.analytics.bigdl.dllib.tensor.Tensor
 import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric.NumericFloat
 import com.intel.analytics.bigdl.mkl.MKL
-import org.apache.spark.sql.{DataFrame, Row}
+import org.apache.spark.sql.{DataFrame, InternalFrames}
+import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.catalyst.expressions.{GenericInternalRow, JoinedRow}
+import org.apache.spark.sql.catalyst.expressions.UnsafeArrayData
 import org.apache.spark.sql.types.{ArrayType, FloatType}
-import pipelines.optim.Training
 
 /**
  * One predictor for every BigDL model, for Python (through the JVM gateway): the model runs on the executors
@@ -26,21 +28,23 @@ object Prediction {
     require(batchSize > 0, s"the batch size must be positive, not $batchSize")
     require(!frame.columns.contains(outputCol), s"the rows already have a column $outputCol")
     val index = frame.schema.fieldIndex(featuresCol)
+    val features = Numbers.of(frame, featuresCol, array = true)
     val size = shape.product
     val described = shape.mkString(" x ")
     val shared = ModelBroadcast[Float]().broadcast(frame.sparkSession.sparkContext, model.evaluate())
     val schema = frame.schema.add(outputCol, ArrayType(FloatType, containsNull = false), nullable = false)
-    val rows = frame.rdd.mapPartitions { part =>
+    val rows = frame.queryExecution.toRdd.mapPartitions { part =>
       MKL.setNumThreads(1) // one task per core
       val replica = shared.value().evaluate()
-      part.grouped(batchSize).flatMap { group =>
-        val input = Tensor[Float](Array(group.length) ++ shape)
-        val data = input.storage().array()
+      val batch = Tensor[Float](Array(batchSize) ++ shape) // one buffer per task: no large allocation per batch
+      val data = batch.storage().array()
+      part.map(_.copy()).grouped(batchSize).flatMap { group =>
+        val input = if (group.length == batchSize) batch else batch.narrow(1, 1, group.length)
         group.zipWithIndex.foreach { case (row, i) =>
           require(!row.isNullAt(index), s"a row has no $featuresCol")
-          val values = row.getSeq[Number](index)
-          require(values.length == size, s"a row has ${values.length} values, not $described = $size")
-          Training.fill(data, i * size, values, featuresCol)
+          val values = row.getArray(index)
+          require(values.numElements() == size, s"a row has ${values.numElements()} values, not $described = $size")
+          features.fill(values, data, i * size)
         }
         val output = replica.forward(input) match {
           case tensor: Tensor[_] => tensor.asInstanceOf[Tensor[Float]].contiguous()
@@ -54,10 +58,11 @@ object Prediction {
         val start = output.storageOffset() - 1
         group.zipWithIndex.map { case (row, i) =>
           val from = start + i * width
-          Row.fromSeq(row.toSeq :+ values.slice(from, from + width).toSeq)
+          val predicted = UnsafeArrayData.fromPrimitiveArray(java.util.Arrays.copyOfRange(values, from, from + width))
+          new JoinedRow(row, new GenericInternalRow(Array[Any](predicted))): InternalRow
         }
       }
     }
-    frame.sparkSession.createDataFrame(rows, schema)
+    InternalFrames.create(frame.sparkSession, rows, schema)
   }
 }

@@ -113,12 +113,13 @@ class FusedLSTM[D: ClassTag](
     FusedLSTM.exp(s.exps, t * n * g4, n * g4)
     val (eIn, eCandidate, eForget, eOut) = (s.split(0), s.split(1), s.split(2), s.split(3))
     FusedLSTM.splitGates(s.exps, t * n * g4, n, h, s.split)
-    val in = s.gates(4 * t)
-    val candidate = s.gates(4 * t + 1)
-    val forget = s.gates(4 * t + 2)
-    val out = s.gates(4 * t + 3)
-    val cellPrev = s.cells(t)
-    val cell = s.cells(t + 1)
+    val slot = s.slot(t)
+    val in = s.gates(4 * slot)
+    val candidate = s.gates(4 * slot + 1)
+    val forget = s.gates(4 * slot + 2)
+    val out = s.gates(4 * slot + 3)
+    val cellPrev = s.cells(s.cellSlot(t))
+    val cell = s.cells(s.cellSlot(t + 1))
     var k = 0
     while (k < nh) {
       val i = 1f / (1f + eIn(k))
@@ -131,7 +132,7 @@ class FusedLSTM[D: ClassTag](
       cell(k) = i * g + f * cellPrev(k)
       k += 1
     }
-    val cellTanh = s.cellTanh(t)
+    val cellTanh = s.cellTanh(slot)
     val hidden = s.newHidden
     k = 0
     while (k < nh) {
@@ -155,6 +156,7 @@ class FusedLSTM[D: ClassTag](
     val nh = n * h
     require(s != null && input.dim() == 3 && input.size(1) == n && input.size(2) == steps,
       "FusedLSTM: backward must follow a forward pass on the same input")
+    require(s.history, "FusedLSTM: backward must follow a forward pass in training mode")
     val expected = if (returnSequences) Array(n, steps, h) else Array(n, h)
     require(gradOutput.size().sameElements(expected),
       s"FusedLSTM: gradOutput must be (${expected.mkString(", ")}), got (${gradOutput.size().mkString(", ")})")
@@ -255,7 +257,8 @@ class FusedLSTM[D: ClassTag](
     s"FusedLSTM($inputSize, $hiddenSize, returnSequences = $returnSequences, withGradInput = $withGradInput)"
 
   private def allocate(n: Int, t: Int): Unit = {
-    if (scratch == null || !scratch.fits(n, t)) scratch = new Scratch(n, t, inputSize, hiddenSize)
+    val history = isTraining()
+    if (scratch == null || !scratch.fits(n, t, history)) scratch = new Scratch(n, t, inputSize, hiddenSize, history)
     batch = n
     steps = t
   }
@@ -268,11 +271,18 @@ class FusedLSTM[D: ClassTag](
   private def offset(tensor: Tensor[D]): Int = tensor.storageOffset() - 1
 }
 
-/** The work buffers of one FusedLSTM for batches of up to `n` sequences of up to `t` steps. */
-private class Scratch(val n: Int, val t: Int, inputSize: Int, hiddenSize: Int) {
+/**
+ * The work buffers of one FusedLSTM for batches of up to `n` sequences of up to `t` steps. With `history` (training)
+ * every step's gates and cell are kept for backpropagation; without it (inference) one step's, and no gradient
+ * buffers: a fraction of the memory, and what is written stays in the cache.
+ */
+private class Scratch(val n: Int, val t: Int, inputSize: Int, hiddenSize: Int, val history: Boolean) {
   private val h = hiddenSize
   private val g4 = 4 * hiddenSize
-  def fits(batch: Int, steps: Int): Boolean = batch <= n && steps <= t
+  private val kept = if (history) t else 1
+  def fits(batch: Int, steps: Int, training: Boolean): Boolean = batch <= n && steps <= t && (history || !training)
+  def slot(step: Int): Int = if (history) step else 0 // where step's gates and tanh(c) are
+  def cellSlot(step: Int): Int = if (history) step else step % 2 // where the cell state after `step` steps is
 
   // [W b] and U negated, and doubled for the candidate gate, so that the GEMMs give exp's arguments.
   val scaledWeight = new Array[Float](g4 * (inputSize + 1))
@@ -288,16 +298,16 @@ private class Scratch(val n: Int, val t: Int, inputSize: Int, hiddenSize: Int) {
   }
   val exps = new Array[Float](t * n * g4) // (time, batch, 4H)
   val split: Array[Array[Float]] = Array.fill(4)(new Array[Float](n * h)) // one gate of one step each
-  val gates: Array[Array[Float]] = Array.fill(4 * t)(new Array[Float](n * h)) // step t gate q at 4t + q
-  val cells: Array[Array[Float]] = Array.fill(t + 1)(new Array[Float](n * h)) // cells(0) = 0
-  val cellTanh: Array[Array[Float]] = Array.fill(t)(new Array[Float](n * h))
+  val gates: Array[Array[Float]] = Array.fill(4 * kept)(new Array[Float](n * h)) // gate q of slot s at 4s + q
+  val cells: Array[Array[Float]] = Array.fill(if (history) t + 1 else 2)(new Array[Float](n * h)) // cells(0) = 0
+  val cellTanh: Array[Array[Float]] = Array.fill(kept)(new Array[Float](n * h))
   val hiddens = new Array[Float]((t + 1) * n * h) // (time + 1, batch, H), hiddens(0) = 0
   val newHidden = new Array[Float](n * h)
-  val gradGates = new Array[Float](t * n * g4) // (time, batch, 4H) gradients of the pre-activations
-  val gradInputT = new Array[Float](t * n * inputSize)
-  val gradHidden = new Array[Float](n * h)
-  val gradCell = new Array[Float](n * h)
-  val ones: Array[Float] = Array.fill(t * n)(1f)
+  lazy val gradGates = new Array[Float](t * n * g4) // (time, batch, 4H) gradients of the pre-activations
+  lazy val gradInputT = new Array[Float](t * n * inputSize)
+  lazy val gradHidden = new Array[Float](n * h)
+  lazy val gradCell = new Array[Float](n * h)
+  lazy val ones: Array[Float] = Array.fill(t * n)(1f)
 
   def scaleWeights(w: Array[Float], wOffset: Int, u: Array[Float], uOffset: Int, b: Array[Float],
     bOffset: Int): Unit = {

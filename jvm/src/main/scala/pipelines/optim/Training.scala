@@ -10,6 +10,7 @@ import com.intel.analytics.bigdl.dllib.tensor.TensorNumericMath.TensorNumeric.Nu
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.DataFrame
 import org.apache.spark.sql.types.ArrayType
+import pipelines.ml.Numbers
 
 /**
  * Training on the JVM from window DataFrames, for Python (through the JVM gateway): Samples are built on the
@@ -27,34 +28,26 @@ object Training {
     val size = shape.product
     val described = shape.mkString(" x ")
     val targets = frame.schema("label").dataType.isInstanceOf[ArrayType]
-    frame.select("features", "label").rdd.map { row =>
+    val features = Numbers.of(frame, "features", array = true)
+    val labels = Numbers.of(frame, "label", array = targets)
+    frame.select("features", "label").queryExecution.toRdd.map { row =>
       require(!row.isNullAt(0) && !row.isNullAt(1), "a row has no features or no label")
-      val values = row.getSeq[Number](0)
-      require(values.length == size, s"a row has ${values.length} values, not $described = $size")
+      val values = row.getArray(0)
+      require(values.numElements() == size, s"a row has ${values.numElements()} values, not $described = $size")
       val x = Tensor[Float](shape)
-      fill(x.storage().array(), 0, values, "features")
+      features.fill(values, x.storage().array(), 0)
       val y = if (targets) {
-        val target = row.getSeq[Number](1)
-        require(target.nonEmpty, "a row's label array is empty")
-        val t = Tensor[Float](target.length)
-        fill(t.storage().array(), 0, target, "label")
+        val target = row.getArray(1)
+        require(target.numElements() > 0, "a row's label array is empty")
+        val t = Tensor[Float](target.numElements())
+        labels.fill(target, t.storage().array(), 0)
         t
       } else {
-        val label = row.getAs[Number](1).floatValue()
+        val label = labels.get(row, 1)
         require(label == 0f || label == 1f, s"a row's label is $label, not 0 or 1")
         Tensor[Float](1).fill(label + 1f)
       }
       Sample(x, y)
-    }
-  }
-
-  /** A row's numbers into `data` from `offset`; a null is refused, naming `what` held it. */
-  private[pipelines] def fill(data: Array[Float], offset: Int, values: Seq[Number], what: String): Unit = {
-    var i = offset
-    values.foreach { value =>
-      require(value != null, s"a row's $what hold a null")
-      data(i) = value.floatValue()
-      i += 1
     }
   }
 
