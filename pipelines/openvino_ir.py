@@ -1,6 +1,6 @@
 """OpenVINO Intermediate Representation (IR: `model.xml` + `model.bin`, FP32 or FP16) of a frozen TensorFlow graph,
-and windows scored with it on the executors: the IR's bytes broadcast once, one compiled model per Python worker,
-Arrow record batches straight into NumPy (`mapInArrow`).
+and windows scored with it on the executors: the IR's bytes broadcast once, compiled once per executor thread by
+OpenVINO's C library inside the JVM (`pipelines.ml.OpenVino`), the windows read from the rows as BigDL's are.
 
 An exported folder holds `model.xml`, `model.bin` and `ir.json` (input and output names, the window shape, the output
 kind, the precision). Loading the IR needs only `openvino` and numpy:
@@ -16,18 +16,19 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
+from pyspark.sql import functions as F
 
 from pipelines.errors import InputError
 from pipelines.io import fs
-from pipelines.models.stages import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID
+from pipelines.models.extension import openvino_predict
+from pipelines.models.stages import LOG_PROBABILITIES, OUTPUT_KINDS, PROBABILITIES, SIGMOID, score_column
 from pipelines.tfimport import files
 from pipelines.tfimport import graph as g
 from pipelines.tfimport.load import output_kind_of, read_graph
@@ -230,30 +231,15 @@ def scores(output: np.ndarray, output_kind: str) -> np.ndarray:
 def score_windows(
     ir: IR, windows: DataFrame, *, length: int, n_features: int, batch_size: int, keep: Sequence[str]
 ) -> DataFrame:
-    """`keep` columns and `score` (double) for every window (`features`: length x n_features floats), scored on the
-    executors: the IR broadcast once, compiled once per Python worker (one thread each, as Spark runs one task per
-    core), Arrow record batches straight into NumPy (`mapInArrow`), `batch_size` windows per inference call."""
+    """`keep` columns and `score` (double) for every window (`features`: length x n_features numbers), scored on the
+    executors inside the JVM through OpenVINO's C library (`extension.openvino_predict`): the IR broadcast once,
+    compiled once per executor thread (one inference thread each, as Spark runs one task per core), `batch_size`
+    windows per inference call, no Python workers."""
     ir.check_window_shape(length, n_features)
-    shared = windows.sparkSession.sparkContext.broadcast(ir)
-    kind, size = ir.output_kind, length * n_features
-    schema = T.StructType([windows.schema[c] for c in keep] + [T.StructField("score", T.DoubleType())])
-
-    def run(batches: Iterator[Any]) -> Iterator[Any]:  # pyarrow RecordBatches
-        import pyarrow as pa
-
-        model = shared.value
-        for batch in batches:
-            features = batch.column(batch.schema.get_field_index("features"))
-            flat = features.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-            if features.null_count or len(flat) != len(batch) * size:
-                raise ValueError(f"every window must hold {length} x {n_features} values")
-            x = flat.reshape(len(batch), length, n_features)
-            out = [scores(predict(model, x[i : i + batch_size], threads=1), kind) for i in range(0, len(x), batch_size)]
-            score = np.concatenate(out).astype(np.float64) if out else np.zeros(0)
-            columns = [batch.column(batch.schema.get_field_index(c)) for c in keep]
-            yield pa.RecordBatch.from_arrays([*columns, pa.array(score)], names=[*keep, "score"])
-
-    return windows.select(*keep, "features").mapInArrow(run, schema)  # type: ignore[arg-type]
+    predicted = openvino_predict(
+        ir.xml, ir.weights, windows.select(*keep, "features"), shape=(length, n_features), batch_size=batch_size
+    )
+    return predicted.select(*keep, score_column(ir.output_kind, F.col("output")).alias("score"))
 
 
 _COMPILED: dict[tuple[int, int], Any] = {}

@@ -41,6 +41,29 @@ def fused_lstm(input_size: int, hidden_size: int, *, return_sequences: bool, inp
     return Layer.of(layer)
 
 
+def openvino_predict(
+    xml: bytes, weights: bytes, frame, *, shape: tuple[int, ...], batch_size: int, output: str = "output"
+):
+    """`frame` with `output` (array<float>): an OpenVINO IR's output for each row's `features`, computed on the
+    executors inside the JVM through OpenVINO's C library (`pipelines.ml.OpenVino`), in batches of up to `batch_size`
+    rows per task; each executor thread compiles the IR once."""
+    import openvino
+    from pyspark.sql import DataFrame
+
+    libraries = os.path.join(os.path.dirname(os.path.abspath(openvino.__file__)), "libs")
+    predicted = _project_class("pipelines.ml.OpenVino").predict(
+        bytearray(xml),
+        bytearray(weights),
+        libraries,
+        frame._jdf,
+        "features",
+        _int_array(shape),
+        output,
+        int(batch_size),
+    )
+    return DataFrame(predicted, frame.sparkSession)
+
+
 def binary_auc(curve: str):
     """`pipelines.optim.BinaryAUC`: ROC-AUC (`roc`) or PR-AUC (`pr`) of a 2-class LogSoftMax, as a BigDL
     validation method; its ValidationSummary tag is RocAuc or PrAuc."""

@@ -150,3 +150,25 @@ def test_training_recovers_from_a_killed_executor(standalone_master, py_files, w
     assert "Retrying" in log or "recover" in log.lower(), log[-4000:]
     assert json.loads((run_dir / "training.json").read_text())["epochs"] == 4
     assert (run_dir / "model" / "lstm.bigdl").exists()
+
+
+def test_openvino_scores_in_the_executors_jvms_as_bigdl_does_locally(
+    spark, standalone_master, py_files, windows, tmp_path
+):
+    """The executors (other JVMs) load OpenVINO's C library and score the IR; BigDL in this process agrees."""
+    from jobs import evaluate_tf
+    from pipelines.cli import run
+    from pipelines.tfimport import tfmodels
+    from pipelines.tfimport.export import freeze_keras
+
+    spec = WindowSpec.of(_config())
+    model = tfmodels.keras_lstm(spec.length, len(spec.features), hidden=4, seed=3)
+    pb = freeze_keras(model, str(tmp_path / "model.pb"), for_bigdl=False).pb_uri
+    run_dir = str(tmp_path / "run")
+    common = ["--windows", windows, "--run-dir", run_dir, "--model", pb]
+    assert run(evaluate_tf.main, evaluate_tf.parser, [*common, "--name", "bigdl", *SETTINGS]) == 0
+    _submit(standalone_master, py_files, "evaluate_tf", *common, "--name", "ov", "--engine", "openvino")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["ov_info"]["engine"] == "openvino"
+    assert metrics["ov"]["count"] == metrics["bigdl"]["count"] > 0
+    assert metrics["ov"]["log_loss"] == pytest.approx(metrics["bigdl"]["log_loss"], abs=1e-5)
