@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import InputError
-from pipelines.evaluation.alerting import fit_policy, load_policy, run_alerting
+from pipelines.evaluation.alerting import fit_policy, load_policy, models_at_policy, run_alerting
 from pipelines.evaluation.evaluate import evaluate_models
 from pipelines.evaluation.report import write_report
 from pipelines.evaluation.scoring import Scorer, bigdl_scorer, score_fleet, write_risk_table
@@ -81,7 +81,7 @@ def evaluate_run(
         raise InputError(f"no trained model at {run.model}: run train_lstm first")
     model = load_model(run.model)
     spec = sources.read_window_spec(spark, windows)
-    metrics, predictions = evaluate_models(
+    metrics, predictions, scorers = evaluate_models(
         model,
         sources.read_windows(spark, windows, "train"),
         sources.read_windows(spark, windows, "test"),
@@ -92,6 +92,14 @@ def evaluate_run(
         predictions.write.partitionBy("model").parquet(tmp)
     metrics["alerting"] = run_alerting(
         spark, model, windows, run_dir, config, spec=spec, model_uri=run.model, failures_uri=failures
+    )
+    metrics["at_policy"] = models_at_policy(
+        sources.read_windows(spark, windows, "val"),
+        spark.read.parquet(run.predictions),
+        scorers,
+        config.alerting,
+        lstm=metrics["alerting"],
+        failures=sources.read_failures(spark, failures) if failures else None,
     )
     run.merge_metrics(spark, metrics)
     write_report(spark, run_dir)

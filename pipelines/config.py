@@ -67,6 +67,7 @@ class WindowsConfig:
 OPTIMIZERS = ("adam", "sgd", "lars")
 LSTM_KINDS = ("fused", "reference")
 ENGINES = ("barrier", "distri")
+PEERS = ("logistic_window", "gbt_window")  # pipelines.evaluation.peers
 SCALINGS = ("none", "linear", "sqrt")
 SCHEDULES = ("constant", "poly", "step", "exponential", "plateau")
 STUDY_ARMS = ("sgd_fixed", "sgd_linear_warmup", "lars_linear_warmup", "adam_fixed")
@@ -152,6 +153,15 @@ class StudyConfig:
 class EvaluateConfig:
     threshold: float
     batch_size: int
+    peers: list[str]
+    gbt_iterations: int
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.peers) - set(PEERS))
+        if unknown:
+            raise ConfigError(f"unknown peer {unknown[0]!r} in peers (known: {', '.join(PEERS)})")
+        if self.gbt_iterations < 1:
+            raise ConfigError("gbt_iterations must be at least 1")
 
 
 @dataclass(frozen=True)

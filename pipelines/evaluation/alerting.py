@@ -329,15 +329,59 @@ def evaluate_policy(
         "operating_points": points,
     }
     log.info(
-        "alerting on test: threshold %.4g, false alarms %s per device-day, recall %s of %d failed devices, "
-        "mean lead time %s days",
+        "alerting on test: threshold %.4g, false alarms %s per device-day, %d of %d failed devices alerted in time "
+        "(recall %s), mean lead time %s days",
         policy.alert_threshold,
         _fmt(block["false_alarm_rate_per_device_day"]),
-        _fmt(block["recall"]),
+        summary["detected"],
         summary["failed_devices"],
+        _fmt(block["recall"]),
         _fmt(block["mean_lead_time_days"]),
     )
     return block, leads
+
+
+AT_POLICY_KEYS = (
+    "threshold",
+    "false_alarm_rate_per_device_day",
+    "recall",
+    "mean_lead_time_days",
+    "median_lead_time_days",
+)
+
+
+def at_policy(block: dict[str, Any]) -> dict[str, Any]:
+    """The operating point of an `alerting` block: what a model does at its policy on the test split."""
+    lead = block.get("lead_time", {})
+    return {
+        **{k: block.get(k) for k in AT_POLICY_KEYS},
+        "detected": lead.get("detected"),
+        "failed_devices": lead.get("failed_devices"),
+    }
+
+
+def models_at_policy(
+    val: DataFrame,
+    test_predictions: DataFrame,
+    scorers: dict[str, Any],
+    config: AlertingConfig,
+    *,
+    lstm: dict[str, Any],
+    failures: DataFrame | None,
+) -> dict[str, Any]:
+    """Every model at its own alert policy (fitted on its validation scores as the LSTM's is) on the test split:
+    `{model: at_policy(...)}`; the LSTM's from its `alerting` block, the others' scored on `val` by `scorers`."""
+    out = {"lstm": at_policy(lstm)}
+    for name, score in scorers.items():
+        scored = score(val).cache()
+        try:
+            policy = fit_policy(scored, config)
+        finally:
+            scored.unpersist()
+        test = test_predictions.where(F.col("model") == name)
+        block, _ = evaluate_policy(policy, test, failures=failures, bins=config.reliability_bins)
+        out[name] = at_policy(block)
+    return out
 
 
 def _fmt(value: float | None) -> str:

@@ -51,7 +51,7 @@ def fit_baseline(
     lr = LogisticRegression(
         featuresCol=LAST_COL, labelCol="label", standardization=True, regParam=reg_param, maxIter=max_iter
     )
-    weights = _class_weights(data, class_weights)
+    weights = resolve_class_weights(data, class_weights)
     if weights is not None:
         w0, w1 = weights
         log.info("baseline class weights: 0 -> %s, 1 -> %s", w0, w1)
@@ -68,7 +68,7 @@ def baseline_predictions(model: LogisticRegressionModel, df: DataFrame, *, n_fea
     )
 
 
-def _class_weights(data: DataFrame, class_weights: Sequence[float] | str | None) -> tuple[float, float] | None:
+def resolve_class_weights(data: DataFrame, class_weights: Sequence[float] | str | None) -> tuple[float, float] | None:
     if class_weights is None:
         return None
     if isinstance(class_weights, str):

@@ -1,8 +1,9 @@
-"""Test-split evaluation of the LSTM beside the last-reading baseline, on the cluster."""
+"""Test-split evaluation of the LSTM beside the last-reading baseline and the window-summary peers, on the cluster."""
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -10,6 +11,8 @@ from pyspark.sql import functions as F
 from pipelines.config import PipelineConfig
 from pipelines.evaluation.baseline import baseline_predictions, fit_baseline
 from pipelines.evaluation.metrics import binary_metrics
+from pipelines.evaluation.peers import fit_peers, peer_predictions
+from pipelines.evaluation.scoring import Scorer
 from pipelines.models.train import predict_scores
 from pipelines.telemetry.schema import WindowSpec
 
@@ -18,23 +21,44 @@ log = logging.getLogger(__name__)
 
 def evaluate_models(
     model, train: DataFrame, test: DataFrame, *, spec: WindowSpec, config: PipelineConfig
-) -> tuple[dict, DataFrame]:
-    """Metrics of the LSTM (`"test"`) and of the baseline (`"baseline"`) on `test`, and all predictions.
+) -> tuple[dict, DataFrame, dict[str, Scorer]]:
+    """Metrics of the LSTM (`"test"`), of the baseline (`"baseline"`) and of each peer (`"peers"`) on `test`, all
+    predictions (`model, device_id, window_end, label, score`), and the other models' scorers by name.
 
-    The baseline is a logistic regression on each window's last reading, fitted on `train`.
-    Predictions are `model, device_id, window_end, label, score`.
+    The baseline (a logistic regression on each window's last reading) and the peers (`pipelines.evaluation.peers`,
+    `evaluate.peers`) are fitted on `train`, class-weighted as the LSTM is.
     """
-    n_features = spec.n_features
+    n_features, length = spec.n_features, spec.length
     lstm = predict_scores(
-        model, test, length=spec.length, n_features=n_features, batch_size=config.evaluate.batch_size
+        model, test, length=length, n_features=n_features, batch_size=config.evaluate.batch_size
     ).withColumn("model", F.lit("lstm"))
     baseline_model = fit_baseline(train, n_features=n_features, class_weights=config.train.class_weights)
-    baseline = baseline_predictions(baseline_model, test, n_features=n_features).withColumn("model", F.lit("baseline"))
-    predictions = lstm.unionByName(baseline).cache()
+    scorers: dict[str, Scorer] = {"baseline": partial(baseline_predictions, baseline_model, n_features=n_features)}
+    peers = fit_peers(
+        train,
+        length=length,
+        n_features=n_features,
+        peers=config.evaluate.peers,
+        class_weights=config.train.class_weights,
+        gbt_iterations=config.evaluate.gbt_iterations,
+        seed=config.train.seed or 0,
+    )
+    for name, fitted in peers.items():
+        scorers[name] = partial(peer_predictions, fitted, length=length, n_features=n_features)
+    predictions = lstm
+    for name, score in scorers.items():
+        predictions = predictions.unionByName(score(test).withColumn("model", F.lit(name)))
+    predictions = predictions.cache()
     threshold = config.evaluate.threshold
-    metrics = {
-        "test": binary_metrics(predictions.where("model = 'lstm'"), threshold=threshold),
-        "baseline": binary_metrics(predictions.where("model = 'baseline'"), threshold=threshold),
-    }
-    log.info("test PR-AUC: LSTM %s, last-reading baseline %s", metrics["test"]["pr_auc"], metrics["baseline"]["pr_auc"])
-    return metrics, predictions
+
+    def of(name: str) -> dict:
+        return binary_metrics(predictions.where(F.col("model") == name), threshold=threshold)
+
+    metrics = {"test": of("lstm"), "baseline": of("baseline"), "peers": {name: of(name) for name in peers}}
+    log.info(
+        "test PR-AUC: LSTM %s, last-reading baseline %s, %s",
+        metrics["test"]["pr_auc"],
+        metrics["baseline"]["pr_auc"],
+        ", ".join(f"{name} {m['pr_auc']}" for name, m in metrics["peers"].items()) or "no peers",
+    )
+    return metrics, predictions, scorers

@@ -30,7 +30,13 @@ from pipelines.layout import RunLayout
 log = logging.getLogger(__name__)
 
 FIGURES = ("roc", "pr", "calibration", "lead_time", "training", "confusion", "scores")
-MODEL_LABELS = {"lstm": "BigDL LSTM", "tf_imported": "TF model imported into BigDL", "baseline": "last-reading LogReg"}
+MODEL_LABELS = {
+    "lstm": "BigDL LSTM",
+    "tf_imported": "TF model imported into BigDL",
+    "baseline": "last-reading LogReg",
+    "logistic_window": "window-summary LogReg",
+    "gbt_window": "window-summary gradient-boosted trees",
+}
 METRIC_KEYS = {"test": "lstm", "tf_imported": "tf_imported", "baseline": "baseline"}
 
 
@@ -534,6 +540,13 @@ def _html(data: dict) -> str:
             "</div>",
         ]
     parts += ["<h2>Models side by side (test split)</h2>", _model_table(data)]
+    if metrics.get("at_policy"):
+        parts += [
+            "<h3>Each model at its own alert policy</h3>",
+            "<p>Each model's scores calibrated and its threshold chosen on the validation split, as the LSTM's are, "
+            "then measured on the test split.</p>",
+            _policy_table(metrics["at_policy"]),
+        ]
     points = alerting.get("operating_points") or []
     if points:
         parts += [
@@ -587,16 +600,32 @@ def _model_table(data: dict) -> str:
         "<table><tr><th>model</th><th>ROC-AUC</th><th>PR-AUC</th><th>precision@0.5</th><th>recall@0.5</th>"
         "<th>F1@0.5</th><th>windows</th><th>positives</th></tr>"
     ]
-    for key, name in METRIC_KEYS.items():
-        m = metrics.get(key)
+    named = [(name, metrics.get(key)) for key, name in METRIC_KEYS.items()]
+    for name, m in named + list(metrics.get("peers", {}).items()):
         if not m:
-            if key == "tf_imported":
+            if name == "tf_imported":
                 rows.append('<tr><td>TF model imported into BigDL</td><td colspan="7">not part of this run</td></tr>')
             continue
         rows.append(
-            f"<tr><td>{html.escape(MODEL_LABELS[name])}</td>"
+            f"<tr><td>{html.escape(MODEL_LABELS.get(name, name))}</td>"
             + "".join(f"<td>{_f(m.get(k))}</td>" for k in ("roc_auc", "pr_auc", "precision", "recall", "f1"))
             + f"<td>{m.get('count', 'n/a'):,}</td><td>{m.get('positives', 'n/a'):,}</td></tr>"
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _policy_table(points: dict) -> str:
+    rows = [
+        "<table><tr><th>model</th><th>threshold</th><th>false alarms / device-day</th>"
+        "<th>failed devices alerted</th><th>mean lead (days)</th><th>median lead (days)</th></tr>"
+    ]
+    for name, p in points.items():
+        alerted = f"{p.get('detected') or 0} of {p.get('failed_devices') or 0} ({_pct(p.get('recall'), 1)})"
+        rows.append(
+            f"<tr><td>{html.escape(MODEL_LABELS.get(name, name))}</td><td>{_f(p.get('threshold'), 4)}</td>"
+            f"<td>{_pct(p.get('false_alarm_rate_per_device_day'))}</td><td>{alerted}</td>"
+            f"<td>{_f(p.get('mean_lead_time_days'), 1)}</td><td>{_f(p.get('median_lead_time_days'), 1)}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)

@@ -75,6 +75,14 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
         if r["lead_time_days"] is not None
     )  # windows end 04-15 at the earliest, failures by 04-18
     assert any("cannot be confirmed or refuted" in n for n in metrics["notes"])
+    # The peers on the same windows, and every model at its own policy on the same failed drives.
+    assert set(metrics["peers"]) == {"logistic_window", "gbt_window"}
+    assert all(m["count"] == metrics["test"]["count"] for m in metrics["peers"].values())
+    at_policy = metrics["at_policy"]
+    assert set(at_policy) == {"lstm", "baseline", "logistic_window", "gbt_window"}
+    assert {p["failed_devices"] for p in at_policy.values()} == {lead["failed_devices"]}
+    assert all(0 <= p["detected"] <= p["failed_devices"] for p in at_policy.values())
+    assert "Each model at its own alert policy" in (out / "report" / "index.html").read_text()
 
     policy = json.loads((out / "alerting" / "policy.json").read_text())
     assert policy["scoring"]["features"] == [f"smart_{a}" for a in config.backblaze.attributes]

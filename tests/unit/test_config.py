@@ -54,6 +54,8 @@ def test_list_override(tmp_path):
         ("", ["train.epochs=true"], "train.epochs"),
         ("", ["generate.models=XS"], "generate.models"),
         ("", ["train.epochs"], "train.epochs"),
+        ("", ["evaluate.peers=[gbt_window,forest]"], "evaluate: unknown peer 'forest'"),
+        ("", ["evaluate.gbt_iterations=0"], "evaluate: gbt_iterations must be at least 1"),
     ],
 )
 def test_unknown_keys_and_wrong_types_are_refused_by_name(tmp_path, base, overrides, message):

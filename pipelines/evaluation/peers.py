@@ -1,0 +1,104 @@
+"""Peers of the LSTM on the same windows and splits: Spark ML models on a summary of each window.
+
+Each window (length x n_features, row-major) is summarised per feature by its last value, minimum, maximum, mean and
+change over the window (last minus first): what a careful analyst would hand a classic model. On that summary a
+standardised logistic regression (`logistic_window`) and gradient-boosted trees (`gbt_window`) learn from the training
+split, class-weighted as the LSTM is. They are reported beside the LSTM and the last-reading baseline, so that the
+sequence model has to earn its keep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import GBTClassifier, LogisticRegression
+from pyspark.ml.feature import StandardScaler
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.config import PEERS
+from pipelines.evaluation.baseline import WEIGHT_COL, resolve_class_weights
+
+log = logging.getLogger(__name__)
+
+SUMMARY_COL = "summary"
+STATISTICS = ("last", "min", "max", "mean", "change")
+
+
+def summary_names(features: Sequence[str]) -> list[str]:
+    """The summary's entries in order: `<feature>_<statistic>`."""
+    return [f"{name}_{stat}" for name in features for stat in STATISTICS]
+
+
+def window_summary(df: DataFrame, *, length: int, n_features: int, features_col: str = "features") -> DataFrame:
+    """Add `summary` (a vector of len(STATISTICS) values per feature, see `summary_names`) to each window's row."""
+    if length < 1 or n_features < 1:
+        raise ValueError("length and n_features must be positive")
+    steps = F.sequence(F.lit(0), F.lit(length - 1))
+    values = []
+    window = F.col(features_col)
+
+    def feature(j: int) -> Column:
+        return F.transform(steps, lambda t: window[t * n_features + j])
+
+    for j in range(n_features):
+        series = feature(j)
+        first, last = series[0], F.element_at(series, -1)
+        total = F.aggregate(series, F.lit(0.0), lambda acc, x: acc + x)
+        values += [last, F.array_min(series), F.array_max(series), total / length, last - first]
+    checked = F.when(
+        F.size(features_col) != length * n_features,
+        F.raise_error(F.lit(f"{features_col} must hold {length} x {n_features} values")),
+    ).otherwise(F.array(*[v.cast("double") for v in values]))
+    return df.withColumn(SUMMARY_COL, array_to_vector(checked))
+
+
+def fit_peers(
+    train: DataFrame,
+    *,
+    length: int,
+    n_features: int,
+    peers: Sequence[str] = PEERS,
+    class_weights: Sequence[float] | str | None = None,
+    gbt_iterations: int = 30,
+    seed: int = 0,
+) -> dict[str, PipelineModel]:
+    """Each peer named in `peers`, fitted on the training windows."""
+    data = window_summary(train, length=length, n_features=n_features).withColumn(
+        "label", F.col("label").cast("double")
+    )
+    weights = resolve_class_weights(data, class_weights)
+    weight_col = ""
+    if weights is not None:
+        data = data.withColumn(WEIGHT_COL, F.when(F.col("label") == 1, F.lit(weights[1])).otherwise(F.lit(weights[0])))
+        weight_col = WEIGHT_COL
+    stages: dict[str, list[Any]] = {
+        "logistic_window": [
+            StandardScaler(inputCol=SUMMARY_COL, outputCol="scaled", withMean=True),
+            LogisticRegression(featuresCol="scaled", regParam=0.01, maxIter=100, weightCol=weight_col or None),
+        ],
+        "gbt_window": [
+            GBTClassifier(
+                featuresCol=SUMMARY_COL, maxIter=gbt_iterations, maxDepth=4, seed=seed, weightCol=weight_col or None
+            )
+        ],
+    }
+    data = data.cache()
+    try:
+        fitted = {}
+        for name in peers:
+            fitted[name] = Pipeline(stages=stages[name]).fit(data)
+            log.info("fitted peer %s on %s", name, "weighted classes" if weight_col else "unweighted classes")
+    finally:
+        data.unpersist()
+    return fitted
+
+
+def peer_predictions(model: PipelineModel, windows: DataFrame, *, length: int, n_features: int) -> DataFrame:
+    """DataFrame[device_id, window_end, label, score] with score = the peer's probability of class 1."""
+    scored = model.transform(window_summary(windows, length=length, n_features=n_features))
+    return scored.select("device_id", "window_end", "label", vector_to_array(F.col("probability"))[1].alias("score"))
