@@ -14,6 +14,7 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import InputError
 from pipelines.evaluation.alerting import fit_policy, load_policy, models_at_policy, run_alerting
 from pipelines.evaluation.evaluate import evaluate_models
+from pipelines.evaluation.peers import window_summary
 from pipelines.evaluation.report import write_report
 from pipelines.evaluation.scoring import Scorer, bigdl_scorer, score_fleet, write_risk_table
 from pipelines.io import fs
@@ -93,8 +94,11 @@ def evaluate_run(
     metrics["alerting"] = run_alerting(
         spark, model, windows, run_dir, config, spec=spec, model_uri=run.model, failures_uri=failures
     )
+    val = sources.read_windows(spark, windows, "val")
+    if config.evaluate.peers:  # summarised once for every peer
+        val = window_summary(val, length=spec.length, n_features=spec.n_features).cache()
     metrics["at_policy"] = models_at_policy(
-        sources.read_windows(spark, windows, "val"),
+        val,
         spark.read.parquet(run.predictions),
         scorers,
         config.alerting,

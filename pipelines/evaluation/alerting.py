@@ -341,23 +341,26 @@ def evaluate_policy(
     return block, leads
 
 
-AT_POLICY_KEYS = (
-    "threshold",
-    "false_alarm_rate_per_device_day",
-    "recall",
-    "mean_lead_time_days",
-    "median_lead_time_days",
-)
-
-
 def at_policy(block: dict[str, Any]) -> dict[str, Any]:
     """The operating point of an `alerting` block: what a model does at its policy on the test split."""
     lead = block.get("lead_time", {})
     return {
-        **{k: block.get(k) for k in AT_POLICY_KEYS},
-        "detected": lead.get("detected"),
-        "failed_devices": lead.get("failed_devices"),
+        "threshold": block.get("threshold"),
+        "false_alarm_rate_per_device_day": block.get("false_alarm_rate_per_device_day"),
+        **{k: lead.get(k) for k in ("detected", "failed_devices", "recall")},
+        **{k: lead.get(k) for k in ("mean_lead_time_days", "median_lead_time_days")},
     }
+
+
+def policy_point(policy: AlertPolicy, test_predictions: DataFrame, *, failures: DataFrame | None) -> dict[str, Any]:
+    """`at_policy` of `policy` on the test predictions, without the rest of `evaluate_policy` (a few Spark jobs)."""
+    applied = policy.apply(test_predictions).cache()
+    try:
+        far = false_alarm_rate(device_days(applied), policy.alert_threshold)
+        leads = [r["lead_time_days"] for r in collect_lead_times(applied, failures)] if failures is not None else []
+    finally:
+        applied.unpersist()
+    return at_policy({"threshold": policy.alert_threshold, **far, "lead_time": summarize(leads)})
 
 
 def models_at_policy(
@@ -378,9 +381,7 @@ def models_at_policy(
             policy = fit_policy(scored, config)
         finally:
             scored.unpersist()
-        test = test_predictions.where(F.col("model") == name)
-        block, _ = evaluate_policy(policy, test, failures=failures, bins=config.reliability_bins)
-        out[name] = at_policy(block)
+        out[name] = policy_point(policy, test_predictions.where(F.col("model") == name), failures=failures)
     return out
 
 

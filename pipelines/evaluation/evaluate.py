@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pipelines.config import PipelineConfig
 from pipelines.evaluation.baseline import baseline_predictions, fit_baseline
 from pipelines.evaluation.metrics import binary_metrics
-from pipelines.evaluation.peers import fit_peers, peer_predictions
+from pipelines.evaluation.peers import fit_peers, peer_predictions, window_summary
 from pipelines.evaluation.scoring import Scorer
 from pipelines.models.train import predict_scores
 from pipelines.telemetry.schema import WindowSpec
@@ -45,9 +45,10 @@ def evaluate_models(
     )
     for name, fitted in peers.items():
         scorers[name] = partial(peer_predictions, fitted, length=length, n_features=n_features)
+    summarised = window_summary(test, length=length, n_features=n_features).cache() if peers else test
     predictions = lstm
     for name, score in scorers.items():
-        predictions = predictions.unionByName(score(test).withColumn("model", F.lit(name)))
+        predictions = predictions.unionByName(score(summarised).withColumn("model", F.lit(name)))
     predictions = predictions.cache()
     threshold = config.evaluate.threshold
 

@@ -17,7 +17,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.feature import StandardScaler
 from pyspark.ml.functions import array_to_vector, vector_to_array
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config import PEERS
@@ -35,25 +35,14 @@ def summary_names(features: Sequence[str]) -> list[str]:
 
 
 def window_summary(df: DataFrame, *, length: int, n_features: int, features_col: str = "features") -> DataFrame:
-    """Add `summary` (a vector of len(STATISTICS) values per feature, see `summary_names`) to each window's row."""
+    """Add `summary` (a vector of len(STATISTICS) values per feature, see `summary_names`) to each window's row,
+    computed in the executors' JVMs (`pipelines.ml.WindowSummary`)."""
     if length < 1 or n_features < 1:
         raise ValueError("length and n_features must be positive")
-    steps = F.sequence(F.lit(0), F.lit(length - 1))
-    values = []
-    window = F.col(features_col)
+    from pipelines.models.extension import register_window_summary
 
-    def feature(j: int) -> Column:
-        return F.transform(steps, lambda t: window[t * n_features + j])
-
-    for j in range(n_features):
-        series = feature(j)
-        first, last = series[0], F.element_at(series, -1)
-        total = F.aggregate(series, F.lit(0.0), lambda acc, x: acc + x)
-        values += [last, F.array_min(series), F.array_max(series), total / length, last - first]
-    checked = F.when(
-        F.size(features_col) != length * n_features,
-        F.raise_error(F.lit(f"{features_col} must hold {length} x {n_features} values")),
-    ).otherwise(F.array(*[v.cast("double") for v in values]))
+    name = register_window_summary(df.sparkSession)
+    checked = F.call_function(name, F.col(features_col), F.lit(length), F.lit(n_features))
     return df.withColumn(SUMMARY_COL, array_to_vector(checked))
 
 
@@ -79,7 +68,7 @@ def fit_peers(
     stages: dict[str, list[Any]] = {
         "logistic_window": [
             StandardScaler(inputCol=SUMMARY_COL, outputCol="scaled", withMean=True),
-            LogisticRegression(featuresCol="scaled", regParam=0.01, maxIter=100, weightCol=weight_col or None),
+            LogisticRegression(featuresCol="scaled", regParam=0.01, maxIter=50, weightCol=weight_col or None),
         ],
         "gbt_window": [
             GBTClassifier(
@@ -99,6 +88,9 @@ def fit_peers(
 
 
 def peer_predictions(model: PipelineModel, windows: DataFrame, *, length: int, n_features: int) -> DataFrame:
-    """DataFrame[device_id, window_end, label, score] with score = the peer's probability of class 1."""
-    scored = model.transform(window_summary(windows, length=length, n_features=n_features))
+    """DataFrame[device_id, window_end, label, score] with score = the peer's probability of class 1. Windows that
+    already hold their `summary` (several peers scoring the same windows) are not summarised again."""
+    if SUMMARY_COL not in windows.columns:
+        windows = window_summary(windows, length=length, n_features=n_features)
+    scored = model.transform(windows)
     return scored.select("device_id", "window_end", "label", vector_to_array(F.col("probability"))[1].alias("score"))

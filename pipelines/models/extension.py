@@ -64,6 +64,13 @@ def openvino_predict(
     return DataFrame(predicted, frame.sparkSession)
 
 
+def register_window_summary(spark) -> str:
+    """Register `pipelines.ml.WindowSummary` as a SQL function in `spark`; returns its name."""
+    summary = _project_class("pipelines.ml.WindowSummary")
+    summary.register(spark._jsparkSession)
+    return summary.Name()
+
+
 def binary_auc(curve: str):
     """`pipelines.optim.BinaryAUC`: ROC-AUC (`roc`) or PR-AUC (`pr`) of a 2-class LogSoftMax, as a BigDL
     validation method; its ValidationSummary tag is RocAuc or PrAuc."""
