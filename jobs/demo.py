@@ -15,6 +15,7 @@ from pipelines import chain
 from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
+from pipelines.evaluation.report import MODEL_LABELS
 from pipelines.io import fs
 from pipelines.layout import RunLayout
 from pipelines.registry import TELEMETRY_CHAIN
@@ -103,12 +104,13 @@ def tf_leg(spark, step: Steps, out: str, config, results: dict) -> dict:
 
 def summary_table(metrics: dict) -> str:
     lines = [f"{'model':<22}" + "".join(f"{k:>11}" for k in SUMMARY_KEYS)]
-    for name, label in (
-        ("test", "BigDL LSTM"),
-        ("tf_imported", "TF LSTM in BigDL"),
-        ("baseline", "last-reading LogReg"),
-    ):
-        row = metrics[name]
+    rows = [
+        ("BigDL LSTM", metrics["test"]),
+        ("TF LSTM in BigDL", metrics["tf_imported"]),
+        ("last-reading LogReg", metrics["baseline"]),
+        *((MODEL_LABELS.get(name, name), row) for name, row in metrics.get("peers", {}).items()),
+    ]
+    for label, row in rows:
         lines.append(f"{label:<22}" + "".join(f"{_fmt(row[k]):>11}" for k in SUMMARY_KEYS))
     return "\n".join(lines)
 

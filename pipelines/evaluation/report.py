@@ -35,7 +35,7 @@ MODEL_LABELS = {
     "tf_imported": "TF model imported into BigDL",
     "baseline": "last-reading LogReg",
     "logistic_window": "window-summary LogReg",
-    "gbt_window": "window-summary gradient-boosted trees",
+    "gbt_window": "window-summary GBT",
 }
 METRIC_KEYS = {"test": "lstm", "tf_imported": "tf_imported", "baseline": "baseline"}
 

@@ -3,9 +3,9 @@
     from pipelines.tfimport import load_tensorflow_model, import_tensorflow_model
     model = load_tensorflow_model("hdfs:///models/x/model.pb", bin_path="hdfs:///models/x/model.bin")
 
-Modules: `graph` (inspection), `rewrite` (TF2 -> TF1 ops), `export` (TensorFlow side: .pb/.bin),
-`load` (into BigDL), `evaluate` (on windows, on the cluster), `parity` (against TensorFlow),
-`transfer` (fine-tuning), `demo_step` (the demo's TensorFlow leg), `tfmodels` (small TF models).
+Modules: `graph` (inspection), `rewrite` (TF2 -> TF1 ops), `lstm` (unrolled LSTMs onto the fused layer),
+`export` (TensorFlow side: .pb/.bin), `load` (into BigDL), `evaluate` (on windows, on the cluster), `parity`
+(against TensorFlow), `transfer` (fine-tuning), `demo_step` (the demo's TensorFlow leg), `tfmodels` (small TF models).
 Importing this package starts no JVM and does not import TensorFlow.
 """
 
