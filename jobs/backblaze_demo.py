@@ -3,13 +3,19 @@
     python -m jobs.backblaze_demo --input ../shared/data/backblaze --out runs/backblaze
 
 Everything goes under --out: ingest/, windows/, model/, summaries/, predictions/, alerting/, risk/, report/ and
-metrics.json (`test`, `baseline`, `alerting`, `counts`, `timings_s`, `notes`). The `backblaze` config section sets
-the windows and the training (`--set backblaze.train.epochs=3`), `alerting` the policy.
+metrics.json (`test`, `baseline`, `peers`, `alerting`, `at_policy`, `counts`, `timings_s`, `notes`). The `backblaze`
+config section sets the windows and the training (`--set backblaze.train.epochs=3`), `alerting` the policy.
+
+With `--seeds K` (K > 1) the data are ingested once and the rest runs K times, seed k (0, 1, ...) fixing the split and
+the sampling of negatives (`backblaze.split_seed` + k) and the initial weights (k), each run in `--out/seed-<k>/`;
+`--out/seeds.json` gives each figure's mean, spread (standard deviation, minimum, maximum) and values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import statistics
 import sys
 from datetime import UTC, datetime
 
@@ -17,6 +23,7 @@ from pipelines.chain import evaluate_run, score_run, train_run
 from pipelines.cli import Steps, job_parser, report, run
 from pipelines.config import as_dict
 from pipelines.context import driver_peak_memory_mb, get_or_create
+from pipelines.errors import InputError
 from pipelines.evaluation.report import write_report
 from pipelines.io import fs
 from pipelines.layout import RunLayout
@@ -27,6 +34,7 @@ log = logging.getLogger(__name__)
 parser = job_parser(__doc__.splitlines()[0], sections=("backblaze", "alerting"))
 parser.add_argument("--input", required=True, help="Backblaze daily files: folder, file or glob (*.csv, *.csv.gz)")
 parser.add_argument("--out", default=None, help="run folder (default: runs/backblaze-<UTC timestamp>)")
+parser.add_argument("--seeds", type=int, default=1, help="runs with seeds 0..K-1 and their mean and spread (K > 1)")
 parser.reads("input")
 parser.writes(
     "out",
@@ -71,15 +79,21 @@ def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
     return notes
 
 
-def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
-    """Every step into `out`; returns metrics.json's content."""
+def run_backblaze(spark, input_uri: str, out: str, config, *, ingested: tuple[str, dict] | None = None) -> dict:
+    """Every step into `out`; returns metrics.json's content. `ingested`: (folder, counts) of data already ingested
+    (the seeds of `run_seeds` share one ingest), or None to ingest `input_uri` into `out`/ingest."""
     derived = backblaze.pipeline_config(config)
     run = RunLayout(out)
     step = Steps()
 
     fs.write_json(spark, f"{out}/config.json", as_dict(config))
-    counts = step("ingest", backblaze.ingest_backblaze, spark, input_uri, f"{out}/ingest", config.backblaze)
-    window_counts = step("windows", backblaze.write_windows, spark, f"{out}/ingest", f"{out}/windows", config)
+    if ingested is None:
+        ingested = (
+            f"{out}/ingest",
+            step("ingest", backblaze.ingest_backblaze, spark, input_uri, f"{out}/ingest", config.backblaze),
+        )
+    ingest_uri, counts = ingested
+    window_counts = step("windows", backblaze.write_windows, spark, ingest_uri, f"{out}/windows", config)
     training = step("train", train_run, spark, derived, windows=f"{out}/windows", run_dir=out)
     metrics = step(
         "evaluate",
@@ -88,9 +102,9 @@ def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
         derived,
         windows=f"{out}/windows",
         run_dir=out,
-        failures=f"{out}/ingest/{backblaze.FAILURES_FILE}",
+        failures=f"{ingest_uri}/{backblaze.FAILURES_FILE}",
     )
-    risk = step("score", score_run, spark, derived, clean=f"{out}/ingest/{backblaze.CLEAN_DIR}", run_dir=out)
+    risk = step("score", score_run, spark, derived, clean=f"{ingest_uri}/{backblaze.CLEAN_DIR}", run_dir=out)
     metrics.update(
         counts={
             "ingest": counts,
@@ -107,9 +121,66 @@ def run_backblaze(spark, input_uri: str, out: str, config) -> dict:
     return metrics
 
 
+def seeded(config, seed: int):
+    """`config` with seed `seed`: the split and the sampling (`backblaze.split_seed` + seed) and the weights."""
+    bb = config.backblaze
+    train = dataclasses.replace(bb.train, seed=seed)
+    return dataclasses.replace(config, backblaze=dataclasses.replace(bb, split_seed=bb.split_seed + seed, train=train))
+
+
+def run_seeds(spark, input_uri: str, out: str, config, seeds: int) -> dict:
+    """Ingest once, then `run_backblaze` with seeds 0..seeds-1 in `out`/seed-<k>; writes and returns seeds.json."""
+    ingested = f"{out}/ingest", backblaze.ingest_backblaze(spark, input_uri, f"{out}/ingest", config.backblaze)
+    runs = [
+        run_backblaze(spark, input_uri, f"{out}/seed-{k}", seeded(config, k), ingested=ingested) for k in range(seeds)
+    ]
+    summary = {"seeds": seeds, "figures": spread(runs)}
+    fs.write_json(spark, f"{out}/seeds.json", summary)
+    return summary
+
+
+def figures(metrics: dict) -> dict[str, float | None]:
+    """The figures compared across seeds: each model's ROC-AUC and PR-AUC, and what it does at its own policy."""
+    models = {"lstm": metrics["test"], "baseline": metrics["baseline"], **metrics.get("peers", {})}
+    out: dict[str, float | None] = {}
+    for name, m in models.items():
+        out[f"{name}.roc_auc"], out[f"{name}.pr_auc"] = m["roc_auc"], m["pr_auc"]
+    for name, p in metrics.get("at_policy", {}).items():
+        for key in ("recall", "detected", "false_alarm_rate_per_device_day", "mean_lead_time_days"):
+            out[f"{name}.at_policy.{key}"] = p.get(key)
+    return out
+
+
+def spread(runs: list[dict]) -> dict[str, dict]:
+    """Mean, standard deviation, minimum and maximum of each figure over the runs (None values left out)."""
+    per_run = [figures(m) for m in runs]
+    out = {}
+    for key in per_run[0]:
+        values = [r.get(key) for r in per_run]
+        known = [float(v) for v in values if v is not None]
+        out[key] = {
+            "mean": statistics.fmean(known) if known else None,
+            "std": statistics.stdev(known) if len(known) > 1 else None,
+            "min": min(known, default=None),
+            "max": max(known, default=None),
+            "values": values,
+        }
+    return out
+
+
 def main(args, config) -> None:
     out = args.out  # the parser's fallback: runs/backblaze-<UTC timestamp>
     spark = get_or_create(master=args.master, app_name="backblaze_demo")
+    if args.seeds < 1:
+        raise InputError(f"--seeds must be at least 1, not {args.seeds}")
+    if args.seeds > 1:
+        figures = run_seeds(spark, args.input, out, config, args.seeds)["figures"]
+        lines = [f"{args.seeds} seeds (mean, standard deviation, min-max):"]
+        for key, s in figures.items():
+            if s["mean"] is not None:
+                lines.append(f"  {key:<48}{_f(s['mean'])} +- {_f(s['std'])}  ({_f(s['min'])}-{_f(s['max'])})")
+        report("\n".join(lines) + f"\nrun folders: {out}/seed-<k> (summary: {out}/seeds.json)")
+        return
     metrics = run_backblaze(spark, args.input, out, config)
     alerting = metrics["alerting"]
     report(

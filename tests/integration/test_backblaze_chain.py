@@ -130,3 +130,31 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
 
     assert run(report_job.main, report_job.build_parser(), ["--run-dir", str(out), "--note", "checked by <test>"]) == 0
     assert "checked by &lt;test&gt;" in index.read_text()
+
+
+def test_seeds_run_once_each_on_one_ingest_and_report_mean_and_spread(spark, tmp_path):
+    from jobs import backblaze_demo
+
+    data = tmp_path / "backblaze"
+    data.mkdir()
+    for day in DAYS:
+        shutil.copy(REAL / f"{day}.csv.gz", data)
+    out = tmp_path / "seeds"
+    argv = ["--env", "ci", "--set", "backblaze.train.epochs=1", "--set", "evaluate.peers=[gbt_window]"]
+    code = run(
+        backblaze_demo.main, backblaze_demo.parser, [*argv, "--input", str(data), "--out", str(out), "--seeds", "2"]
+    )
+    assert code == 0
+    summary = json.loads((out / "seeds.json").read_text())
+    runs = [json.loads((out / f"seed-{k}" / "metrics.json").read_text()) for k in range(2)]
+    assert summary["seeds"] == 2 and not (out / "seed-0" / "ingest").exists()  # one ingest for both
+    assert [r["counts"]["ingest"] for r in runs] == [runs[0]["counts"]["ingest"]] * 2
+    assert runs[0]["counts"]["windows"] != runs[1]["counts"]["windows"]  # each seed splits the drives its own way
+    auc = summary["figures"]["lstm.roc_auc"]
+    assert auc["values"] == [r["test"]["roc_auc"] for r in runs]
+    assert auc["min"] <= auc["mean"] <= auc["max"] and auc["std"] is not None
+    assert set(summary["figures"]) >= {
+        "gbt_window.pr_auc",
+        "gbt_window.at_policy.recall",
+        "baseline.at_policy.detected",
+    }
