@@ -134,7 +134,7 @@ def run_seeds(spark, input_uri: str, out: str, config, seeds: int) -> dict:
     runs = [
         run_backblaze(spark, input_uri, f"{out}/seed-{k}", seeded(config, k), ingested=ingested) for k in range(seeds)
     ]
-    summary = {"seeds": seeds, "figures": spread(runs)}
+    summary = {"seeds": seeds, "policy_models": [m["alerting"].get("model") for m in runs], "figures": spread(runs)}
     fs.write_json(spark, f"{out}/seeds.json", summary)
     return summary
 
@@ -145,7 +145,11 @@ def figures(metrics: dict) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for name, m in models.items():
         out[f"{name}.roc_auc"], out[f"{name}.pr_auc"] = m["roc_auc"], m["pr_auc"]
-    for name, p in metrics.get("at_policy", {}).items():
+    points = metrics.get("at_policy", {})
+    in_force = metrics.get("alerting", {}).get("model")
+    if in_force in points:
+        points = {**points, "in_force": points[in_force]}
+    for name, p in points.items():
         for key in ("recall", "detected", "false_alarm_rate_per_device_day", "mean_lead_time_days"):
             out[f"{name}.at_policy.{key}"] = p.get(key)
     return out
@@ -174,11 +178,13 @@ def main(args, config) -> None:
     if args.seeds < 1:
         raise InputError(f"--seeds must be at least 1, not {args.seeds}")
     if args.seeds > 1:
-        figures = run_seeds(spark, args.input, out, config, args.seeds)["figures"]
+        summary = run_seeds(spark, args.input, out, config, args.seeds)
+        by_figure = summary["figures"]
         lines = [f"{args.seeds} seeds (mean, standard deviation, min-max):"]
-        for key, s in figures.items():
+        for key, s in by_figure.items():
             if s["mean"] is not None:
                 lines.append(f"  {key:<48}{_f(s['mean'])} +- {_f(s['std'])}  ({_f(s['min'])}-{_f(s['max'])})")
+        lines.append(f"the policy's model per seed: {', '.join(map(str, summary['policy_models']))}")
         report("\n".join(lines) + f"\nrun folders: {out}/seed-<k> (summary: {out}/seeds.json)")
         return
     metrics = run_backblaze(spark, args.input, out, config)
@@ -186,7 +192,7 @@ def main(args, config) -> None:
     report(
         f"BigDL LSTM test ROC-AUC {_f(metrics['test']['roc_auc'])}, PR-AUC {_f(metrics['test']['pr_auc'])}; "
         f"baseline ROC-AUC {_f(metrics['baseline']['roc_auc'])}, PR-AUC {_f(metrics['baseline']['pr_auc'])}\n"
-        f"alerting: threshold {_f(alerting['threshold'])}, false alarms {_f(alerting['false_alarm_rate_per_device_day'])} "
+        f"alert policy ({alerting.get('model', 'lstm')}'s): threshold {_f(alerting['threshold'])}, false alarms {_f(alerting['false_alarm_rate_per_device_day'])} "
         f"per device-day, recall {_f(alerting['recall'])}, mean lead {_f(alerting['mean_lead_time_days'])} days, "
         f"median {_f(alerting['median_lead_time_days'])} days\nrun folder: {out} (report: {out}/report/index.html)"
     )

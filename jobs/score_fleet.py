@@ -1,12 +1,13 @@
 """Score every device's latest window and write the risk table (device, score, calibrated probability, alert, reason).
 
-    python -m jobs.score_fleet --clean OUT/ingest/clean --run-dir OUT            # BigDL model of the run
+    python -m jobs.score_fleet --clean OUT/ingest/clean --run-dir OUT            # the model of the run's policy
     python -m jobs.score_fleet --clean ... --run-dir OUT --scorer tf --tf-model OUT/tf_model/model.pb --refit-on OUT/windows
     python -m jobs.score_fleet --clean ... --run-dir OUT --scorer mypkg.scorers:make_scorer --refit-on OUT/windows
 
 The run folder's alerting/policy.json (written by evaluate_telemetry) gives the window length, features,
-normalisation, calibration and thresholds. With --refit-on W the calibration and thresholds are fitted again on
-W's validation split with the chosen scorer (needed for any model other than the run's own BigDL LSTM).
+normalisation, calibration and thresholds, and the model they were fitted for (the run's BigDL LSTM, or the
+baseline or a peer when its policy was the best on validation: `alerting.model`). With --refit-on W the calibration
+and thresholds are fitted again on W's validation split with the chosen scorer (needed for any other model).
 Writes OUT/risk/table/ (Parquet) and OUT/risk/summary.json, atomically.
 """
 
@@ -106,6 +107,7 @@ def make_scorer(spark, args: argparse.Namespace, config: PipelineConfig) -> Call
 def main(args: argparse.Namespace, config: PipelineConfig) -> None:
     spark = get_or_create(master=args.master, app_name="score_fleet")
     out = args.out or RunLayout(args.run_dir).risk
+    scorer = make_scorer(spark, args, config)
     summary = score_run(
         spark,
         config,
@@ -113,8 +115,8 @@ def main(args: argparse.Namespace, config: PipelineConfig) -> None:
         run_dir=args.run_dir,
         out=out,
         policy=args.policy,
-        scorer=make_scorer(spark, args, config),
-        scored_by=args.scorer,
+        scorer=scorer,
+        scored_by=None if scorer is None else args.scorer,
         refit_on=args.refit_on,
     )
     report(

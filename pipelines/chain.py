@@ -8,18 +8,21 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from pipelines.config import PipelineConfig
 from pipelines.errors import InputError
-from pipelines.evaluation.alerting import fit_policy, load_policy, models_at_policy, run_alerting
+from pipelines.evaluation.alerting import best_on_validation, fit_policy, load_policy, policies_by_model, run_alerting
+from pipelines.evaluation.baseline import probability_scores
 from pipelines.evaluation.evaluate import evaluate_models
 from pipelines.evaluation.peers import window_summary
 from pipelines.evaluation.report import write_report
-from pipelines.evaluation.scoring import Scorer, bigdl_scorer, score_fleet, write_risk_table
+from pipelines.evaluation.scoring import Scorer, bigdl_scorer, score_fleet, spark_ml_scorer, write_risk_table
 from pipelines.io import fs
 from pipelines.layout import RunLayout
-from pipelines.models.train import load_model, save_model, train_lstm
+from pipelines.models.train import load_model, predict_scores, save_model, train_lstm
 from pipelines.telemetry import sources
 from pipelines.telemetry.ingest import ingest
 from pipelines.telemetry.schema import WindowSpec
@@ -76,13 +79,15 @@ def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_
 def evaluate_run(
     spark: SparkSession, config: PipelineConfig, *, windows: str, run_dir: str, failures: str | None = None
 ) -> dict:
-    """Evaluate, write predictions, alerting and the report, and merge the figures into the run's metrics.json."""
+    """Evaluate every model, fit each one's alert policy on the validation split, put the chosen model's policy in
+    force (`alerting.model`; `best`: the best on validation), write predictions, alerting and the report, and merge
+    the figures into the run's metrics.json."""
     run = RunLayout(run_dir)
     if not fs.exists(spark, run.model):
         raise InputError(f"no trained model at {run.model}: run train_lstm first")
     model = load_model(run.model)
     spec = sources.read_window_spec(spark, windows)
-    metrics, predictions, scorers = evaluate_models(
+    metrics, predictions, others = evaluate_models(
         model,
         sources.read_windows(spark, windows, "train"),
         sources.read_windows(spark, windows, "test"),
@@ -91,23 +96,53 @@ def evaluate_run(
     )
     with fs.atomic_output(spark, run.predictions) as tmp:
         predictions.write.partitionBy("model").parquet(tmp)
-    metrics["alerting"] = run_alerting(
-        spark, model, windows, run_dir, config, spec=spec, model_uri=run.model, failures_uri=failures
-    )
     val = sources.read_windows(spark, windows, "val")
     if config.evaluate.peers:  # summarised once for every peer
         val = window_summary(val, length=spec.length, n_features=spec.n_features).cache()
-    metrics["at_policy"] = models_at_policy(
-        val,
-        spark.read.parquet(run.predictions),
-        scorers,
-        config.alerting,
-        lstm=metrics["alerting"],
-        failures=sources.read_failures(spark, failures) if failures else None,
+    lstm_val = predict_scores(
+        model, val, length=spec.length, n_features=spec.n_features, batch_size=config.evaluate.batch_size
     )
+    val_scores = {"lstm": lstm_val, **{name: probability_scores(m, val) for name, m in others.items()}}
+    failure_list = sources.read_failures(spark, failures) if failures else None
+    test = spark.read.parquet(run.predictions)
+    policies, at_policy = policies_by_model(val_scores, test, config.alerting, failures=failure_list)
+    chosen = best_on_validation(at_policy) if config.alerting.model == "best" else config.alerting.model
+    if chosen not in policies:
+        raise InputError(f"alerting.model {chosen!r} is not one of the evaluated models {sorted(policies)}")
+    log.info(
+        "alert policy in force: %s's (%s)", chosen, "best on validation" if config.alerting.model == "best" else "set"
+    )
+    model_uri = run.model if chosen == "lstm" else _save_spark_model(spark, others[chosen], run.path(f"model/{chosen}"))
+    scoring = {
+        "model": model_uri.removeprefix(run.root.rstrip("/") + "/"),
+        "kind": "bigdl" if chosen == "lstm" else "spark_ml",
+        "output_kind": "log_probabilities" if chosen == "lstm" else "probability",
+        "length": spec.length,
+        "interval_minutes": spec.interval_minutes,
+        "features": list(spec.features),
+        "normalization": sources.read_normalization(spark, windows),
+        "horizon_days": spec.horizon_days,
+    }
+    block = run_alerting(
+        spark,
+        policies[chosen],
+        test.where(F.col("model") == chosen),
+        run_dir,
+        config,
+        scoring=scoring,
+        failures=failure_list,
+    )
+    metrics["alerting"] = {"model": chosen, **block}
+    metrics["at_policy"] = at_policy
     run.merge_metrics(spark, metrics)
     write_report(spark, run_dir)
     return metrics
+
+
+def _save_spark_model(spark: SparkSession, model: PipelineModel, uri: str) -> str:
+    with fs.atomic_output(spark, uri) as tmp:
+        model.save(tmp)
+    return uri
 
 
 def score_run(
@@ -119,13 +154,14 @@ def score_run(
     out: str | None = None,
     policy: str | None = None,
     scorer: Callable[[dict[str, Any]], Scorer] | None = None,
-    scored_by: str = "bigdl",
+    scored_by: str | None = None,
     refit_on: str | None = None,
 ) -> dict:
     """Score every device's latest window with the run's alert policy into `out` (default: the run's risk/).
 
-    `scorer` builds the scorer from the policy's scoring record (window length, features, model); default: the run's
-    BigDL model. `refit_on`: a windows folder whose validation split calibrates the policy again for that scorer.
+    `scorer` builds the scorer from the policy's scoring record (window length, features, model); default: the
+    policy's own model (the run's BigDL LSTM, or the Spark ML model whose policy is in force), and `scored_by` its
+    kind. `refit_on`: a windows folder whose validation split calibrates the policy again for that scorer.
     Returns the risk table's summary."""
     run = RunLayout(run_dir)
     policy_uri = policy or run.policy
@@ -141,6 +177,7 @@ def score_run(
     elif scorer is not None:
         log.warning("the policy was fitted for the run's own model: use --refit-on WINDOWS for another model")
     readings = sources.read_parquet(spark, clean, "clean readings")
+    scored_by = scored_by or scoring.get("kind", "bigdl")
     table = score_fleet(readings, score, alert_policy, scoring, scored_by=scored_by)
     return write_risk_table(spark, table, out or run.risk, policy=alert_policy)
 
@@ -150,8 +187,11 @@ def _run_model_scorer(
 ) -> Callable[[dict[str, Any]], Scorer]:
     def build(scoring: dict[str, Any]) -> Scorer:
         model_uri = run.resolve(scoring.get("model", RunLayout.MODEL))
+        kind = scoring.get("kind", "bigdl")
         if not fs.exists(spark, model_uri):
-            raise InputError(f"no BigDL model at {model_uri}")
+            raise InputError(f"no {'BigDL' if kind == 'bigdl' else 'Spark ML'} model at {model_uri}")
+        if kind == "spark_ml":
+            return spark_ml_scorer(PipelineModel.load(model_uri))
         return bigdl_scorer(
             load_model(model_uri),
             length=int(scoring["length"]),

@@ -232,7 +232,15 @@ class AlertingConfig:
     target_false_alarm_rate: float
     review_false_alarm_rate: float
     cost_ratio: float
+    threshold_confidence: float
+    bootstrap_replicates: int
+    model: str
     reliability_bins: int
+
+    def __post_init__(self) -> None:
+        known = ("best", "lstm", "baseline", *PEERS)
+        if self.model not in known:
+            raise ConfigError(f"unknown model {self.model!r} (known: {', '.join(known)})")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -33,13 +34,17 @@ from pipelines.evaluation.metrics import confusion_matrix_at
 from pipelines.io.fs import atomic_output as fs_atomic
 from pipelines.io.fs import read_json, write_json
 from pipelines.layout import RunLayout
-from pipelines.telemetry.schema import WindowSpec
 
 log = logging.getLogger(__name__)
 
 POLICIES = ("false_alarm_rate", "cost")
 ALERT, UNCERTAIN, OK = "alert", "uncertain", "ok"
 FAR_TARGETS = (0.001, 0.005, 0.01, 0.02, 0.05)
+WEIGHT = "weight"
+INTERVAL = (0.05, 0.95)  # the validation estimate's bootstrap interval
+BOOTSTRAP_SEED = 0
+# P(N <= k) for N ~ Poisson(1), k = 0..7: a device's count in a bootstrap replicate (P(N > 7) < 1e-5).
+_POISSON_CDF = tuple(sum(math.exp(-1) / math.factorial(j) for j in range(k + 1)) for k in range(8))
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,10 @@ def check_config(config: AlertingConfig) -> None:
             raise ValueError(f"alerting.{name} must be in [0, 1), got {value}")
     if config.cost_ratio <= 0:
         raise ValueError("alerting.cost_ratio must be positive")
+    if not 0.0 <= config.threshold_confidence < 1.0:
+        raise ValueError(f"alerting.threshold_confidence must be in [0, 1), got {config.threshold_confidence}")
+    if config.threshold_confidence > 0 and config.bootstrap_replicates < 10:
+        raise ValueError(f"alerting.bootstrap_replicates must be at least 10, got {config.bootstrap_replicates}")
 
 
 # ---------------------------------------------------------------------------------------------------- device-days
@@ -144,33 +153,45 @@ def thresholds_for_false_alarm_rates(
     days: DataFrame, targets: Sequence[float], *, prob_col: str = "probability"
 ) -> list[float]:
     """`threshold_for_false_alarm_rate` for several targets in one Spark job."""
-    grouped = days.groupBy(F.col(prob_col).cast("double").alias("t")).agg(
-        F.sum(F.when(F.col("label") == 0, 1).otherwise(0)).cast("long").alias("neg")
-    )
-    negatives = F.sum("neg").over(Window.partitionBy(F.lit(1)))
-    # One partition, one row per distinct probability (already aggregated on the executors).
-    above = Window.orderBy(F.col("t").desc()).rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    cum = grouped.withColumn("fp", F.sum("neg").over(above)).withColumn("n_neg", negatives)
-    row = cum.agg(
-        *[
-            F.min(F.when(F.col("fp") <= F.lit(float(target)) * F.col("n_neg"), F.col("t"))).alias(f"ok{i}")
-            for i, target in enumerate(targets)
-        ],
-        F.max(F.when(F.col("neg") > 0, F.col("t"))).alias("max_negative"),
-        F.max("n_neg").alias("n_neg"),
-        F.max("t").alias("max_all"),
-    ).collect()[0]
-    if row is None or row["max_all"] is None:
+    rows = _grouped_thresholds(days.withColumn(WEIGHT, F.lit(1)), targets, group=F.lit(0), prob_col=prob_col)
+    if not rows:
         raise ValueError("threshold_for_false_alarm_rate: no predictions")
-    if not row["n_neg"]:
+    if not rows[0][1]:
         log.warning("no negative device-days: every probability is within the false-alarm target")
+    return rows[0][0]
+
+
+def _grouped_thresholds(
+    days: DataFrame, targets: Sequence[float], *, group: Column, prob_col: str = "probability"
+) -> list[tuple[list[float], float]]:
+    """Per `group`: the thresholds for `targets` on `days`' negatives counted `weight` times each, and that
+    group's weighted number of negatives. One Spark job; one row per group reaches the driver."""
+    grouped = days.groupBy(group.alias("g"), F.col(prob_col).cast("double").alias("t")).agg(
+        F.sum(F.when(F.col("label") == 0, F.col(WEIGHT)).otherwise(0)).cast("long").alias("neg")
+    )
+    # Thresholds from high to low only add false alarms: the valid ones are a prefix, its end is the answer.
+    above = Window.partitionBy("g").orderBy(F.col("t").desc()).rowsBetween(Window.unboundedPreceding, 0)
+    cum = grouped.withColumn("fp", F.sum("neg").over(above)).withColumn(
+        "n_neg", F.sum("neg").over(Window.partitionBy("g"))
+    )
+    rows = (
+        cum.groupBy("g")
+        .agg(
+            *[
+                F.min(F.when(F.col("fp") <= F.lit(float(target)) * F.col("n_neg"), F.col("t"))).alias(f"ok{i}")
+                for i, target in enumerate(targets)
+            ],
+            F.max(F.when(F.col("neg") > 0, F.col("t"))).alias("max_negative"),
+            F.max("n_neg").alias("n_neg"),
+        )
+        .orderBy("g")
+        .collect()
+    )
     out = []
-    for i in range(len(targets)):
-        # Thresholds from high to low only add false alarms: the valid ones are a prefix, its end is the answer.
-        if row[f"ok{i}"] is not None:
-            out.append(float(row[f"ok{i}"]))
-        else:
-            out.append(math.nextafter(float(row["max_negative"]), math.inf))
+    for row in rows:
+        above_every_negative = math.nextafter(float(row["max_negative"] or 0.0), math.inf)
+        found = [row[f"ok{i}"] for i in range(len(targets))]
+        out.append(([above_every_negative if t is None else float(t) for t in found], float(row["n_neg"] or 0)))
     return out
 
 
@@ -217,20 +238,44 @@ def false_alarm_rates(
 
 
 def fit_policy(val_predictions: DataFrame, config: AlertingConfig, *, score_col: str = "score") -> AlertPolicy:
-    """Calibrate on `val_predictions` (device_id, window_end, label, score) and choose the thresholds there."""
+    """Calibrate on `val_predictions` (device_id, window_end, label, score) and choose the thresholds there.
+
+    With `threshold_confidence` c > 0, the validation devices are resampled (`bootstrap_replicates` replicates, each
+    device drawn Poisson(1) times with all its days): each replicate gives its own thresholds, and the policy takes
+    their c-quantile, so that the false-alarm target holds in a fraction c of the replicates rather than on the one
+    sample of devices at hand. The validation block gives the point estimate at the chosen threshold and its
+    bootstrap interval (`INTERVAL`)."""
     check_config(config)
     calibrator = fit_calibrator(val_predictions, method=config.calibration, score_col=score_col)
     days = device_days(val_predictions.withColumn("probability", calibrator.column(score_col))).cache()
+    targets = [config.target_false_alarm_rate, config.review_false_alarm_rate]
+    replicated = None
     try:
-        by_target, review = thresholds_for_false_alarm_rates(
-            days, [config.target_false_alarm_rate, config.review_false_alarm_rate]
-        )
+        by_target, review = thresholds_for_false_alarm_rates(days, targets)
+        point = by_target
+        if config.threshold_confidence > 0:
+            replicated = bootstrap_replicates(days, config.bootstrap_replicates).cache()
+            per_replicate = [
+                t for t, n_neg in _grouped_thresholds(replicated, targets, group=F.col(REPLICATE)) if n_neg
+            ]
+            if per_replicate:
+                by_target, review = (
+                    float(np.quantile([t[i] for t in per_replicate], config.threshold_confidence, method="higher"))
+                    for i in range(2)
+                )
         alert = 1.0 / (1.0 + config.cost_ratio) if config.policy == "cost" else by_target
         review = min(review, alert)
         validation, at_review = false_alarm_rates(days, [alert, review])
         validation["review_false_alarm_rate_per_device_day"] = at_review["false_alarm_rate_per_device_day"]
+        validation["point_threshold"] = point
+        validation["threshold_confidence"] = config.threshold_confidence
+        if replicated is not None:
+            validation["bootstrap_replicates"] = config.bootstrap_replicates
+            validation["false_alarm_rate_interval"] = _interval(replicate_false_alarm_rates(replicated, alert))
     finally:
         days.unpersist()
+        if replicated is not None:
+            replicated.unpersist()
     policy = AlertPolicy(
         calibrator=calibrator,
         alert_threshold=float(alert),
@@ -243,6 +288,41 @@ def fit_policy(val_predictions: DataFrame, config: AlertingConfig, *, score_col:
     )
     log.info("alert policy: %s", policy.describe())
     return policy
+
+
+REPLICATE = "replicate"
+
+
+def bootstrap_replicates(days: DataFrame, replicates: int, *, seed: int = BOOTSTRAP_SEED) -> DataFrame:
+    """`days` once per replicate (`replicate` 0..replicates-1) with a `weight`: how many times the replicate draws
+    the device (Poisson(1), the same for all its days, from a hash of device, replicate and seed); rows of weight 0
+    are left out. Resampling devices, not days, keeps a device's correlated days together."""
+    reps = days.sparkSession.range(replicates).select(F.col("id").cast("int").alias(REPLICATE))
+    span = 1 << 30
+    u = F.pmod(F.xxhash64(F.col("device_id").cast("string"), F.col(REPLICATE), F.lit(seed)), F.lit(span)) / span
+    weight = F.when(u < _POISSON_CDF[0], 0)
+    for k, cdf in enumerate(_POISSON_CDF[1:], start=1):
+        weight = weight.when(u < cdf, k)
+    drawn = days.select("device_id").distinct().crossJoin(reps).withColumn(WEIGHT, weight.otherwise(len(_POISSON_CDF)))
+    return days.join(drawn.where(F.col(WEIGHT) > 0), "device_id")
+
+
+def replicate_false_alarm_rates(replicated: DataFrame, threshold: float) -> list[float]:
+    """The weighted false-alarm rate at `threshold` of each replicate that has negatives."""
+    negative = F.when(F.col("label") == 0, F.col(WEIGHT)).otherwise(0)
+    rows = (
+        replicated.groupBy(REPLICATE)
+        .agg(
+            F.sum(negative).alias("neg"),
+            F.sum(F.when(F.col("probability") >= threshold, negative).otherwise(0)).alias("fa"),
+        )
+        .collect()
+    )
+    return [row["fa"] / row["neg"] for row in rows if row["neg"]]
+
+
+def _interval(values: Sequence[float]) -> list[float] | None:
+    return [float(v) for v in np.quantile(values, INTERVAL)] if values else None
 
 
 def operating_points(
@@ -363,26 +443,42 @@ def policy_point(policy: AlertPolicy, test_predictions: DataFrame, *, failures: 
     return at_policy({"threshold": policy.alert_threshold, **far, "lead_time": summarize(leads)})
 
 
-def models_at_policy(
-    val: DataFrame,
+def policies_by_model(
+    val_scores: dict[str, DataFrame],
     test_predictions: DataFrame,
-    scorers: dict[str, Any],
     config: AlertingConfig,
     *,
-    lstm: dict[str, Any],
     failures: DataFrame | None,
-) -> dict[str, Any]:
-    """Every model at its own alert policy (fitted on its validation scores as the LSTM's is) on the test split:
-    `{model: at_policy(...)}`; the LSTM's from its `alerting` block, the others' scored on `val` by `scorers`."""
-    out = {"lstm": at_policy(lstm)}
-    for name, score in scorers.items():
-        scored = score(val).cache()
+) -> tuple[dict[str, AlertPolicy], dict[str, dict[str, Any]]]:
+    """Each model's alert policy, fitted on its validation scores (`val_scores`: model -> device_id, window_end, label,
+    score), and what it does at that policy: `at_policy` on its test predictions (`test_predictions` where `model` is
+    its name), with the validation split's own figures under "validation" (optimistic there: the thresholds were
+    chosen on it)."""
+    policies, points = {}, {}
+    for name, scores in val_scores.items():
+        scored = scores.cache()
         try:
             policy = fit_policy(scored, config)
+            on_validation = policy_point(policy, scored, failures=failures)
         finally:
             scored.unpersist()
-        out[name] = policy_point(policy, test_predictions.where(F.col("model") == name), failures=failures)
-    return out
+        on_validation["alerted_positive_device_days"] = policy.validation["alerted_positive_device_days"]
+        test = test_predictions.where(F.col("model") == name)
+        policies[name] = policy
+        points[name] = {**policy_point(policy, test, failures=failures), "validation": on_validation}
+    return policies, points
+
+
+def best_on_validation(points: dict[str, dict[str, Any]]) -> str:
+    """The model whose policy alerts the most failed devices of the validation split (then the most positive
+    device-days, then the fewest false alarms); ties go to the LSTM."""
+
+    def merit(name: str) -> tuple:
+        v = points[name]["validation"]
+        far = v["false_alarm_rate_per_device_day"]
+        return v["detected"] or 0, v["alerted_positive_device_days"] or 0, -(far or 0.0), name == "lstm"
+
+    return max(points, key=merit)
 
 
 def _fmt(value: float | None) -> str:
@@ -397,53 +493,20 @@ LEAD_TIMES_FILE = "lead_times.json"
 
 def run_alerting(
     spark,
-    model,
-    windows_root: str,
+    policy: AlertPolicy,
+    test_predictions: DataFrame,
     run_dir: str,
     config,
     *,
-    spec: WindowSpec,
-    model_uri: str,
-    failures_uri: str | None = None,
+    scoring: dict[str, Any],
+    failures: DataFrame | None,
 ) -> dict[str, Any]:
-    """Fit the policy on the validation split, evaluate it on the run's test predictions, write `run_dir/alerting/`.
-
-    `model` is the trained BigDL model (log-probabilities out); `run_dir/predictions/model=lstm` holds its test
-    predictions (evaluate_telemetry writes them); `spec` is the windows' (their windows.json).
-    Writes, atomically: alerting/policy.json (the policy and what score_fleet needs to build and normalise windows
-    the same way: length, interval, features, normalisation, model path) and alerting/lead_times.json.
-    Returns the `alerting` block of metrics.json.
-    """
-    from pipelines.models.train import predict_scores
-    from pipelines.telemetry import sources
-
-    length, n_features = spec.length, spec.n_features
-    val = predict_scores(
-        model,
-        sources.read_windows(spark, windows_root, "val"),
-        length=length,
-        n_features=n_features,
-        batch_size=config.evaluate.batch_size,
-    ).cache()
-    try:
-        policy = fit_policy(val, config.alerting)
-    finally:
-        val.unpersist()
-    test = spark.read.parquet(RunLayout(run_dir).predictions).where(F.col("model") == "lstm")
-    failures = sources.read_failures(spark, failures_uri) if failures_uri else None
+    """Evaluate the alert policy on its model's test predictions and write `run_dir/alerting/`, atomically:
+    policy.json (the policy and `scoring`, what score_fleet needs to build, normalise and score windows the same
+    way: model, length, interval, features, normalisation) and lead_times.json. Returns the `alerting` block."""
     if failures is None:
         log.warning("no failure list given: lead times are not computed")
-    block, leads = evaluate_policy(policy, test, failures=failures, bins=config.alerting.reliability_bins)
-    prefix = run_dir.rstrip("/") + "/"
-    scoring = {
-        "model": model_uri[len(prefix) :] if model_uri.startswith(prefix) else model_uri,
-        "output_kind": "log_probabilities",
-        "length": length,
-        "interval_minutes": spec.interval_minutes,
-        "features": list(spec.features),
-        "normalization": sources.read_normalization(spark, windows_root),
-        "horizon_days": spec.horizon_days,
-    }
+    block, leads = evaluate_policy(policy, test_predictions, failures=failures, bins=config.alerting.reliability_bins)
     with fs_atomic(spark, RunLayout(run_dir).alerting) as tmp:
         write_json(spark, f"{tmp}/{POLICY_FILE}", {**policy.to_dict(), "scoring": scoring})
         write_json(spark, f"{tmp}/{LEAD_TIMES_FILE}", leads)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pyspark.ml import Transformer
-from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
+from pyspark.ml import Pipeline, PipelineModel, Transformer
+from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
@@ -42,30 +42,31 @@ def fit_baseline(
     class_weights: Sequence[float] | str | None = None,
     reg_param: float = 0.01,
     max_iter: int = 100,
-) -> LogisticRegressionModel:
-    """Fit a standardised logistic regression on the last reading of each training window.
+) -> PipelineModel:
+    """Fit a standardised logistic regression on the last reading of each training window: a PipelineModel
+    (`LastReading`, the regression) that scores windows with `probability_scores`.
 
     `class_weights`: None (unweighted), [w0, w1], or "balanced" (each class weighs n / (2 * n_class)).
     """
-    data = LastReading(nFeatures=n_features).transform(train_df)
     lr = LogisticRegression(
         featuresCol=LAST_COL, labelCol="label", standardization=True, regParam=reg_param, maxIter=max_iter
     )
+    data = train_df.withColumn("label", F.col("label").cast("double"))
     weights = resolve_class_weights(data, class_weights)
     if weights is not None:
         w0, w1 = weights
         log.info("baseline class weights: 0 -> %s, 1 -> %s", w0, w1)
         data = data.withColumn(WEIGHT_COL, F.when(F.col("label") == 1, F.lit(w1)).otherwise(F.lit(w0)))
         lr.setWeightCol(WEIGHT_COL)
-    return lr.fit(data.withColumn("label", F.col("label").cast("double")))
+    return Pipeline(stages=[LastReading(nFeatures=n_features), lr]).fit(data)
 
 
-def baseline_predictions(model: LogisticRegressionModel, df: DataFrame, *, n_features: int) -> DataFrame:
-    """DataFrame[device_id, window_end, label, score] with score = probability of class 1."""
-    scored = model.transform(LastReading(nFeatures=n_features).transform(df))
-    return scored.select(
-        "device_id", "window_end", "label", vector_to_array(F.col(model.getProbabilityCol()))[1].alias("score")
-    )
+def probability_scores(model: PipelineModel, windows: DataFrame) -> DataFrame:
+    """DataFrame[device_id, window_end, (label,) score]: a Spark ML classifier's probability of class 1 for each
+    window (the label when `windows` has one)."""
+    keys = ["device_id", "window_end", *(["label"] if "label" in windows.columns else [])]
+    scored = model.transform(windows)
+    return scored.select(*keys, vector_to_array(F.col("probability"))[1].alias("score"))
 
 
 def resolve_class_weights(data: DataFrame, class_weights: Sequence[float] | str | None) -> tuple[float, float] | None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 
+from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config import PipelineConfig
-from pipelines.evaluation.baseline import baseline_predictions, fit_baseline
+from pipelines.evaluation.baseline import fit_baseline, probability_scores
 from pipelines.evaluation.metrics import binary_metrics
-from pipelines.evaluation.peers import fit_peers, peer_predictions, window_summary
-from pipelines.evaluation.scoring import Scorer
+from pipelines.evaluation.peers import fit_peers, window_summary
 from pipelines.models.train import predict_scores
 from pipelines.telemetry.schema import WindowSpec
 
@@ -21,9 +20,10 @@ log = logging.getLogger(__name__)
 
 def evaluate_models(
     model, train: DataFrame, test: DataFrame, *, spec: WindowSpec, config: PipelineConfig
-) -> tuple[dict, DataFrame, dict[str, Scorer]]:
+) -> tuple[dict, DataFrame, dict[str, PipelineModel]]:
     """Metrics of the LSTM (`"test"`), of the baseline (`"baseline"`) and of each peer (`"peers"`) on `test`, all
-    predictions (`model, device_id, window_end, label, score`), and the other models' scorers by name.
+    predictions (`model, device_id, window_end, label, score`), and the other models by name (Spark ML
+    PipelineModels scoring windows with `probability_scores`).
 
     The baseline (a logistic regression on each window's last reading) and the peers (`pipelines.evaluation.peers`,
     `evaluate.peers`) are fitted on `train`, class-weighted as the LSTM is.
@@ -32,8 +32,7 @@ def evaluate_models(
     lstm = predict_scores(
         model, test, length=length, n_features=n_features, batch_size=config.evaluate.batch_size
     ).withColumn("model", F.lit("lstm"))
-    baseline_model = fit_baseline(train, n_features=n_features, class_weights=config.train.class_weights)
-    scorers: dict[str, Scorer] = {"baseline": partial(baseline_predictions, baseline_model, n_features=n_features)}
+    others = {"baseline": fit_baseline(train, n_features=n_features, class_weights=config.train.class_weights)}
     peers = fit_peers(
         train,
         length=length,
@@ -43,12 +42,11 @@ def evaluate_models(
         gbt_iterations=config.evaluate.gbt_iterations,
         seed=config.train.seed or 0,
     )
-    for name, fitted in peers.items():
-        scorers[name] = partial(peer_predictions, fitted, length=length, n_features=n_features)
+    others.update(peers)
     summarised = window_summary(test, length=length, n_features=n_features).cache() if peers else test
     predictions = lstm
-    for name, score in scorers.items():
-        predictions = predictions.unionByName(score(summarised).withColumn("model", F.lit(name)))
+    for name, fitted in others.items():
+        predictions = predictions.unionByName(probability_scores(fitted, summarised).withColumn("model", F.lit(name)))
     predictions = predictions.cache()
     threshold = config.evaluate.threshold
 
@@ -62,4 +60,4 @@ def evaluate_models(
         metrics["baseline"]["pr_auc"],
         ", ".join(f"{name} {m['pr_auc']}" for name, m in metrics["peers"].items()) or "no peers",
     )
-    return metrics, predictions, scorers
+    return metrics, predictions, others

@@ -13,10 +13,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml import Pipeline, PipelineModel, Transformer
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.feature import StandardScaler
-from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -46,6 +48,23 @@ def window_summary(df: DataFrame, *, length: int, n_features: int, features_col:
     return df.withColumn(SUMMARY_COL, array_to_vector(checked))
 
 
+class WindowSummary(Transformer, DefaultParamsReadable, DefaultParamsWritable):
+    """`window_summary` as a Spark ML Transformer, the peers' first stage; windows that already hold their `summary`
+    (several peers scoring the same windows) are passed through."""
+
+    length = Param(Params._dummy(), "length", "time steps per window", TypeConverters.toInt)
+    nFeatures = Param(Params._dummy(), "nFeatures", "values per time step", TypeConverters.toInt)
+
+    def __init__(self, **params) -> None:
+        super().__init__()
+        self._set(**params)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        if SUMMARY_COL in dataset.columns:
+            return dataset
+        return window_summary(dataset, length=self.getOrDefault("length"), n_features=self.getOrDefault("nFeatures"))
+
+
 def fit_peers(
     train: DataFrame,
     *,
@@ -56,10 +75,10 @@ def fit_peers(
     gbt_iterations: int = 30,
     seed: int = 0,
 ) -> dict[str, PipelineModel]:
-    """Each peer named in `peers`, fitted on the training windows."""
-    data = window_summary(train, length=length, n_features=n_features).withColumn(
-        "label", F.col("label").cast("double")
-    )
+    """Each peer named in `peers`, fitted on the training windows: PipelineModels (`WindowSummary`, the model) that
+    score windows with `probability_scores`."""
+    summarize = WindowSummary(length=length, nFeatures=n_features)
+    data = summarize.transform(train).withColumn("label", F.col("label").cast("double"))
     weights = resolve_class_weights(data, class_weights)
     weight_col = ""
     if weights is not None:
@@ -80,17 +99,8 @@ def fit_peers(
     try:
         fitted = {}
         for name in peers:
-            fitted[name] = Pipeline(stages=stages[name]).fit(data)
+            fitted[name] = Pipeline(stages=[summarize, *stages[name]]).fit(data)
             log.info("fitted peer %s on %s", name, "weighted classes" if weight_col else "unweighted classes")
     finally:
         data.unpersist()
     return fitted
-
-
-def peer_predictions(model: PipelineModel, windows: DataFrame, *, length: int, n_features: int) -> DataFrame:
-    """DataFrame[device_id, window_end, label, score] with score = the peer's probability of class 1. Windows that
-    already hold their `summary` (several peers scoring the same windows) are not summarised again."""
-    if SUMMARY_COL not in windows.columns:
-        windows = window_summary(windows, length=length, n_features=n_features)
-    scored = model.transform(windows)
-    return scored.select("device_id", "window_end", "label", vector_to_array(F.col("probability"))[1].alias("score"))

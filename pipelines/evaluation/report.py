@@ -453,6 +453,28 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
+def promise(alerting: dict) -> str:
+    """The false-alarm target, the validation estimate with its bootstrap interval, and the test figure."""
+    validation = alerting.get("validation", {})
+    target = alerting.get("target_false_alarm_rate")
+    parts = [
+        f"False alarms per device-day: target {_pct(target)}" if target is not None else "False alarms per device-day:"
+    ]
+    estimate = f"validation estimate {_pct(validation.get('false_alarm_rate_per_device_day'))}"
+    interval = validation.get("false_alarm_rate_interval")
+    if interval:
+        estimate += f" (90% interval over resampled devices {_pct(interval[0])} to {_pct(interval[1])})"
+    parts.append(estimate)
+    parts.append(f"test {_pct(alerting.get('false_alarm_rate_per_device_day'))}")
+    confidence = validation.get("threshold_confidence")
+    tail = (
+        f" The threshold holds the target in {confidence:.0%} of the validation devices' bootstrap resamples."
+        if confidence
+        else ""
+    )
+    return "; ".join(parts) + "." + tail
+
+
 def _metric(data: dict, model: str, key: str) -> Any:
     for metrics_key, name in METRIC_KEYS.items():
         if name == model:
@@ -526,7 +548,9 @@ def _html(data: dict) -> str:
     if alerting:
         parts += [
             "<h2>Alert policy on the test split</h2>",
-            f"<p>{e(alerting.get('description', ''))}.</p>",
+            f"<p>Model: {e(MODEL_LABELS.get(alerting.get('model', 'lstm'), alerting.get('model', 'lstm')))}; "
+            f"{e(alerting.get('description', ''))}.</p>",
+            f"<p>{e(promise(alerting))}</p>",
             '<div class="cards">',
             _card("alert threshold (probability)", _f(alerting.get("threshold"), 4)),
             _card("false alarms per device-day", _pct(alerting.get("false_alarm_rate_per_device_day"))),
@@ -543,14 +567,14 @@ def _html(data: dict) -> str:
     if metrics.get("at_policy"):
         parts += [
             "<h3>Each model at its own alert policy</h3>",
-            "<p>Each model's scores calibrated and its threshold chosen on the validation split, as the LSTM's are, "
-            "then measured on the test split.</p>",
-            _policy_table(metrics["at_policy"]),
+            "<p>Each model's scores calibrated and its threshold chosen on the validation split (so its validation "
+            "figures are optimistic), then measured on the test split. The policy in force is the chosen model's.</p>",
+            _policy_table(metrics["at_policy"], alerting.get("model")),
         ]
     points = alerting.get("operating_points") or []
     if points:
         parts += [
-            "<h3>BigDL LSTM at other false-alarm rates</h3>",
+            f"<h3>{e(MODEL_LABELS.get(alerting.get('model', 'lstm'), 'the model'))} at other false-alarm rates</h3>",
             "<p>Thresholds chosen on the test split itself: optimistic, for comparison only.</p>",
             "<table><tr><th>target false alarms / device-day</th><th>threshold</th><th>false alarms reached</th>"
             "<th>failed devices alerted</th><th>mean lead (days)</th><th>median lead (days)</th></tr>",
@@ -615,16 +639,23 @@ def _model_table(data: dict) -> str:
     return "\n".join(rows)
 
 
-def _policy_table(points: dict) -> str:
+def _policy_table(points: dict, in_force: str | None) -> str:
     rows = [
-        "<table><tr><th>model</th><th>threshold</th><th>false alarms / device-day</th>"
-        "<th>failed devices alerted</th><th>mean lead (days)</th><th>median lead (days)</th></tr>"
+        "<table><tr><th>model</th><th>threshold</th><th>validation: failed devices alerted</th>"
+        "<th>validation: false alarms</th><th>test: failed devices alerted</th><th>test: false alarms</th>"
+        "<th>mean lead (days)</th><th>median lead (days)</th></tr>"
     ]
+
+    def alerted(p: dict) -> str:
+        return f"{p.get('detected') or 0} of {p.get('failed_devices') or 0} ({_pct(p.get('recall'), 1)})"
+
     for name, p in points.items():
-        alerted = f"{p.get('detected') or 0} of {p.get('failed_devices') or 0} ({_pct(p.get('recall'), 1)})"
+        label = MODEL_LABELS.get(name, name) + (" (in force)" if name == in_force else "")
+        v = p.get("validation", {})
         rows.append(
-            f"<tr><td>{html.escape(MODEL_LABELS.get(name, name))}</td><td>{_f(p.get('threshold'), 4)}</td>"
-            f"<td>{_pct(p.get('false_alarm_rate_per_device_day'))}</td><td>{alerted}</td>"
+            f"<tr><td>{html.escape(label)}</td><td>{_f(p.get('threshold'), 4)}</td><td>{alerted(v)}</td>"
+            f"<td>{_pct(v.get('false_alarm_rate_per_device_day'))}</td><td>{alerted(p)}</td>"
+            f"<td>{_pct(p.get('false_alarm_rate_per_device_day'))}</td>"
             f"<td>{_f(p.get('mean_lead_time_days'), 1)}</td><td>{_f(p.get('median_lead_time_days'), 1)}</td></tr>"
         )
     rows.append("</table>")

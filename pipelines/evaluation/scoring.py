@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines.evaluation.alerting import ALERT, OK, UNCERTAIN, AlertPolicy
+from pipelines.evaluation.baseline import probability_scores
 from pipelines.io import fs
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,15 @@ def bigdl_scorer(model, *, length: int, n_features: int, batch_size: int) -> Sco
             model, windows.withColumn("label", F.lit(0)), length=length, n_features=n_features, batch_size=batch_size
         )
         return scored.select("device_id", "window_end", "score")
+
+    return score
+
+
+def spark_ml_scorer(model) -> Scorer:
+    """Scores from a Spark ML classifier over windows (the baseline's or a peer's PipelineModel): P(class 1)."""
+
+    def score(windows: DataFrame) -> DataFrame:
+        return probability_scores(model, windows).select("device_id", "window_end", "score")
 
     return score
 

@@ -83,10 +83,16 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert {p["failed_devices"] for p in at_policy.values()} == {lead["failed_devices"]}
     assert all(0 <= p["detected"] <= p["failed_devices"] for p in at_policy.values())
     assert "Each model at its own alert policy" in (out / "report" / "index.html").read_text()
+    assert all(p["validation"]["failed_devices"] >= p["validation"]["detected"] >= 0 for p in at_policy.values())
+    assert alerting["model"] in at_policy and alerting["threshold"] == at_policy[alerting["model"]]["threshold"]
+    validation = alerting["validation"]
+    assert validation["threshold_confidence"] == 0.9 and validation["bootstrap_replicates"] == 200
+    assert validation["false_alarm_rate_interval"][0] <= validation["false_alarm_rate_interval"][1]
 
     policy = json.loads((out / "alerting" / "policy.json").read_text())
     assert policy["scoring"]["features"] == [f"smart_{a}" for a in config.backblaze.attributes]
     assert policy["scoring"]["interval_minutes"] == 1440 and policy["scoring"]["length"] == 2
+    assert policy["scoring"]["kind"] == ("bigdl" if alerting["model"] == "lstm" else "spark_ml")
     risk = json.loads((out / "risk" / "summary.json").read_text())
     assert risk["devices"] == ingest["devices"] == sum(risk["by_band"].values())
     assert risk["scored_at"].startswith("2013-04-17")
@@ -141,6 +147,7 @@ def test_seeds_run_once_each_on_one_ingest_and_report_mean_and_spread(spark, tmp
         shutil.copy(REAL / f"{day}.csv.gz", data)
     out = tmp_path / "seeds"
     argv = ["--env", "ci", "--set", "backblaze.train.epochs=1", "--set", "evaluate.peers=[gbt_window]"]
+    argv += ["--set", "alerting.model=gbt_window"]  # a Spark ML model's policy in force, scoring the fleet
     code = run(
         backblaze_demo.main, backblaze_demo.parser, [*argv, "--input", str(data), "--out", str(out), "--seeds", "2"]
     )
@@ -153,6 +160,14 @@ def test_seeds_run_once_each_on_one_ingest_and_report_mean_and_spread(spark, tmp
     auc = summary["figures"]["lstm.roc_auc"]
     assert auc["values"] == [r["test"]["roc_auc"] for r in runs]
     assert auc["min"] <= auc["mean"] <= auc["max"] and auc["std"] is not None
+    assert summary["policy_models"] == ["gbt_window"] * 2
+    policy = json.loads((out / "seed-0" / "alerting" / "policy.json").read_text())
+    assert policy["scoring"]["kind"] == "spark_ml" and policy["scoring"]["model"] == "model/gbt_window"
+    risk = json.loads((out / "seed-0" / "risk" / "summary.json").read_text())
+    assert risk["devices"] == runs[0]["counts"]["ingest"]["devices"] == sum(risk["by_band"].values())
+    assert summary["figures"]["in_force.at_policy.detected"]["values"] == [
+        r["at_policy"]["gbt_window"]["detected"] for r in runs
+    ]
     assert set(summary["figures"]) >= {
         "gbt_window.pr_auc",
         "gbt_window.at_policy.recall",

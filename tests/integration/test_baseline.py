@@ -17,7 +17,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pipelines.evaluation.baseline import baseline_predictions, fit_baseline, last_reading
+from pipelines.evaluation.baseline import fit_baseline, last_reading, probability_scores
 from pipelines.evaluation.metrics import binary_metrics
 
 SCHEMA = StructType(
@@ -58,7 +58,7 @@ def test_last_reading_takes_the_last_n_features(spark):
 def test_baseline_sees_a_signal_in_the_last_reading(spark, class_weights):
     df = _windows(spark, signal_at="last")
     model = fit_baseline(df.where("split = 'train'"), n_features=N_FEATURES, class_weights=class_weights)
-    preds = baseline_predictions(model, df.where("split = 'test'"), n_features=N_FEATURES)
+    preds = probability_scores(model, df.where("split = 'test'"))
     assert preds.columns == ["device_id", "window_end", "label", "score"]
     scores = [r["score"] for r in preds.select("score").collect()]
     assert all(0.0 <= s <= 1.0 for s in scores)
@@ -69,6 +69,6 @@ def test_baseline_cannot_see_a_signal_early_in_the_window(spark):
     # Positives differ only in the first half of the window; the last reading is pure noise.
     df = _windows(spark, signal_at="early")
     model = fit_baseline(df.where("split = 'train'"), n_features=N_FEATURES, class_weights=[1.0, 2.0])
-    got = binary_metrics(baseline_predictions(model, df.where("split = 'test'"), n_features=N_FEATURES))
+    got = binary_metrics(probability_scores(model, df.where("split = 'test'")))
     assert 0.3 < got["roc_auc"] < 0.7
     assert got["pr_auc"] < got["positives"] / got["count"] + 0.2

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from py4j.protocol import Py4JJavaError
+from pyspark.ml import PipelineModel
+from pyspark.sql import functions as F
 
-from pipelines.evaluation.baseline import baseline_predictions, fit_baseline
+from pipelines.evaluation.baseline import fit_baseline, probability_scores
 from pipelines.evaluation.metrics import binary_metrics
-from pipelines.evaluation.peers import fit_peers, peer_predictions, summary_names, window_summary
+from pipelines.evaluation.peers import fit_peers, summary_names, window_summary
 
 
 def test_the_summary_holds_each_features_last_min_max_mean_and_change(spark):
@@ -21,7 +23,7 @@ def test_the_summary_holds_each_features_last_min_max_mean_and_change(spark):
         window_summary(short, length=3, n_features=2).collect()
 
 
-def test_peers_learn_a_signal_the_last_reading_does_not_show(spark):
+def test_peers_learn_a_signal_the_last_reading_does_not_show(spark, tmp_path):
     """Failing windows carry a spike somewhere before the last step: invisible to the last-reading baseline."""
     length, n_features, n = 8, 2, 600
     rng = np.random.default_rng(4)
@@ -37,8 +39,13 @@ def test_peers_learn_a_signal_the_last_reading_does_not_show(spark):
     train, test = windows.where("t % 3 != 0"), windows.where("t % 3 = 0")
     peers = fit_peers(train, length=length, n_features=n_features, class_weights="balanced", gbt_iterations=10, seed=1)
     baseline = fit_baseline(train, n_features=n_features, class_weights="balanced")
-    last_reading = binary_metrics(baseline_predictions(baseline, test, n_features=n_features))["roc_auc"]
+    last_reading = binary_metrics(probability_scores(baseline, test))["roc_auc"]
     for name, model in peers.items():
-        scored = peer_predictions(model, test, length=length, n_features=n_features)
+        scored = probability_scores(model, test)
         assert scored.count() == test.count() and scored.columns == ["device_id", "window_end", "label", "score"]
         assert binary_metrics(scored)["roc_auc"] > max(0.85, last_reading + 0.2), name
+    # Saved and loaded (as the alert policy's model is), a peer scores as before: the window summary is its first stage.
+    model.save(str(tmp_path / name))
+    again = probability_scores(PipelineModel.load(str(tmp_path / name)), test).withColumnRenamed("score", "again")
+    diff = scored.join(again, ["device_id", "window_end"]).select(F.max(F.abs(F.col("score") - F.col("again"))))
+    assert diff.first()[0] < 1e-12

@@ -92,6 +92,45 @@ def test_policy_from_a_false_alarm_target_or_a_cost_ratio(spark):
         fit_policy(val, defaults(AlertingConfig, policy="gut_feeling"))
 
 
+def heterogeneous_devices(rng, devices: int, days: int = 10):
+    """Healthy devices whose daily scores sit at a level of their own (some devices are noisier than others):
+    the reason why a threshold fitted on a few devices misses its false-alarm target on others."""
+    level = rng.normal(0.0, 1.0, (devices, 1))
+    return 1 / (1 + np.exp(-(1.5 * level + 0.5 * rng.normal(0.0, 1.0, (devices, days)) - 4)))
+
+
+def test_a_conservative_threshold_keeps_the_false_alarm_target_on_unseen_devices(spark):
+    target = 0.02
+    population = heterogeneous_devices(np.random.default_rng(100), 50_000).ravel()  # the unseen devices
+
+    def true_rate(threshold: float) -> float:
+        return float(np.mean(population >= threshold))
+
+    config = defaults(AlertingConfig, calibration="none", target_false_alarm_rate=target, threshold_confidence=0.9)
+    kept_point, kept_conservative = 0, 0
+    for seed in range(6):
+        scores = heterogeneous_devices(np.random.default_rng(seed), 60)
+        rows = [
+            (f"d{d}", T0 + timedelta(days=k), 0, float(s))
+            for d in range(scores.shape[0])
+            for k, s in enumerate(scores[d])
+        ]
+        rows += [(f"f{d}", T0, 1, 0.9) for d in range(3)]
+        val = spark.createDataFrame(rows, "device_id string, window_end timestamp, label int, score double")
+        policy = fit_policy(val, config)
+        validation = policy.validation
+        point = validation["point_threshold"]
+        assert policy.alert_threshold >= point and validation["bootstrap_replicates"] == 200
+        low, high = validation["false_alarm_rate_interval"]
+        assert low <= validation["false_alarm_rate_per_device_day"] <= high
+        kept_point += true_rate(point) <= target
+        kept_conservative += true_rate(policy.alert_threshold) <= target
+    # The plain threshold is a coin toss on unseen devices; the bootstrap's 0.9-quantile keeps the promise.
+    assert kept_point <= 4 and kept_conservative >= 5
+    with pytest.raises(ValueError, match="threshold_confidence"):
+        fit_policy(val, defaults(AlertingConfig, threshold_confidence=1.0))
+
+
 def test_lead_time_edges(spark):
     day = lambda d, h=0: T0 + timedelta(days=d, hours=h)  # noqa: E731
     rows = [

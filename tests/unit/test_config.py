@@ -56,6 +56,7 @@ def test_list_override(tmp_path):
         ("", ["train.epochs"], "train.epochs"),
         ("", ["evaluate.peers=[gbt_window,forest]"], "evaluate: unknown peer 'forest'"),
         ("", ["evaluate.gbt_iterations=0"], "evaluate: gbt_iterations must be at least 1"),
+        ("", ["alerting.model=forest"], "alerting: unknown model 'forest'"),
     ],
 )
 def test_unknown_keys_and_wrong_types_are_refused_by_name(tmp_path, base, overrides, message):
