@@ -68,11 +68,16 @@ def test_threshold_for_a_target_false_alarm_rate_is_the_lowest_that_keeps_it(spa
 
 
 def test_device_days_take_the_highest_probability_and_label_of_a_day(spark):
-    rows = [("a", T0 + timedelta(hours=h), 0.1 * h, int(h == 20)) for h in (1, 5, 20)]
-    rows += [("a", T0 + timedelta(days=1, hours=2), 0.05, 0)]
+    rows = [("a", T0 + timedelta(days=1, hours=h), 0.1 * h, int(h == 20)) for h in (1, 5, 20)]
+    rows += [("a", T0 + timedelta(hours=2), 0.9, 0)]  # the failing device, before its horizon: an early alert
+    rows += [("b", T0 + timedelta(days=d, hours=h), 0.01 * h, 0) for d in (0, 1) for h in (3, 4)]
     preds = spark.createDataFrame(rows, "device_id string, window_end timestamp, probability double, label int")
-    got = sorted((r["day"].day, round(r["probability"], 6), r["label"]) for r in device_days(preds).collect())
-    assert got == [(1, 2.0, 1), (2, 0.05, 0)]
+    got = sorted(
+        (r["device_id"], r["day"].day, round(r["probability"], 6), r["label"]) for r in device_days(preds).collect()
+    )
+    assert got == [("a", 2, 2.0, 1), ("b", 1, 0.04, 0), ("b", 2, 0.04, 0)]
+    # Early alerts are not false alarms: only b's days are negatives.
+    assert alerting.false_alarm_rate(device_days(preds), 0.5)["negative_device_days"] == 2
 
 
 def test_policy_from_a_false_alarm_target_or_a_cost_ratio(spark):
