@@ -156,3 +156,56 @@ def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
     assert derived.train == CONFIG.train
     with pytest.raises(ValueError, match="log_attributes"):
         bb.check_config(defaults(BackblazeConfig, attributes=[5], log_attributes=[9]))
+
+
+# The layouts of Backblaze's files over the years: 2013's 40 attributes; 2015 on, more attributes (helium level,
+# load and head figures) in the same shape; 2023 on, the drive's location between `failure` and the attributes.
+IDS_2013 = [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 15, 183, 184, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196]
+IDS_2013 += [197, 198, 199, 200, 201, 223, 225, 240, 241, 242, 250, 251, 252, 254, 255]
+IDS_2015 = sorted(IDS_2013 + [22, 220, 222, 224, 226])
+IDS_2023 = sorted(IDS_2015 + [16, 17, 18, 23, 24, 168, 170, 173, 174, 177, 179, 181, 182, 218, 231, 232, 233, 235])
+KEYS = ["date", "serial_number", "model", "capacity_bytes", "failure"]
+LOCATION = ["datacenter", "cluster_id", "vault_id", "pod_id", "pod_slot_num", "is_legacy_format"]
+LAYOUTS = {
+    "2013-04-10": KEYS + [f"smart_{i}_{kind}" for i in IDS_2013 for kind in ("normalized", "raw")],
+    "2015-06-01": KEYS + [f"smart_{i}_{kind}" for i in IDS_2015 for kind in ("normalized", "raw")],
+    "2024-01-01": KEYS + LOCATION + [f"smart_{i}_{kind}" for i in IDS_2023 for kind in ("normalized", "raw")],
+}
+
+
+def layout_line(header: list[str], values: dict[str, str]) -> str:
+    """A data line of `header`: `values` by name, 100 in every normalised column, the rest empty."""
+    return ",".join(values.get(c, "100" if c.endswith("_normalized") else "") for c in header)
+
+
+def test_the_layouts_of_2013_2015_and_2023_are_read_by_column_name(spark, tmp_path):
+    root = tmp_path / "layouts"
+    root.mkdir()
+    expected = {}
+    for k, (day, header) in enumerate(LAYOUTS.items()):
+        lines = [",".join(header)]
+        for d in range(2):
+            serial = f"S{k}{d}"
+            values = {"smart_5_raw": str(k * 10 + d), "smart_9_raw": str(1000 * (k + 1) + d)}
+            values |= {"smart_194_raw": str(30 + k), "smart_187_raw": str(d)}
+            values |= {"date": day, "serial_number": serial, "model": f"M{k}", "capacity_bytes": "4000", "failure": "0"}
+            values |= {"datacenter": "sac0", "cluster_id": "1", "vault_id": "1000", "pod_id": "3", "pod_slot_num": "7"}
+            values |= {"is_legacy_format": "false"}
+            lines.append(layout_line(header, values))
+            expected[serial] = values
+        text = "\n".join(lines) + "\n"
+        if day.startswith("2015"):
+            with gzip.open(root / f"{day}.csv.gz", "wt") as f:
+                f.write(text)
+        else:
+            (root / f"{day}.csv").write_text(text)
+    counts = bb.ingest_backblaze(spark, str(root), str(tmp_path / "ingest"), CONFIG)
+    assert counts["files"] == 3 and counts["header_variants"] == 3
+    assert counts["read"] == 6 == counts["clean"] and counts["quarantined"] == 0
+    clean = {r["device_id"]: r for r in spark.read.parquet(str(tmp_path / "ingest" / "clean")).collect()}
+    assert set(clean) == set(expected)
+    for serial, values in expected.items():
+        row = clean[serial]
+        assert row["model"] == values["model"] and row["timestamp"].strftime("%Y-%m-%d") == values["date"]
+        for a in CONFIG.attributes:
+            assert row[f"smart_{a}_raw"] == float(values[f"smart_{a}_raw"]), (serial, a)
