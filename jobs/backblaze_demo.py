@@ -181,9 +181,10 @@ def main(args, config) -> None:
         summary = run_seeds(spark, args.input, out, config, args.seeds)
         by_figure = summary["figures"]
         lines = [f"{args.seeds} seeds (mean, standard deviation, min-max):"]
+        width = max(map(len, by_figure)) + 2
         for key, s in by_figure.items():
             if s["mean"] is not None:
-                lines.append(f"  {key:<48}{_f(s['mean'])} +- {_f(s['std'])}  ({_f(s['min'])}-{_f(s['max'])})")
+                lines.append(f"  {key:<{width}}{_f(s['mean'])} +- {_f(s['std'])}  ({_f(s['min'])}-{_f(s['max'])})")
         lines.append(f"the policy's model per seed: {', '.join(map(str, summary['policy_models']))}")
         report("\n".join(lines) + f"\nrun folders: {out}/seed-<k> (summary: {out}/seeds.json)")
         return

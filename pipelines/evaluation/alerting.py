@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 POLICIES = ("false_alarm_rate", "cost")
 ALERT, UNCERTAIN, OK = "alert", "uncertain", "ok"
 FAR_TARGETS = (0.001, 0.005, 0.01, 0.02, 0.05)
-WEIGHT = "weight"
+WEIGHT, REPLICATE = "weight", "replicate"
 INTERVAL = (0.05, 0.95)  # the validation estimate's bootstrap interval
 BOOTSTRAP_SEED = 0
 # P(N <= k) for N ~ Poisson(1), k = 0..7: a device's count in a bootstrap replicate (P(N > 7) < 1e-5).
@@ -294,9 +294,6 @@ def fit_policy(val_predictions: DataFrame, config: AlertingConfig, *, score_col:
     )
     log.info("alert policy: %s", policy.describe())
     return policy
-
-
-REPLICATE = "replicate"
 
 
 def bootstrap_replicates(days: DataFrame, replicates: int, *, seed: int = BOOTSTRAP_SEED) -> DataFrame:
