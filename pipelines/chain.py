@@ -122,6 +122,7 @@ def evaluate_run(
         "features": list(spec.features),
         "normalization": sources.read_normalization(spark, windows),
         "horizon_days": spec.horizon_days,
+        "min_history": spec.min_history,
     }
     block = run_alerting(
         spark,

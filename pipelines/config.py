@@ -250,6 +250,7 @@ class BackblazeConfig:
     max_fill_gap_days: int
     disappeared: str
     window_days: int
+    min_history_days: int
     stride_days: int
     horizon_days: float
     val_fraction: float

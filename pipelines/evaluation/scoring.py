@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from pipelines.evaluation.alerting import ALERT, OK, UNCERTAIN, AlertPolicy
 from pipelines.evaluation.baseline import probability_scores
 from pipelines.io import fs
+from pipelines.telemetry.schema import MASK_FEATURE, padded_steps
 
 log = logging.getLogger(__name__)
 
@@ -138,16 +139,24 @@ def load_scorer(spec: str, **kwargs: Any) -> Scorer:
 
 
 def latest_windows(
-    readings: DataFrame, *, features: list[str], length: int, normalization: dict[str, Any]
+    readings: DataFrame,
+    *,
+    features: list[str],
+    length: int,
+    normalization: dict[str, Any],
+    min_history: int | None = None,
 ) -> DataFrame:
     """One row per device: `device_id, model, last_reading, history_readings, window_end, features, top_feature,
     top_z`. `features` (row-major, normalised) and `window_end` are null when the device's last segment holds
-    fewer than `length` readings; `top_feature`/`top_z` name the most abnormal feature of the last reading."""
+    fewer than `min_history` readings (default `length`); a shorter history than `length` is left-padded as the
+    training windows were (`MASK_FEATURE`). `top_feature`/`top_z` name the most abnormal feature of the last
+    reading."""
     names, means, stds = normalization["features"], normalization["mean"], normalization["std"]
     if list(names) != list(features):
         raise ValueError(f"the normalisation is for {names}, the model takes {features}")
     latest_first = Window.partitionBy("device_id").orderBy(F.col("timestamp").desc())
-    z = [((F.col(c) - F.lit(m)) / F.lit(s)).cast("float") for c, m, s in zip(features, means, stds)]
+    value = {c: F.lit(1.0) if c == MASK_FEATURE else F.col(c) for c in features}
+    z = [((value[c] - F.lit(m)) / F.lit(s)).cast("float") for c, m, s in zip(features, means, stds)]
     recent = (
         readings.select(
             "device_id",
@@ -166,12 +175,13 @@ def latest_windows(
         F.count(F.lit(1)).alias("history_readings"),
         F.sort_array(F.collect_list(F.struct("timestamp", "_step"))).alias("_steps"),
     )
-    complete = F.col("history_readings") == length
+    complete = F.col("history_readings") >= (min_history or length)
     last_step = F.element_at(F.col("_steps"), -1)["_step"]
     signals = F.array(
         *[
             F.struct(F.abs(last_step[i]).alias("a"), F.lit(name).alias("n"), last_step[i].alias("z"))
             for i, name in enumerate(features)
+            if name != MASK_FEATURE
         ]
     )
     top = F.array_max(signals)
@@ -181,7 +191,9 @@ def latest_windows(
         "last_reading",
         "history_readings",
         F.when(complete, F.col("last_reading")).alias("window_end"),
-        F.when(complete, F.flatten(F.col("_steps")["_step"])).alias("features"),
+        F.when(complete, padded_steps(F.col("_steps")["_step"], length=length, n_features=len(features))).alias(
+            "features"
+        ),
         top["n"].alias("top_feature"),
         top["z"].cast("double").alias("top_z"),
     )
@@ -202,6 +214,7 @@ def score_fleet(
         features=list(scoring["features"]),
         length=int(scoring["length"]),
         normalization=scoring["normalization"],
+        min_history=scoring.get("min_history"),
     ).cache()
     complete = windows.where(F.col("features").isNotNull())
     scores = scorer(complete.select("device_id", "window_end", "features"))
@@ -220,7 +233,7 @@ def score_fleet(
             F.format_string(
                 "not scored: %d of %d readings since the last long gap",
                 F.col("history_readings"),
-                F.lit(int(scoring["length"])),
+                F.lit(int(scoring.get("min_history") or scoring["length"])),
             ),
         )
         .when(

@@ -48,7 +48,7 @@ from pipelines.errors import InputError
 from pipelines.io import fs
 from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
 from pipelines.telemetry import sources
-from pipelines.telemetry.schema import TIMESTAMP_FORMAT, WindowSpec
+from pipelines.telemetry.schema import MASK_FEATURE, TIMESTAMP_FORMAT, WindowSpec, padded_steps
 from pipelines.telemetry.windows import assign_splits, downsample_negatives, fit_normalizer, normalize
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,10 @@ def feature_column(attribute: int) -> str:
 
 
 def feature_names(config: BackblazeConfig) -> list[str]:
-    """The model's input features, in order: one per configured attribute."""
-    return [feature_column(a) for a in config.attributes]
+    """The model's input features, in order: one per configured attribute, then the padding mask when short
+    histories are padded."""
+    padded = config.min_history_days < config.window_days
+    return [feature_column(a) for a in config.attributes] + ([MASK_FEATURE] if padded else [])
 
 
 def check_config(config: BackblazeConfig) -> None:
@@ -102,6 +104,8 @@ def check_config(config: BackblazeConfig) -> None:
         raise ValueError(f"backblaze.disappeared must be 'censor' or 'negative', not {config.disappeared!r}")
     if config.window_days < 1 or config.stride_days < 1:
         raise ValueError("backblaze.window_days and backblaze.stride_days must be >= 1")
+    if not 1 <= config.min_history_days <= config.window_days:
+        raise ValueError("backblaze.min_history_days must be between 1 and backblaze.window_days")
 
 
 def pipeline_config(config: PipelineConfig) -> PipelineConfig:
@@ -512,17 +516,26 @@ def censor_disappeared(
     return joined.where(keep).drop("_last_seen")
 
 
-def sliding_windows(readings: DataFrame, *, features: list[str], length: int) -> DataFrame:
+def sliding_windows(
+    readings: DataFrame, *, features: list[str], length: int, min_history: int | None = None
+) -> DataFrame:
     """Every run of `length` consecutive grid readings of a device segment, as `device_id, segment, window_end,
-    features` (row-major float array, length x n_features), computed with SQL window frames on the executors."""
+    features` (row-major float array, length x n_features), computed with SQL window frames on the executors.
+    With `min_history` < length, the first readings of a segment make windows too, from the `min_history`-th on,
+    left-padded with zero steps (`padded_steps`)."""
     frame = Window.partitionBy("device_id", "segment").orderBy("timestamp").rowsBetween(-(length - 1), 0)
     steps = readings.select(
         "device_id", "segment", "timestamp", F.array(*[F.col(c).cast("float") for c in features]).alias("_step")
     )
     return (
         steps.withColumn("_steps", F.collect_list("_step").over(frame))
-        .where(F.size("_steps") == length)
-        .select("device_id", "segment", F.col("timestamp").alias("window_end"), F.flatten("_steps").alias("features"))
+        .where(F.size("_steps") >= (min_history or length))
+        .select(
+            "device_id",
+            "segment",
+            F.col("timestamp").alias("window_end"),
+            padded_steps(F.col("_steps"), length=length, n_features=len(features)).alias("features"),
+        )
         .where(F.forall("features", lambda x: x.isNotNull() & ~F.isnan(x) & (F.abs(x) != float("inf"))))
     )
 
@@ -537,14 +550,16 @@ def make_windows(
     horizon_days: float,
     interval_minutes: int,
     observed_until,
+    min_history: int | None = None,
 ) -> DataFrame:
     """`pipelines.telemetry.windows.make_windows` (same schema, alignment, labels and right-censoring) without
     Python: a fleet of tens of thousands of drives with days of history each makes as many tiny pandas groups,
-    which dominate the cost there. Here everything is SQL window frames and array functions."""
+    which dominate the cost there. Here everything is SQL window frames and array functions. `min_history`: see
+    `sliding_windows`."""
     step_seconds = interval_minutes * 60 * stride
     horizon = F.expr(f"INTERVAL {int(round(horizon_days * 86400))} SECONDS")
     first_failure = failures.groupBy("device_id").agg(F.min("failure_time").alias("_failure"))
-    windows = sliding_windows(readings, features=features, length=length).where(
+    windows = sliding_windows(readings, features=features, length=length, min_history=min_history).where(
         F.col("window_end").cast("long") % F.lit(step_seconds) == 0
     )
     labelled = windows.join(first_failure, "device_id", "left").select(
@@ -583,10 +598,15 @@ def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineC
         test_fraction=wc.test_fraction,
         seed=wc.split_seed,
     ).select("device_id", "split")
+    measured = [f for f in wc.features if f != MASK_FEATURE]
     stats = fit_normalizer(
-        readings.join(F.broadcast(splits.where(F.col("split") == "train")), "device_id"), features=wc.features
+        readings.join(F.broadcast(splits.where(F.col("split") == "train")), "device_id"), features=measured
     )
     observed_until = readings.agg(F.max("timestamp")).collect()[0][0]
+    padded = MASK_FEATURE in wc.features
+    if padded:  # 1 on every reading, as it is (mean 0, sd 1); the padding's zero steps carry 0
+        readings = readings.withColumn(MASK_FEATURE, F.lit(1.0))
+        stats = {k: [*stats[k], v] for k, v in (("features", MASK_FEATURE), ("mean", 0.0), ("std", 1.0))}
     windows = make_windows(
         normalize(readings, stats),
         failures,
@@ -596,6 +616,7 @@ def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineC
         horizon_days=wc.horizon_days,
         interval_minutes=derived.ingest.interval_minutes,
         observed_until=observed_until,
+        min_history=config.backblaze.min_history_days if padded else None,
     )
     if config.backblaze.disappeared == "censor":
         windows = censor_disappeared(windows, readings, failures, horizon_days=wc.horizon_days)
@@ -611,4 +632,7 @@ def write_windows(spark: SparkSession, ingest_root: str, windows_root: str, conf
     readings = sources.read_parquet(spark, f"{ingest_root}/{CLEAN_DIR}", "clean readings")
     failures = sources.read_failures(spark, f"{ingest_root}/{FAILURES_FILE}")
     windows, stats = build_windows(readings, failures, config=config)
-    return sources.write_windows(spark, windows, stats, windows_root, spec=WindowSpec.of(pipeline_config(config)))
+    spec = WindowSpec.of(pipeline_config(config))
+    if MASK_FEATURE in spec.features:
+        spec = dataclasses.replace(spec, min_history=config.backblaze.min_history_days)
+    return sources.write_windows(spark, windows, stats, windows_root, spec=spec)

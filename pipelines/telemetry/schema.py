@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -78,6 +80,17 @@ WINDOW_SCHEMA = StructType(
 )
 
 
+# The feature that marks a window's real readings (1) from the zero steps padding a short history in front (0).
+MASK_FEATURE = "observed"
+
+
+def padded_steps(steps: Column, *, length: int, n_features: int) -> Column:
+    """A window's flattened features from its `steps` (an array of per-reading arrays, oldest first, at most
+    `length`): zero steps in front of a short history, so that every window holds length x n_features values."""
+    zero_step = F.array_repeat(F.lit(0.0).cast("float"), n_features)
+    return F.flatten(F.concat(F.array_repeat(zero_step, F.lit(length) - F.size(steps)), steps))
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """The data contract of a windows folder (its `windows.json`, written with the windows): every later step takes
@@ -88,6 +101,7 @@ class WindowSpec:
     features: tuple[str, ...]
     interval_minutes: int
     horizon_days: float
+    min_history: int | None = None  # readings a window needs; fewer than `length` are left-padded (MASK_FEATURE)
 
     @property
     def n_features(self) -> int:
@@ -115,4 +129,5 @@ class WindowSpec:
             features=tuple(data["features"]),
             interval_minutes=int(data["interval_minutes"]),
             horizon_days=float(data["horizon_days"]),
+            min_history=data.get("min_history"),
         )

@@ -1,5 +1,6 @@
 """The Backblaze adapter on small hand-made daily files whose columns differ (the real files: test_backblaze_chain)."""
 
+import dataclasses
 import gzip
 import math
 from datetime import datetime
@@ -151,9 +152,13 @@ def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
         test_fraction=0.3,
         split_seed=13,
         negatives_per_positive=20.0,
-        features=["smart_5", "smart_9", "smart_187", "smart_194"],
+        features=["smart_5", "smart_9", "smart_187", "smart_194", "observed"],  # padded short histories' mask
     )
     assert derived.train == CONFIG.train
+    whole = bb.pipeline_config(defaults(PipelineConfig, backblaze=dataclasses.replace(CONFIG, min_history_days=5)))
+    assert whole.windows.features == ["smart_5", "smart_9", "smart_187", "smart_194"]
+    with pytest.raises(ValueError, match="min_history_days"):
+        bb.check_config(dataclasses.replace(CONFIG, min_history_days=0))
     with pytest.raises(ValueError, match="log_attributes"):
         bb.check_config(defaults(BackblazeConfig, attributes=[5], log_attributes=[9]))
 
@@ -209,3 +214,37 @@ def test_the_layouts_of_2013_2015_and_2023_are_read_by_column_name(spark, tmp_pa
         assert row["model"] == values["model"] and row["timestamp"].strftime("%Y-%m-%d") == values["date"]
         for a in CONFIG.attributes:
             assert row[f"smart_{a}_raw"] == float(values[f"smart_{a}_raw"]), (serial, a)
+
+
+def test_short_histories_are_left_padded_and_masked_alike_in_training_and_in_fleet_scoring(spark):
+    from pipelines.evaluation.scoring import latest_windows
+    from pipelines.telemetry.schema import MASK_FEATURE
+
+    rows = [("new", datetime(2021, 1, d), 0, float(d)) for d in (1, 2)]  # two days old when it fails on day 3
+    rows += [("old", datetime(2021, 1, d), 0, 10.0 + d) for d in range(1, 6)]
+    readings = spark.createDataFrame(rows, "device_id string, timestamp timestamp, segment int, x double")
+    readings = readings.withColumn(MASK_FEATURE, F.lit(1.0))
+    failures = spark.createDataFrame([("new", datetime(2021, 1, 3))], "device_id string, failure_time timestamp")
+    features = ["x", MASK_FEATURE]
+    kwargs = dict(features=features, length=3, stride=1, horizon_days=2.0, interval_minutes=1440, observed_until=None)
+    padded = {
+        (r["device_id"], r["window_end"].day): r
+        for r in bb.make_windows(readings, failures, min_history=1, **kwargs).collect()
+    }
+    whole = {(r["device_id"], r["window_end"].day) for r in bb.make_windows(readings, failures, **kwargs).collect()}
+    assert whole == {("old", 3), ("old", 4), ("old", 5)}  # without padding the failing drive has no window
+    assert set(padded) == whole | {("new", 1), ("new", 2), ("old", 1), ("old", 2)}
+    assert padded[("new", 1)]["features"] == [0, 0, 0, 0, 1, 1] and padded[("new", 1)]["label"] == 1
+    assert padded[("new", 2)]["features"] == [0, 0, 1, 1, 2, 1] and padded[("new", 2)]["label"] == 1
+    assert padded[("old", 4)]["features"] == [12, 1, 13, 1, 14, 1] and padded[("old", 4)]["label"] == 0
+    # The fleet is scored on the same windows: the new drive padded, as in training; `min_history` 3: not scored.
+    identity = {"features": features, "mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    scoring = readings.drop(MASK_FEATURE).withColumn("model", F.lit("M"))
+    latest = {
+        r["device_id"]: r
+        for r in latest_windows(scoring, features=features, length=3, normalization=identity, min_history=1).collect()
+    }
+    assert latest["new"]["features"] == padded[("new", 2)]["features"] and latest["new"]["history_readings"] == 2
+    assert latest["old"]["features"] == padded[("old", 5)]["features"] and latest["old"]["top_feature"] == "x"
+    strict = latest_windows(scoring, features=features, length=3, normalization=identity, min_history=3)
+    assert strict.where("device_id = 'new'").first()["features"] is None

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from pipelines.cli import run
 from pipelines.config import load_config
@@ -70,10 +71,10 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     lead = alerting["lead_time"]
     assert lead["failed_devices"] == lead["detected"] + lead["missed"] > 0
     assert all(
-        0 < r["lead_time_days"] <= 3
+        0 < r["lead_time_days"] <= 4
         for r in json.loads((out / "alerting" / "lead_times.json").read_text())
         if r["lead_time_days"] is not None
-    )  # windows end 04-15 at the earliest, failures by 04-18
+    )  # windows end 04-14 at the earliest (a drive's first day, padded), failures by 04-18
     assert any("cannot be confirmed or refuted" in n for n in metrics["notes"])
     # The peers on the same windows, and every model at its own policy on the same failed drives.
     assert set(metrics["peers"]) == {"logistic_window", "gbt_window"}
@@ -90,8 +91,14 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert validation["false_alarm_rate_interval"][0] <= validation["false_alarm_rate_interval"][1]
 
     policy = json.loads((out / "alerting" / "policy.json").read_text())
-    assert policy["scoring"]["features"] == [f"smart_{a}" for a in config.backblaze.attributes]
+    assert policy["scoring"]["features"] == [f"smart_{a}" for a in config.backblaze.attributes] + ["observed"]
     assert policy["scoring"]["interval_minutes"] == 1440 and policy["scoring"]["length"] == 2
+    assert policy["scoring"]["min_history"] == 1  # a drive's first day is windowed too, padded
+    windows = spark.read.parquet(str(out / "windows" / "windows"))
+    first_days = windows.where(F.col("window_end") == F.lit("2013-04-14").cast("timestamp"))
+    n = len(policy["scoring"]["features"])  # the mask is the last feature: 0 on the padding step, 1 on the reading
+    assert first_days.count() > 0
+    assert first_days.where((F.col("features")[n - 1] != 0) | (F.col("features")[2 * n - 1] != 1)).count() == 0
     assert policy["scoring"]["kind"] == ("bigdl" if alerting["model"] == "lstm" else "spark_ml")
     risk = json.loads((out / "risk" / "summary.json").read_text())
     assert risk["devices"] == ingest["devices"] == sum(risk["by_band"].values())
