@@ -152,6 +152,8 @@ def figures(metrics: dict) -> dict[str, float | None]:
     for name, p in points.items():
         for key in ("recall", "detected", "false_alarm_rate_per_device_day", "mean_lead_time_days"):
             out[f"{name}.at_policy.{key}"] = p.get(key)
+        for key in ("recall", "detected"):  # on the validation split, where the policy was fitted
+            out[f"{name}.validation.{key}"] = p.get("validation", {}).get(key)
     return out
 
 
