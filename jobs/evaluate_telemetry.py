@@ -1,4 +1,4 @@
-"""Evaluate the trained LSTM and the last-reading baseline on the test split; writes metrics.json.
+"""Evaluate the trained LSTM, the baseline and the peers on the test split, put the best alert policy in force; writes metrics.json.
 
 python -m jobs.evaluate_telemetry --windows OUT/windows --run-dir OUT/run
 """
