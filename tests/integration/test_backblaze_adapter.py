@@ -151,7 +151,7 @@ def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
         val_fraction=0.2,
         test_fraction=0.3,
         split_seed=13,
-        negatives_per_positive=20.0,
+        negatives_per_positive=0.0,
         features=["smart_5", "smart_9", "smart_187", "smart_194", "observed"],  # padded short histories' mask
     )
     assert derived.train == CONFIG.train
