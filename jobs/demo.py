@@ -105,9 +105,9 @@ def tf_leg(spark, step: Steps, out: str, config, results: dict) -> dict:
 def summary_table(metrics: dict) -> str:
     lines = [f"{'model':<22}" + "".join(f"{k:>11}" for k in SUMMARY_KEYS)]
     rows = [
-        ("BigDL LSTM", metrics["test"]),
+        (MODEL_LABELS["lstm"], metrics["test"]),
         ("TF LSTM in BigDL", metrics["tf_imported"]),
-        ("last-reading LogReg", metrics["baseline"]),
+        (MODEL_LABELS["baseline"], metrics["baseline"]),
         *((MODEL_LABELS.get(name, name), row) for name, row in metrics.get("peers", {}).items()),
     ]
     for label, row in rows:

@@ -96,6 +96,7 @@ def evaluate_run(
     )
     with fs.atomic_output(spark, run.predictions) as tmp:
         predictions.write.partitionBy("model").parquet(tmp)
+    predictions.unpersist()
     val = sources.read_windows(spark, windows, "val")
     if config.evaluate.peers:  # summarised once for every peer
         val = window_summary(val, length=spec.length, n_features=spec.n_features).cache()
@@ -135,6 +136,7 @@ def evaluate_run(
     )
     metrics["alerting"] = {"model": chosen, **block}
     metrics["at_policy"] = at_policy
+    val.unpersist()
     run.merge_metrics(spark, metrics)
     write_report(spark, run_dir)
     return metrics

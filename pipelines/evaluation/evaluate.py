@@ -54,6 +54,7 @@ def evaluate_models(
         return binary_metrics(predictions.where(F.col("model") == name), threshold=threshold)
 
     metrics = {"test": of("lstm"), "baseline": of("baseline"), "peers": {name: of(name) for name in peers}}
+    summarised.unpersist()  # the predictions, cached and counted above, hold what is needed of it
     log.info(
         "test PR-AUC: LSTM %s, last-reading baseline %s, %s",
         metrics["test"]["pr_auc"],
