@@ -62,13 +62,13 @@ def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
         f"(fails within {bb.horizon_days:g} days) train the model to warn at most about {bb.horizon_days:g} days ahead. "
         "Published lead times of 10 to 60 days come from years of data and cannot be confirmed or refuted here.",
     ]
-    empty = [
-        name for name, a in counts["attributes"].items() if a["files_absent"] + a["files_empty"] == counts["files"]
-    ]
-    if empty:
-        notes.append(
-            f"SMART attributes empty or absent in every file, so constant 0 for the model: {', '.join(empty)}."
-        )
+    plan = counts["feature_plan"]
+    unused = [name for name, a in counts["attributes"].items() if name not in backblaze.FeaturePlan(**plan).columns()]
+    notes.append(
+        f"Features: {len(counts['features'])} from {len(plan['raw'])} raw and {len(plan['normalized'])} normalised "
+        f"SMART attributes reported in at least {bb.min_populated:.0%} of the lines; {len(unused)} attribute "
+        "columns reported less often are not used."
+    )
     test = window_counts.get("test", {})
     notes.append(
         f"Test split: {test.get('windows', 0):,} windows of {test.get('devices', 0):,} drives, "
@@ -82,7 +82,6 @@ def data_notes(counts: dict, window_counts: dict, config) -> list[str]:
 def run_backblaze(spark, input_uri: str, out: str, config, *, ingested: tuple[str, dict] | None = None) -> dict:
     """Every step into `out`; returns metrics.json's content. `ingested`: (folder, counts) of data already ingested
     (the seeds of `run_seeds` share one ingest), or None to ingest `input_uri` into `out`/ingest."""
-    derived = backblaze.pipeline_config(config)
     run = RunLayout(out)
     step = Steps()
 
@@ -93,6 +92,7 @@ def run_backblaze(spark, input_uri: str, out: str, config, *, ingested: tuple[st
             step("ingest", backblaze.ingest_backblaze, spark, input_uri, f"{out}/ingest", config.backblaze),
         )
     ingest_uri, counts = ingested
+    derived = backblaze.pipeline_config(config, counts["features"])
     window_counts = step("windows", backblaze.write_windows, spark, ingest_uri, f"{out}/windows", config)
     training = step("train", train_run, spark, derived, windows=f"{out}/windows", run_dir=out)
     metrics = step(

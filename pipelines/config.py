@@ -245,8 +245,9 @@ class AlertingConfig:
 
 @dataclass(frozen=True)
 class BackblazeConfig:
-    attributes: list[int]
-    log_attributes: list[int]
+    attributes: str | list[int]
+    min_populated: float
+    change_attributes: list[int]
     max_fill_gap_days: int
     disappeared: str
     window_days: int
@@ -399,7 +400,13 @@ def _build(schema: Any, value: Any, where: str) -> Any:
         args = typing.get_args(schema)
         if value is None and type(None) in args:
             return None
-        return _build(next(a for a in args if a is not type(None)), value, where)
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _build(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(" or ".join(errors))
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{name}: expected a list, got {value!r}")

@@ -12,18 +12,26 @@ Every data line is either clean or quarantined with one reason (`REASONS`, first
 - `missing_field`: empty `date` or `serial_number`.
 - `bad_date`: `date` is not a valid yyyy-MM-dd.
 - `bad_failure`: `failure` is not 0 or 1.
-- `non_numeric`: a configured attribute's raw value is not a plain decimal number (NaN and infinity included).
-- `out_of_bounds`: a negative raw value.
+- `non_numeric`: an attribute's value (raw or normalised) is not a plain decimal number (NaN and infinity included).
+- `out_of_bounds`: a negative value.
 - `duplicate`: the same drive twice on one day; one is kept (a failure flag first, then by file and text).
 - `after_failure`: a drive's record dated after the day it was reported failed.
 Blank lines and each file's own header line are not records. Empty attribute values are not errors: drive models
 report different attributes.
 
+Attributes: `attributes: auto` reads every `smart_<id>_raw` and `smart_<id>_normalized` column that any file's header
+has (a list reads those ids only); a column becomes a model feature when at least `min_populated` of the data lines
+report it (`FeaturePlan`, recorded in `counts.json`).
+
 Clean readings (`clean/`): one row per drive per day on a midnight-UTC grid. Days missing for a drive are carried
 forward when at most `max_fill_gap_days` long (`filled`), a longer gap starts a new `segment`. Columns: `device_id`
-(serial number), `model`, `capacity_bytes`, `timestamp`, `smart_<id>_raw` (as read, null when not reported) and the
-model features `smart_<id>`: the raw value carried forward from the drive's last report, 0 when it never reported it,
-log1p for the counters in `log_attributes`.
+(serial number), `model`, `capacity_bytes`, `timestamp`, the attribute columns used (as read, null when not
+reported), `filled`, `segment` and the model features (`FeaturePlan.names`), each value carried forward from the
+drive's last report: `smart_<id>` log1p(raw), `smart_<id>_norm` (normalised), `smart_<id>_missing` (1 while the drive has
+not reported the attribute, whose value is then 0: missing, not zero), for the counters in `change_attributes`
+`smart_<id>_growth` (since the day before), `_max` (so far) and `_days_unchanged` (days since the last increase,
+`DAYS_UNCHANGED_CAP` when none was seen), `age_years` (power-on hours, attribute 9), `capacity_log2_tb` (0 when
+unknown) and the maker's family (`family_<name>`, all 0 for other makers).
 
 Labels: Backblaze sets `failure=1` on a drive's last day D. The failure is placed at D + 1 day 00:00 UTC (the drive
 is gone by the next snapshot), so the window ending on D's reading is "fails within the horizon". Drives that
@@ -35,7 +43,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -71,6 +81,10 @@ RAW_LINE = "raw_line"
 FILE_SUFFIXES = (".csv", ".csv.gz")
 CLEAN_DIR, QUARANTINE_DIR, FAILURES_FILE, COUNTS_FILE = "clean", "quarantine", "failures.csv", "counts.json"
 
+_ATTRIBUTE_RE = re.compile(r"^smart_([0-9]+)_(raw|normalized)$")
+DAYS_UNCHANGED_CAP = 30
+HOURS_PER_YEAR = 24 * 365.25
+FAMILIES = {"seagate": ("ST",), "hgst": ("HGST", "HITACHI"), "wdc": ("WDC", "WD"), "toshiba": ("TOSHIBA",)}
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _NUMBER_RE = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 
@@ -79,25 +93,73 @@ def raw_column(attribute: int) -> str:
     return f"smart_{attribute}_raw"
 
 
+def normalized_column(attribute: int) -> str:
+    return f"smart_{attribute}_normalized"
+
+
 def feature_column(attribute: int) -> str:
     return f"smart_{attribute}"
 
 
-def feature_names(config: BackblazeConfig) -> list[str]:
-    """The model's input features, in order: one per configured attribute, then the padding mask when short
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Which attributes become which model features (see the module docstring)."""
+
+    raw: tuple[int, ...]
+    normalized: tuple[int, ...]
+    missing: tuple[int, ...]
+    change: tuple[int, ...]
+
+    def names(self) -> list[str]:
+        out = []
+        for a in sorted({*self.raw, *self.normalized}):
+            out += [feature_column(a)] if a in self.raw else []
+            out += [f"smart_{a}_norm"] if a in self.normalized else []
+            out += [f"smart_{a}_missing"] if a in self.missing else []
+        for a in self.change:
+            out += [f"smart_{a}_growth", f"smart_{a}_max", f"smart_{a}_days_unchanged"]
+        out += ["age_years"] if 9 in self.raw else []
+        return out + ["capacity_log2_tb", *[f"family_{name}" for name in FAMILIES]]
+
+    def columns(self) -> list[str]:
+        """The attribute columns the features are made from."""
+        return [raw_column(a) for a in self.raw] + [normalized_column(a) for a in self.normalized]
+
+    @classmethod
+    def of(cls, reported: dict[str, int], n_lines: int, config: BackblazeConfig) -> FeaturePlan:
+        """The plan for attribute columns reported in `reported[column]` of `n_lines` data lines."""
+        used = {c for c, n in reported.items() if n > 0 and n >= config.min_populated * n_lines}
+        raw = tuple(sorted(a for c, a, kind in _attributes(used) if kind == "raw"))
+        normalized = tuple(sorted(a for c, a, kind in _attributes(used) if kind == "normalized"))
+        partial = {a for c, a, kind in _attributes(used) if reported[c] < n_lines}
+        missing = tuple(sorted(a for a in {*raw, *normalized} if a in partial))
+        change = tuple(a for a in config.change_attributes if a in raw)
+        return cls(raw, normalized, missing, change)
+
+
+def _attributes(columns) -> list[tuple[str, int, str]]:
+    """(column, attribute id, "raw" | "normalized") of the SMART columns among `columns`."""
+    found = [(c, _ATTRIBUTE_RE.match(c)) for c in columns]
+    return [(c, int(m.group(1)), m.group(2)) for c, m in found if m]
+
+
+def feature_names(features: list[str], config: BackblazeConfig) -> list[str]:
+    """The model's input features, in order: the ingest's (`counts.json`), then the padding mask when short
     histories are padded."""
     padded = config.min_history_days < config.window_days
-    return [feature_column(a) for a in config.attributes] + ([MASK_FEATURE] if padded else [])
+    return list(features) + ([MASK_FEATURE] if padded else [])
 
 
 def check_config(config: BackblazeConfig) -> None:
-    if not config.attributes:
-        raise ValueError("backblaze.attributes must name at least one SMART attribute")
-    if len(set(config.attributes)) != len(config.attributes):
+    if isinstance(config.attributes, str):
+        if config.attributes != "auto":
+            raise ValueError(f"backblaze.attributes must be 'auto' or a list of ids, not {config.attributes!r}")
+    elif not config.attributes:
+        raise ValueError("backblaze.attributes must name at least one SMART attribute (or be 'auto')")
+    elif len(set(config.attributes)) != len(config.attributes):
         raise ValueError("backblaze.attributes has duplicates")
-    extra = sorted(set(config.log_attributes) - set(config.attributes))
-    if extra:
-        raise ValueError(f"backblaze.log_attributes {extra} are not in backblaze.attributes")
+    if not 0 <= config.min_populated <= 1:
+        raise ValueError("backblaze.min_populated must be between 0 and 1")
     if config.max_fill_gap_days < 0:
         raise ValueError("backblaze.max_fill_gap_days must be >= 0")
     if config.disappeared not in ("censor", "negative"):
@@ -108,8 +170,9 @@ def check_config(config: BackblazeConfig) -> None:
         raise ValueError("backblaze.min_history_days must be between 1 and backblaze.window_days")
 
 
-def pipeline_config(config: PipelineConfig) -> PipelineConfig:
-    """`config` with ingest, windows and train set for Backblaze data, so the generic jobs' functions apply."""
+def pipeline_config(config: PipelineConfig, features: list[str]) -> PipelineConfig:
+    """`config` with ingest, windows and train set for Backblaze data, so the generic jobs' functions apply;
+    `features`: the ingest's (`counts.json`)."""
     bb = config.backblaze
     check_config(bb)
     return dataclasses.replace(
@@ -125,7 +188,7 @@ def pipeline_config(config: PipelineConfig) -> PipelineConfig:
             test_fraction=bb.test_fraction,
             split_seed=bb.split_seed,
             negatives_per_positive=bb.negatives_per_positive,
-            features=feature_names(bb),
+            features=feature_names(features, bb),
         ),
         train=bb.train,
     )
@@ -169,13 +232,15 @@ def read_header(spark: SparkSession, file_uri: str) -> list[str]:
     return [name.strip().strip('"').lower() for name in line.lstrip("\ufeff").split(",")]
 
 
-def read_raw(spark: SparkSession, uri: str, *, attributes: list[int]) -> tuple[DataFrame, dict[str, Any]]:
+def read_raw(spark: SparkSession, uri: str, *, attributes: str | list[int]) -> tuple[DataFrame, dict[str, Any]]:
     """Data lines of every daily file at `uri` as text fields, and what the headers said.
 
-    Columns: date, serial_number, model, capacity_bytes, failure, `smart_<id>_raw` for each attribute (null when
-    the file has no such column), `raw_line`, `_fields` (field count), `_expected` (the header's),
+    Columns: date, serial_number, model, capacity_bytes, failure, the attribute columns (`smart_<id>_raw` and
+    `smart_<id>_normalized` of every id any header has with `attributes="auto"`, else of the listed ids; null
+    when a file has no such column), `raw_line`, `_fields` (field count), `_expected` (the header's),
     `_extra_header` (the header repeated inside the file), `_bad_header`, `source_file`.
-    The second value: {"files", "header_variants", "absent": {attribute: [files without it]}, "bad_header": [...]}.
+    The second value: {"files", "header_variants", "columns": [attribute columns], "absent": {column: [files
+    without it]}, "bad_header": [...]}.
     """
     files = list_files(spark, uri)
     if not files:
@@ -183,8 +248,18 @@ def read_raw(spark: SparkSession, uri: str, *, attributes: list[int]) -> tuple[D
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for f in files:
         groups[tuple(read_header(spark, f))].append(f)
-    wanted = [raw_column(a) for a in attributes]
-    info: dict[str, Any] = {"files": len(files), "header_variants": len(groups), "absent": {}, "bad_header": []}
+    if isinstance(attributes, str):  # "auto" (check_config)
+        ids = sorted({a for header in groups for _, a, _ in _attributes(header)})
+    else:
+        ids = list(attributes)
+    wanted = [column for a in ids for column in (raw_column(a), normalized_column(a))]
+    info: dict[str, Any] = {
+        "files": len(files),
+        "header_variants": len(groups),
+        "columns": wanted,
+        "absent": {},
+        "bad_header": [],
+    }
     parts = []
     for header, members in groups.items():
         position = {name: i for i, name in enumerate(header)}
@@ -194,9 +269,9 @@ def read_raw(spark: SparkSession, uri: str, *, attributes: list[int]) -> tuple[D
                 "%d file(s) lack the column(s) %s, their lines are quarantined: %s", len(members), bad, members[:3]
             )
             info["bad_header"].extend(members)
-        for a, name in zip(attributes, wanted):
+        for name in wanted:
             if name not in position:
-                info["absent"].setdefault(str(a), []).extend(members)
+                info["absent"].setdefault(name, []).extend(members)
         parts.append(_parse_group(spark, members, header, position, wanted, bool(bad)))
     df = parts[0]
     for part in parts[1:]:
@@ -241,15 +316,14 @@ def _parse_group(spark, files, header, position, wanted, bad_header: bool) -> Da
 # ---------------------------------------------------------------------------------------------------- validation
 
 
-def classify(raw: DataFrame, *, attributes: list[int]) -> DataFrame:
+def classify(raw: DataFrame, *, columns: list[str]) -> DataFrame:
     """`raw` (from `read_raw`) with parsed `_device`, `_model`, `_capacity`, `_day` (timestamp), `_failure`,
-    `_v_<id>` and `reason` (null for clean records)."""
-    cols = {a: raw_column(a) for a in attributes}
+    `_v_<column>` for the attribute `columns` and `reason` (null for clean records)."""
 
     def empty(c: str) -> Column:
         return F.col(c).isNull() | (F.col(c) == "")
 
-    value = {a: F.expr(f"try_cast(`{c}` AS DOUBLE)") for a, c in cols.items()}
+    value = {c: F.expr(f"try_cast(`{c}` AS DOUBLE)") for c in columns}
     parsed = raw.select(
         "*",
         F.when(~empty("serial_number"), F.col("serial_number")).alias("_device"),
@@ -260,13 +334,13 @@ def classify(raw: DataFrame, *, attributes: list[int]) -> DataFrame:
             F.try_to_timestamp(F.concat(F.col("date"), F.lit(" 00:00:00Z")), F.lit(TIMESTAMP_FORMAT + "X")),
         ).alias("_day"),
         F.when(F.col("failure").isin("0", "1"), F.col("failure").cast("int")).alias("_failure"),
-        *[v.alias(f"_v_{a}") for a, v in value.items()],
+        *[v.alias(f"_v_{c}") for c, v in value.items()],
     )
     non_numeric = [
-        ~empty(c) & (~F.col(c).rlike(_NUMBER_RE) | F.isnan(f"_v_{a}") | (F.abs(F.col(f"_v_{a}")) == float("inf")))
-        for a, c in cols.items()
+        ~empty(c) & (~F.col(c).rlike(_NUMBER_RE) | F.isnan(f"_v_{c}") | (F.abs(F.col(f"_v_{c}")) == float("inf")))
+        for c in columns
     ]
-    negative = [F.col(f"_v_{a}") < 0 for a in cols]
+    negative = [F.col(f"_v_{c}") < 0 for c in columns]
     reason = (
         F.when(F.col("_bad_header"), "bad_header")
         .when((F.col("_fields") != F.col("_expected")) | F.col("_extra_header"), "malformed_line")
@@ -291,7 +365,7 @@ def classify(raw: DataFrame, *, attributes: list[int]) -> DataFrame:
     )
     checked = checked.withColumn("_first_failure", first_failure)
     same_day = Window.partitionBy("_device", "_day", "_valid").orderBy(
-        F.col("_failure").desc(), SOURCE_FILE, *[F.col(c) for c in (*OPTIONAL, *cols.values())]
+        F.col("_failure").desc(), SOURCE_FILE, *[F.col(c) for c in (*OPTIONAL, *columns)]
     )
     duplicate = F.col("_valid") & (F.row_number().over(same_day) > 1)
     after = F.col("_valid") & (F.col("_day") > F.col("_first_failure"))
@@ -299,20 +373,20 @@ def classify(raw: DataFrame, *, attributes: list[int]) -> DataFrame:
     return checked.withColumn(REASON, reason).drop("_valid", "_first_failure")
 
 
-def split(checked: DataFrame, *, attributes: list[int]) -> tuple[DataFrame, DataFrame]:
+def split(checked: DataFrame, *, columns: list[str]) -> tuple[DataFrame, DataFrame]:
     """(clean records, quarantined records) from `classify`.
 
-    Clean: device_id, model, capacity_bytes, timestamp, failure, `smart_<id>_raw` as doubles.
+    Clean: device_id, model, capacity_bytes, timestamp, failure, the attribute `columns` as doubles.
     Quarantined: the text fields as read, `raw_line`, `reason`, `source_file`.
     """
-    text_cols = [*REQUIRED, *OPTIONAL, *[raw_column(a) for a in attributes]]
+    text_cols = [*REQUIRED, *OPTIONAL, *columns]
     clean = checked.where(F.col(REASON).isNull()).select(
         F.col("_device").alias("device_id"),
         F.col("_model").alias("model"),
         F.when(F.col("_capacity") > 0, F.col("_capacity")).alias("capacity_bytes"),
         F.col("_day").alias("timestamp"),
         F.col("_failure").alias("failure"),
-        *[F.col(f"_v_{a}").alias(raw_column(a)) for a in attributes],
+        *[F.col(f"_v_{c}").alias(c) for c in columns],
     )
     quarantine = checked.where(F.col(REASON).isNotNull()).select(*text_cols, RAW_LINE, REASON, SOURCE_FILE)
     return clean, quarantine
@@ -338,40 +412,71 @@ def failures_of(clean: DataFrame) -> DataFrame:
     )
 
 
-def to_daily_grid(
-    clean: DataFrame, *, attributes: list[int], log_attributes: list[int], max_fill_gap_days: int
-) -> DataFrame:
-    """One row per drive per day of each segment, with the model features; see the module docstring."""
+def to_daily_grid(clean: DataFrame, *, plan: FeaturePlan, max_fill_gap_days: int) -> DataFrame:
+    """One row per drive per day of each segment, with the model features of `plan`; see the module docstring."""
     day = 24 * 3600
-    raws = [raw_column(a) for a in attributes]
+    columns = plan.columns()
     slot = F.floor(F.col("timestamp").cast("long") / F.lit(day)) * F.lit(day)
-    readings = clean.select("device_id", "model", "capacity_bytes", *raws, slot.alias("_slot"))
+    readings = clean.select("device_id", "model", "capacity_bytes", *columns, slot.alias("_slot"))
     by_time = Window.partitionBy("device_id").orderBy("_slot")
     so_far = by_time.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     missing_before = (F.col("_slot") - F.lag("_slot").over(by_time)) / F.lit(day) - 1
     missing_after = ((F.lead("_slot").over(by_time) - F.col("_slot")) / F.lit(day) - 1).cast("int")
     fill = F.when(missing_after.between(1, max_fill_gap_days), missing_after).otherwise(F.lit(0))
-    logged = set(log_attributes)
 
-    def feature(a: int) -> Column:
-        carried = F.coalesce(F.last(raw_column(a), ignorenulls=True).over(so_far), F.lit(0.0))
-        return F.log1p(F.greatest(carried, F.lit(0.0))) if a in logged else carried
+    def carried(column: str) -> Column:
+        return F.last(column, ignorenulls=True).over(so_far)
 
-    marked = readings.select(
+    logged = {a: F.log1p(carried(raw_column(a))) for a in plan.raw}  # negative values are quarantined
+    carried_values = readings.select(
         "*",
         F.when(missing_before > max_fill_gap_days, 1).otherwise(0).alias("_new_segment"),
         fill.alias("_fill"),
-        *[feature(a).alias(feature_column(a)) for a in attributes],
+        *[logged[a].alias(f"_log_{a}") for a in plan.raw],
+        *[carried(normalized_column(a)).alias(f"_norm_{a}") for a in plan.normalized],
     )
-    segmented = marked.withColumn("segment", F.sum("_new_segment").over(so_far).cast("int"))
-    exploded = segmented.withColumn("_k", F.explode(F.sequence(F.lit(0), F.col("_fill"))))
+    increase = {a: F.col(f"_log_{a}") > F.lag(f"_log_{a}").over(by_time) for a in plan.change}
+    changes = carried_values.select(
+        "*",
+        F.sum("_new_segment").over(so_far).cast("int").alias("segment"),
+        *[(F.col(f"_log_{a}") - F.lag(f"_log_{a}").over(by_time)).alias(f"_growth_{a}") for a in plan.change],
+        *[F.max(f"_log_{a}").over(so_far).alias(f"_max_{a}") for a in plan.change],
+        *[F.max(F.when(increase[a], F.col("_slot"))).over(so_far).alias(f"_increased_{a}") for a in plan.change],
+    )
+    exploded = changes.withColumn("_k", F.explode(F.sequence(F.lit(0), F.col("_fill"))))
+
+    def days_unchanged(a: int) -> Column:
+        days = (F.col("_slot") - F.col(f"_increased_{a}")) / F.lit(day) + F.col("_k")
+        return F.least(F.coalesce(days, F.lit(DAYS_UNCHANGED_CAP)), F.lit(DAYS_UNCHANGED_CAP))
+
+    first_column = {a: f"_log_{a}" if a in plan.raw else f"_norm_{a}" for a in plan.missing}
+    model = F.upper(F.trim(F.coalesce(F.col("model"), F.lit(""))))
+    features: dict[str, Column] = {}
+    for a in sorted({*plan.raw, *plan.normalized}):
+        if a in plan.raw:
+            features[feature_column(a)] = F.coalesce(F.col(f"_log_{a}"), F.lit(0.0))
+        if a in plan.normalized:
+            features[f"smart_{a}_norm"] = F.coalesce(F.col(f"_norm_{a}"), F.lit(0.0))
+        if a in plan.missing:
+            features[f"smart_{a}_missing"] = F.col(first_column[a]).isNull().cast("double")
+    for a in plan.change:
+        filled = F.col("_k") > 0
+        features[f"smart_{a}_growth"] = F.when(filled, 0.0).otherwise(F.coalesce(F.col(f"_growth_{a}"), F.lit(0.0)))
+        features[f"smart_{a}_max"] = F.coalesce(F.col(f"_max_{a}"), F.lit(0.0))
+        features[f"smart_{a}_days_unchanged"] = days_unchanged(a)
+    if 9 in plan.raw:
+        features["age_years"] = F.coalesce(F.expm1(F.col("_log_9")) / F.lit(HOURS_PER_YEAR), F.lit(0.0))
+    features["capacity_log2_tb"] = F.coalesce(F.log2(F.col("capacity_bytes") / F.lit(1e12)), F.lit(0.0))
+    for name, prefixes in FAMILIES.items():
+        features[f"family_{name}"] = _any([model.startswith(p) for p in prefixes]).cast("double")
+    assert list(features) == plan.names()
     return exploded.select(
         "device_id",
         "model",
         "capacity_bytes",
         F.timestamp_seconds(F.col("_slot") + F.col("_k") * F.lit(day)).alias("timestamp"),
-        *raws,
-        *[F.col(feature_column(a)).cast("double").alias(feature_column(a)) for a in attributes],
+        *columns,
+        *[value.cast("double").alias(name) for name, value in features.items()],
         (F.col("_k") > 0).alias("filled"),
         "segment",
     )
@@ -385,32 +490,39 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
 
     Writes, committed atomically with `_SUCCESS`: `clean/` (Parquet, daily grid), `quarantine/` (Parquet),
     `failures.csv` (device_id,failure_time, as the generator writes it) and `counts.json`: read = clean +
-    quarantined (checked), by reason, files and header variants, per attribute the files where it is absent
-    or empty, drives, failed and disappeared drives, grid rows, filled rows and segments.
+    quarantined (checked), by reason, files and header variants, per attribute column the files where it is
+    absent or empty and the share of clean lines reporting it, the features (`FeaturePlan`), drives, failed and
+    disappeared drives, grid rows, filled rows and segments.
     """
     check_config(config)
-    attributes = list(config.attributes)
-    raw, info = read_raw(spark, input_uri, attributes=attributes)
-    checked = classify(raw, attributes=attributes).persist(StorageLevel.MEMORY_AND_DISK)
+    raw, info = read_raw(spark, input_uri, attributes=config.attributes)
+    columns = info["columns"]
+    checked = classify(raw, columns=columns).persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        valid = F.col(REASON).isNull()
         per_file = (
             checked.groupBy(SOURCE_FILE)
             .agg(
                 F.count(F.lit(1)).alias("lines"),
-                *[F.count(F.when(F.col(raw_column(a)) != "", 1)).alias(f"n_{a}") for a in attributes],
+                F.count(F.when(valid, 1)).alias("valid"),
+                *[F.count(F.when(F.col(c) != "", 1)).alias(f"n_{c}") for c in columns],
+                *[F.count(F.when(valid & (F.col(c) != ""), 1)).alias(f"valid_{c}") for c in columns],
             )
             .collect()
         )
         n_read = sum(int(r["lines"]) for r in per_file)
         if n_read == 0:
             raise InputError(f"the Backblaze files at {input_uri} hold no data lines")
-        clean, quarantine = split(checked, attributes=attributes)
-        grid = to_daily_grid(
-            clean,
-            attributes=attributes,
-            log_attributes=list(config.log_attributes),
-            max_fill_gap_days=config.max_fill_gap_days,
-        )
+        n_valid = sum(int(r["valid"]) for r in per_file)
+        reported = {c: sum(int(r[f"valid_{c}"]) for r in per_file) for c in columns}
+        plan = FeaturePlan.of(reported, n_valid, config)
+        if not plan.raw and not plan.normalized:
+            raise InputError(
+                f"no SMART attribute column at {input_uri} is reported in {config.min_populated:.0%} of the valid "
+                f"lines (backblaze.attributes: {config.attributes})"
+            )
+        clean, quarantine = split(checked, columns=plan.columns())
+        grid = to_daily_grid(clean, plan=plan, max_fill_gap_days=config.max_fill_gap_days)
         failures = failures_of(clean).orderBy("device_id").collect()
         with fs.atomic_output(spark, out_uri) as tmp:
             write_quarantine(quarantine, f"{tmp}/{QUARANTINE_DIR}")
@@ -419,7 +531,8 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
                 f"{r['device_id']},{r['failure_time'].strftime('%Y-%m-%d %H:%M:%S')}" for r in failures
             ]
             fs.write_text(spark, f"{tmp}/{FAILURES_FILE}", "\n".join(lines) + "\n")
-            counts = _counts(spark, tmp, n_read, info, per_file, attributes, n_failed=len(failures))
+            counts = _counts(spark, tmp, n_read, info, per_file, reported, n_failed=len(failures))
+            counts.update(features=plan.names(), feature_plan={k: list(v) for k, v in dataclasses.asdict(plan).items()})
             fs.write_json(spark, f"{tmp}/{COUNTS_FILE}", counts)
     finally:
         checked.unpersist()
@@ -445,7 +558,7 @@ def _file_key(uri: str) -> tuple[str, str]:
 
 
 def _counts(
-    spark, out: str, n_read: int, info: dict, per_file, attributes: list[int], *, n_failed: int
+    spark, out: str, n_read: int, info: dict, per_file, reported: dict[str, int], *, n_failed: int
 ) -> dict[str, Any]:
     by_reason = count_by_reason(spark, f"{out}/{QUARANTINE_DIR}", REASONS)
     grid = spark.read.parquet(f"{out}/{CLEAN_DIR}")
@@ -465,12 +578,12 @@ def _counts(
         if row["last"] is not None
         else 0
     )
-    empty_in: dict[str, int] = {str(a): 0 for a in attributes}
-    for r in per_file:
-        for a in attributes:
-            absent = {_file_key(f) for f in info["absent"].get(str(a), [])}
-            if r[f"n_{a}"] == 0 and _file_key(r[SOURCE_FILE]) not in absent:
-                empty_in[str(a)] += 1
+    columns = info["columns"]
+    empty_in = dict.fromkeys(columns, 0)
+    for c in columns:
+        absent = {_file_key(f) for f in info["absent"].get(c, [])}
+        empty_in[c] = sum(1 for r in per_file if r[f"n_{c}"] == 0 and _file_key(r[SOURCE_FILE]) not in absent)
+    n_valid = max(sum(int(r["valid"]) for r in per_file), 1)
     counts = {
         "read": n_read,
         "clean": rows - filled,
@@ -479,11 +592,12 @@ def _counts(
         "files": info["files"],
         "header_variants": info["header_variants"],
         "attributes": {
-            feature_column(a): {
-                "files_absent": len(info["absent"].get(str(a), [])),
-                "files_empty": empty_in[str(a)],
+            c: {
+                "files_absent": len(info["absent"].get(c, [])),
+                "files_empty": empty_in[c],
+                "reported": round(reported[c] / n_valid, 4),
             }
-            for a in attributes
+            for c in columns
         },
         "grid_rows": rows,
         "filled_rows": filled,
@@ -583,13 +697,16 @@ def make_windows(
     return labelled.drop("_failure")
 
 
-def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineConfig) -> tuple[DataFrame, dict]:
+def build_windows(
+    readings: DataFrame, failures: DataFrame, *, config: PipelineConfig, features: list[str]
+) -> tuple[DataFrame, dict]:
     """Split drives, normalise with training statistics, window, label, censor and balance (see the docstring).
 
     The steps of `pipelines.telemetry.windows.build_window_dataset` with the SQL `make_windows` above and the
-    per-drive censoring. `config` is the full config; the Backblaze settings come from `config.backblaze`.
+    per-drive censoring. `config` is the full config; the Backblaze settings come from `config.backblaze`;
+    `features`: the ingest's (`counts.json`).
     """
-    derived = pipeline_config(config)
+    derived = pipeline_config(config, features)
     wc = derived.windows
     splits = assign_splits(
         readings.select("device_id").distinct(),
@@ -627,12 +744,18 @@ def build_windows(readings: DataFrame, failures: DataFrame, *, config: PipelineC
     return balanced, stats
 
 
+def ingested_features(spark: SparkSession, ingest_root: str) -> list[str]:
+    """The features an ingest made (its `counts.json`)."""
+    return list(fs.read_json(spark, f"{ingest_root}/{COUNTS_FILE}")["features"])
+
+
 def write_windows(spark: SparkSession, ingest_root: str, windows_root: str, config: PipelineConfig) -> dict:
     """Windows of an ingested Backblaze folder, written like build_windows does; returns the counts."""
     readings = sources.read_parquet(spark, f"{ingest_root}/{CLEAN_DIR}", "clean readings")
     failures = sources.read_failures(spark, f"{ingest_root}/{FAILURES_FILE}")
-    windows, stats = build_windows(readings, failures, config=config)
-    spec = WindowSpec.of(pipeline_config(config))
+    features = ingested_features(spark, ingest_root)
+    windows, stats = build_windows(readings, failures, config=config, features=features)
+    spec = WindowSpec.of(pipeline_config(config, features))
     if MASK_FEATURE in spec.features:
         spec = dataclasses.replace(spec, min_history=config.backblaze.min_history_days)
     return sources.write_windows(spark, windows, stats, windows_root, spec=spec)

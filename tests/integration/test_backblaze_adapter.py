@@ -13,7 +13,7 @@ from pipelines.config import BackblazeConfig, PipelineConfig, WindowsConfig, def
 from pipelines.telemetry import backblaze as bb
 from pipelines.telemetry import windows as generic_windows
 
-CONFIG = defaults(BackblazeConfig, attributes=[5, 9, 187, 194], log_attributes=[5, 9, 187], max_fill_gap_days=1)
+CONFIG = defaults(BackblazeConfig, attributes=[5, 9, 187, 194], max_fill_gap_days=1)
 
 # An older header without smart_187; a newer one with smart_187 added and a new smart_999 column moving smart_194.
 OLD = "date,serial_number,model,capacity_bytes,failure,smart_5_normalized,smart_5_raw,smart_9_raw,smart_194_raw"
@@ -83,8 +83,16 @@ def test_files_with_different_columns_are_read_by_their_own_header(spark, tmp_pa
         "duplicate": 1,
         "after_failure": 1,
     }
-    assert counts["attributes"]["smart_187"] == {"files_absent": 2, "files_empty": 0}  # day 1 and the odd file
-    assert counts["attributes"]["smart_5"] == {"files_absent": 1, "files_empty": 1}  # odd file; day 3 empty
+    attributes = counts["attributes"]
+    assert attributes["smart_187_raw"]["files_absent"] == 2 and attributes["smart_187_raw"]["files_empty"] == 0
+    assert attributes["smart_5_raw"]["files_absent"] == 1 and attributes["smart_5_raw"]["files_empty"] == 1  # day 3
+    assert attributes["smart_5_normalized"]["files_absent"] == 3  # only day 1 has it
+    assert counts["feature_plan"] == {
+        "raw": [5, 9, 187, 194],
+        "normalized": [5],
+        "missing": [5, 187],
+        "change": [5, 187],
+    }
     assert counts["devices"] == 6 and counts["failed_devices"] == 2
     assert counts["disappeared_devices"] == 1  # B; D and G failed
     assert counts["filled_rows"] == 1 and counts["clean"] == 11
@@ -99,9 +107,19 @@ def test_files_with_different_columns_are_read_by_their_own_header(spark, tmp_pa
     clean = {(r["device_id"], r["timestamp"].day): r for r in spark.read.parquet(f"{out}/clean").collect()}
     a3 = clean[("A", 3)]
     assert a3["smart_5_raw"] is None and a3["smart_5"] == pytest.approx(math.log1p(0.0))  # carried forward
-    assert a3["smart_9"] == pytest.approx(math.log1p(1048)) and a3["smart_194"] == 31.0  # 194 stays linear
-    assert clean[("A", 1)]["smart_187_raw"] is None and clean[("A", 1)]["smart_187"] == 0.0  # absent column
-    assert clean[("C", 3)]["smart_5"] == 0.0 and clean[("C", 1)]["capacity_bytes"] is None
+    assert a3["smart_9"] == pytest.approx(math.log1p(1048)) and a3["smart_194"] == pytest.approx(math.log1p(31))
+    assert a3["smart_5_norm"] == 100.0 and a3["age_years"] == pytest.approx(1048 / (24 * 365.25))
+    assert a3["capacity_log2_tb"] == pytest.approx(math.log2(4000 / 1e12)) and a3["family_seagate"] == 0.0
+    a1 = clean[("A", 1)]
+    assert a1["smart_187_raw"] is None and a1["smart_187"] == 0.0 and a1["smart_187_missing"] == 1.0  # absent column
+    assert a3["smart_187_missing"] == 0.0 and a3["smart_5_missing"] == 0.0
+    assert clean[("C", 3)]["smart_5"] == 0.0 and clean[("C", 3)]["smart_5_missing"] == 1.0  # never reported
+    assert clean[("C", 1)]["capacity_bytes"] is None and clean[("C", 1)]["capacity_log2_tb"] == 0.0
+    # Change features of the counters: C's smart_187 goes 5 -> 6 on day 3; A's stays 0.
+    c2, c3 = clean[("C", 2)], clean[("C", 3)]
+    assert c3["smart_187_growth"] == pytest.approx(math.log1p(6) - math.log1p(5)) and c2["smart_187_growth"] == 0.0
+    assert c3["smart_187_max"] == pytest.approx(math.log1p(6)) and c3["smart_187_days_unchanged"] == 0.0
+    assert c2["smart_187_days_unchanged"] == bb.DAYS_UNCHANGED_CAP == a3["smart_187_days_unchanged"]
     assert clean[("E", 2)]["filled"] and clean[("E", 2)]["smart_9_raw"] == 800.0 and not clean[("E", 3)]["filled"]
     assert clean[("E", 3)]["segment"] == 0
     assert clean[("G", 2)]["timestamp"] == datetime(2021, 1, 2)
@@ -141,7 +159,8 @@ def test_sql_windows_equal_the_generic_windows_and_vanished_drives_are_censored(
 
 
 def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
-    derived = bb.pipeline_config(defaults(PipelineConfig, backblaze=CONFIG))
+    features = ["smart_5", "smart_9", "smart_187", "smart_194"]
+    derived = bb.pipeline_config(defaults(PipelineConfig, backblaze=CONFIG), features)
     assert derived.ingest.interval_minutes == 1440 and derived.ingest.max_fill_gap_readings == 1
     assert derived.windows == defaults(
         WindowsConfig,
@@ -155,12 +174,14 @@ def test_pipeline_config_sets_daily_windows_from_the_backblaze_section():
         features=["smart_5", "smart_9", "smart_187", "smart_194", "observed"],  # padded short histories' mask
     )
     assert derived.train == CONFIG.train
-    whole = bb.pipeline_config(defaults(PipelineConfig, backblaze=dataclasses.replace(CONFIG, min_history_days=5)))
-    assert whole.windows.features == ["smart_5", "smart_9", "smart_187", "smart_194"]
+    whole = dataclasses.replace(CONFIG, min_history_days=5)
+    assert bb.pipeline_config(defaults(PipelineConfig, backblaze=whole), features).windows.features == features
     with pytest.raises(ValueError, match="min_history_days"):
         bb.check_config(dataclasses.replace(CONFIG, min_history_days=0))
-    with pytest.raises(ValueError, match="log_attributes"):
-        bb.check_config(defaults(BackblazeConfig, attributes=[5], log_attributes=[9]))
+    with pytest.raises(ValueError, match="'auto' or a list"):
+        bb.check_config(defaults(BackblazeConfig, attributes="all"))
+    with pytest.raises(ValueError, match="min_populated"):
+        bb.check_config(defaults(BackblazeConfig, min_populated=1.5))
 
 
 # The layouts of Backblaze's files over the years: 2013's 40 attributes; 2015 on, more attributes (helium level,
@@ -178,6 +199,9 @@ LAYOUTS = {
 }
 
 
+MODELS = ["ST4000DM000", "HGST HMS5C4040ALE640", "WDC WD30EFRX-68EUZN0"]
+
+
 def layout_line(header: list[str], values: dict[str, str]) -> str:
     """A data line of `header`: `values` by name, 100 in every normalised column, the rest empty."""
     return ",".join(values.get(c, "100" if c.endswith("_normalized") else "") for c in header)
@@ -193,7 +217,13 @@ def test_the_layouts_of_2013_2015_and_2023_are_read_by_column_name(spark, tmp_pa
             serial = f"S{k}{d}"
             values = {"smart_5_raw": str(k * 10 + d), "smart_9_raw": str(1000 * (k + 1) + d)}
             values |= {"smart_194_raw": str(30 + k), "smart_187_raw": str(d)}
-            values |= {"date": day, "serial_number": serial, "model": f"M{k}", "capacity_bytes": "4000", "failure": "0"}
+            values |= {
+                "date": day,
+                "serial_number": serial,
+                "model": MODELS[k],
+                "capacity_bytes": "4000",
+                "failure": "0",
+            }
             values |= {"datacenter": "sac0", "cluster_id": "1", "vault_id": "1000", "pod_id": "3", "pod_slot_num": "7"}
             values |= {"is_legacy_format": "false"}
             lines.append(layout_line(header, values))
@@ -214,6 +244,18 @@ def test_the_layouts_of_2013_2015_and_2023_are_read_by_column_name(spark, tmp_pa
         assert row["model"] == values["model"] and row["timestamp"].strftime("%Y-%m-%d") == values["date"]
         for a in CONFIG.attributes:
             assert row[f"smart_{a}_raw"] == float(values[f"smart_{a}_raw"]), (serial, a)
+        family = {"ST": "seagate", "HG": "hgst", "WD": "wdc"}[values["model"][:2]]
+        assert [name for name in bb.FAMILIES if row[f"family_{name}"] == 1.0] == [family]
+    # Found per file: every attribute a header has is read; the populated ones become features, those only some
+    # files have are marked missing elsewhere.
+    auto = bb.ingest_backblaze(spark, str(root), str(tmp_path / "auto"), dataclasses.replace(CONFIG, attributes="auto"))
+    plan = auto["feature_plan"]
+    assert plan["raw"] == [5, 9, 187, 194] and plan["normalized"] == IDS_2023
+    assert plan["missing"] == sorted(set(IDS_2023) - set(IDS_2013))  # normalised columns of the later layouts
+    assert auto["attributes"]["smart_231_normalized"] == {"files_absent": 2, "files_empty": 0, "reported": 0.3333}
+    assert auto["attributes"]["smart_1_raw"]["reported"] == 0.0 and "smart_1" not in auto["features"]
+    rows = spark.read.parquet(str(tmp_path / "auto" / "clean")).collect()
+    assert {r["device_id"]: r["smart_231_missing"] for r in rows} == {s: float(s[1] != "2") for s in expected}
 
 
 def test_short_histories_are_left_padded_and_masked_alike_in_training_and_in_fleet_scoring(spark):

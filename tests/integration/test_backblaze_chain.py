@@ -55,8 +55,10 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert (
         ingest["disappeared_devices"] == sum(1 for s, d in last_seen.items() if d != DAYS[-1] and s not in failed) > 0
     )
-    for attribute in ("smart_187", "smart_188", "smart_198"):  # not recorded in 2013
-        assert ingest["attributes"][attribute] == {"files_absent": 0, "files_empty": 4}
+    for column in ("smart_187_raw", "smart_188_raw", "smart_198_raw", "smart_5_normalized"):  # not recorded in 2013
+        assert ingest["attributes"][column] == {"files_absent": 0, "files_empty": 4, "reported": 0.0}
+    # The attributes 2013's files report, found in the files, not listed by hand.
+    assert ingest["feature_plan"] == {"raw": [1, 5, 9, 194, 197], "normalized": [], "missing": [], "change": [5, 197]}
     written = (out / "ingest" / "failures.csv").read_text().splitlines()[1:]
     assert {line.split(",")[0] for line in written} == failed
     alerting = metrics["alerting"]
@@ -91,7 +93,8 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert validation["false_alarm_rate_interval"][0] <= validation["false_alarm_rate_interval"][1]
 
     policy = json.loads((out / "alerting" / "policy.json").read_text())
-    assert policy["scoring"]["features"] == [f"smart_{a}" for a in config.backblaze.attributes] + ["observed"]
+    assert policy["scoring"]["features"] == ingest["features"] + ["observed"]
+    assert {"smart_5_growth", "smart_197_days_unchanged", "age_years", "family_seagate"} <= set(ingest["features"])
     assert policy["scoring"]["interval_minutes"] == 1440 and policy["scoring"]["length"] == 2
     assert policy["scoring"]["min_history"] == 1  # a drive's first day is windowed too, padded
     windows = spark.read.parquet(str(out / "windows" / "windows"))
