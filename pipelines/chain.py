@@ -16,10 +16,19 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import InputError
 from pipelines.evaluation.alerting import best_on_validation, fit_policy, load_policy, policies_by_model, run_alerting
 from pipelines.evaluation.baseline import probability_scores
+from pipelines.evaluation.calibration import Calibrator
 from pipelines.evaluation.evaluate import evaluate_models
 from pipelines.evaluation.peers import window_summary
 from pipelines.evaluation.report import write_report
-from pipelines.evaluation.scoring import Scorer, bigdl_scorer, score_fleet, spark_ml_scorer, write_risk_table
+from pipelines.evaluation.scoring import (
+    Scorer,
+    bigdl_scorer,
+    score_fleet,
+    spark_ml_scorer,
+    stack_scorer,
+    write_risk_table,
+)
+from pipelines.evaluation.stacking import STACK, stacked_scores, with_model
 from pipelines.io import fs
 from pipelines.layout import RunLayout
 from pipelines.models.train import load_model, predict_scores, save_model, train_lstm
@@ -107,17 +116,39 @@ def evaluate_run(
     failure_list = sources.read_failures(spark, failures) if failures else None
     test = spark.read.parquet(run.predictions)
     policies, at_policy = policies_by_model(val_scores, test, config.alerting, failures=failure_list)
+    if config.alerting.stack:
+        members = {name: policy.calibrator for name, policy in policies.items()}
+        keys = ["device_id", "window_end", "label"]
+        stack_val = stacked_scores(with_model(val_scores, [*keys, "score"]), members, keys=keys)
+        stack_test = stacked_scores(test, members, keys=keys).withColumn("model", F.lit(STACK))
+        test = test.unionByName(stack_test, allowMissingColumns=True)
+        stack_policy, stack_point = policies_by_model({STACK: stack_val}, test, config.alerting, failures=failure_list)
+        policies, at_policy = {**policies, **stack_policy}, {**at_policy, **stack_point}
     chosen = best_on_validation(at_policy) if config.alerting.model == "best" else config.alerting.model
     if chosen not in policies:
         raise InputError(f"alerting.model {chosen!r} is not one of the evaluated models {sorted(policies)}")
     log.info(
         "alert policy in force: %s's (%s)", chosen, "best on validation" if config.alerting.model == "best" else "set"
     )
-    model_uri = run.model if chosen == "lstm" else _save_spark_model(spark, others[chosen], run.path(f"model/{chosen}"))
+
+    def model_record(name: str) -> dict[str, str]:
+        uri = run.model if name == "lstm" else _save_spark_model(spark, others[name], run.path(f"model/{name}"))
+        return {
+            "model": uri.removeprefix(run.root.rstrip("/") + "/"),
+            "kind": "bigdl" if name == "lstm" else "spark_ml",
+            "output_kind": "log_probabilities" if name == "lstm" else "probability",
+        }
+
+    if chosen == STACK:
+        members_record = [
+            {"name": name, **model_record(name), "calibration": policies[name].calibrator.to_dict()}
+            for name in val_scores
+        ]
+        record: dict[str, Any] = {"kind": STACK, "output_kind": "probability", "members": members_record}
+    else:
+        record = model_record(chosen)
     scoring = {
-        "model": model_uri.removeprefix(run.root.rstrip("/") + "/"),
-        "kind": "bigdl" if chosen == "lstm" else "spark_ml",
-        "output_kind": "log_probabilities" if chosen == "lstm" else "probability",
+        **record,
         "length": spec.length,
         "interval_minutes": spec.interval_minutes,
         "features": list(spec.features),
@@ -189,8 +220,15 @@ def _run_model_scorer(
     spark: SparkSession, run: RunLayout, config: PipelineConfig
 ) -> Callable[[dict[str, Any]], Scorer]:
     def build(scoring: dict[str, Any]) -> Scorer:
-        model_uri = run.resolve(scoring.get("model", RunLayout.MODEL))
         kind = scoring.get("kind", "bigdl")
+        if kind == STACK:
+            return stack_scorer(
+                {
+                    m["name"]: (build({**scoring, **m}), Calibrator.from_dict(m["calibration"]))
+                    for m in scoring["members"]
+                }
+            )
+        model_uri = run.resolve(scoring.get("model", RunLayout.MODEL))
         if not fs.exists(spark, model_uri):
             raise InputError(f"no {'BigDL' if kind == 'bigdl' else 'Spark ML'} model at {model_uri}")
         if kind == "spark_ml":

@@ -235,10 +235,11 @@ class AlertingConfig:
     threshold_confidence: float
     bootstrap_replicates: int
     model: str
+    stack: bool
     reliability_bins: int
 
     def __post_init__(self) -> None:
-        known = ("best", "lstm", "baseline", *PEERS)
+        known = ("best", "lstm", "baseline", *PEERS, "stack")
         if self.model not in known:
             raise ConfigError(f"unknown model {self.model!r} (known: {', '.join(known)})")
 

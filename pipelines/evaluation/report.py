@@ -36,6 +36,7 @@ MODEL_LABELS = {
     "baseline": "last-reading LogReg",
     "logistic_window": "window-summary LogReg",
     "gbt_window": "window-summary GBT",
+    "stack": "stack (mean calibrated probability)",
 }
 METRIC_KEYS = {"test": "lstm", "tf_imported": "tf_imported", "baseline": "baseline"}
 

@@ -3,7 +3,8 @@
 A scorer is any function `DataFrame[device_id, window_end, features] -> DataFrame[device_id, window_end, score]`
 with score the probability-like output of a model (higher = more likely to fail); it runs on the executors.
 `bigdl_scorer` wraps a trained BigDL model (log-probabilities out, as `pipelines.models.lstm` builds them),
-`tf_scorer` a TensorFlow graph imported into BigDL (`pipelines.tfimport`), and `load_scorer` any
+`stack_scorer` the stacked model (`pipelines.evaluation.stacking`), `tf_scorer` a TensorFlow graph imported into
+BigDL (`pipelines.tfimport`), and `load_scorer` any
 "module:function" factory, so another team's model plugs in without changes here.
 
 The latest window of a device is its last `length` readings when they all belong to its last segment (no gap too
@@ -23,6 +24,8 @@ from pyspark.sql import functions as F
 
 from pipelines.evaluation.alerting import ALERT, OK, UNCERTAIN, AlertPolicy
 from pipelines.evaluation.baseline import probability_scores
+from pipelines.evaluation.calibration import Calibrator
+from pipelines.evaluation.stacking import stacked_scores, with_model
 from pipelines.io import fs
 from pipelines.telemetry.schema import MASK_FEATURE, padded_steps
 
@@ -67,6 +70,19 @@ def spark_ml_scorer(model) -> Scorer:
 
     def score(windows: DataFrame) -> DataFrame:
         return probability_scores(model, windows).select("device_id", "window_end", "score")
+
+    return score
+
+
+def stack_scorer(members: dict[str, tuple[Scorer, Calibrator]]) -> Scorer:
+    """Scores of the stacked model (`pipelines.evaluation.stacking`): the mean of its members' calibrated
+    probabilities, each member scored by its own scorer."""
+
+    def score(windows: DataFrame) -> DataFrame:
+        scored = {name: scorer(windows) for name, (scorer, _) in members.items()}
+        calibrators = {name: calibrator for name, (_, calibrator) in members.items()}
+        keys = ["device_id", "window_end"]
+        return stacked_scores(with_model(scored, [*keys, "score"]), calibrators, keys=keys)
 
     return score
 

@@ -44,7 +44,8 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
                 if fields[failure] == "1":
                     failed.add(fields[serial])
     out = tmp_path / "run"
-    config = load_config(env="ci", overrides=["backblaze.train.epochs=1"])
+    # The stack's policy in force: the fleet is scored by every model, each calibrated, and their mean.
+    config = load_config(env="ci", overrides=["backblaze.train.epochs=1", "alerting.model=stack"])
     metrics = run_backblaze(spark, str(data), str(out), config)
 
     # Every record of the real files is accounted for.
@@ -82,7 +83,7 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert set(metrics["peers"]) == {"logistic_window", "gbt_window"}
     assert all(m["count"] == metrics["test"]["count"] for m in metrics["peers"].values())
     at_policy = metrics["at_policy"]
-    assert set(at_policy) == {"lstm", "baseline", "logistic_window", "gbt_window"}
+    assert set(at_policy) == {"lstm", "baseline", "logistic_window", "gbt_window", "stack"}
     assert {p["failed_devices"] for p in at_policy.values()} == {lead["failed_devices"]}
     assert all(0 <= p["detected"] <= p["failed_devices"] for p in at_policy.values())
     assert "Each model at its own alert policy" in (out / "report" / "index.html").read_text()
@@ -102,9 +103,17 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     n = len(policy["scoring"]["features"])  # the mask is the last feature: 0 on the padding step, 1 on the reading
     assert first_days.count() > 0
     assert first_days.where((F.col("features")[n - 1] != 0) | (F.col("features")[2 * n - 1] != 1)).count() == 0
-    assert policy["scoring"]["kind"] == ("bigdl" if alerting["model"] == "lstm" else "spark_ml")
+    assert alerting["model"] == "stack" and policy["scoring"]["kind"] == "stack"
+    members = policy["scoring"]["members"]
+    assert [m["name"] for m in members] == ["lstm", "baseline", "logistic_window", "gbt_window"]
+    assert [m["kind"] for m in members] == ["bigdl", "spark_ml", "spark_ml", "spark_ml"]
+    assert all(m["calibration"]["method"] == "platt" and (out / m["model"]).exists() for m in members)
     risk = json.loads((out / "risk" / "summary.json").read_text())
     assert risk["devices"] == ingest["devices"] == sum(risk["by_band"].values())
+    table = spark.read.parquet(str(out / "risk" / "table"))
+    scores = table.where(F.col("score").isNotNull())
+    assert scores.count() > 0 and scores.where((F.col("score") <= 0) | (F.col("score") >= 1)).count() == 0
+    assert {r["scored_by"] for r in table.select("scored_by").distinct().collect()} == {"stack"}
     assert risk["scored_at"].startswith("2013-04-17")
 
     training = json.loads((out / "training.json").read_text())

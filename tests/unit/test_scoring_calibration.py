@@ -51,3 +51,23 @@ def test_lead_time_summary_edges():
     assert none_failed["recall"] is None and none_failed["mean_lead_time_days"] is None
     all_missed = summarize([None, None])
     assert all_missed["recall"] == 0.0 and all_missed["median_lead_time_days"] is None
+
+
+def test_the_policy_in_force_is_the_one_catching_most_failed_devices_on_validation():
+    from pipelines.evaluation.alerting import best_on_validation
+
+    def point(detected, far, failed=6, days=0):
+        return {
+            "validation": {
+                "detected": detected,
+                "failed_devices": failed,
+                "false_alarm_rate_per_device_day": far,
+                "alerted_positive_device_days": days,
+            }
+        }
+
+    points = {"lstm": point(3, 0.009), "gbt_window": point(4, 0.01), "stack": point(4, 0.008)}
+    assert best_on_validation(points) == "stack"  # most caught; of those, fewest false alarms
+    assert best_on_validation({**points, "lstm": point(4, 0.01)}) == "lstm"  # a tie goes to the LSTM
+    no_failures = {"lstm": point(0, 0.01, failed=0, days=2), "baseline": point(0, 0.01, failed=0, days=5)}
+    assert best_on_validation(no_failures) == "baseline"  # without a failure list: positive device-days
