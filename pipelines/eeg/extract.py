@@ -313,8 +313,11 @@ def extract_findings(text: str) -> Findings:
     out.epileptiform = _epileptiform(findings_text)
     out.slowing, out.slowing_location = _slowing(findings_text)
     _seizures(findings_text, impression, out)
+    out.seizure_present = out.seizure_present or any(e["kind"] == "seizure" for e in out.events)
     out.medications = _medications(fixed.get("medications", ""))
-    hr = re.search(r"\b(\d{2,3})\s*(bpm|beats)", fixed.get("hr", ""), re.I)
+    hr = re.search(r"\b(\d{2,3})\s*(bpm|beats)", fixed.get("hr", ""), re.I) or re.match(
+        r"\s*(\d{2,3})\s*\.?\s*$", fixed.get("hr", "")
+    )
     out.heart_rate = int(hr.group(1)) if hr else None
     return out
 
@@ -474,17 +477,25 @@ def _epileptiform(text: str) -> list[str]:
     return sorted(found)
 
 
+_GENERALIZED = re.compile(
+    r"\b(?:diffuse(?:ly)?|generali[sz]ed)\b[^.;]{0,25}?\b(?:slow\w*|theta|delta)\b"
+    r"|\bslowing of the background\b|\bbackground (?:is )?slow",
+    re.I,
+)
+
+
 def _slowing(text: str) -> tuple[str | None, str | None]:
-    for sentence in sentences(text):
-        lower = sentence.lower()
-        if ("diffusely slow" in lower or "generalized slowing" in lower or "diffuse slowing" in lower) and not _negated(
-            sentence, lower.find("slow")
-        ):
+    """("generalized", None), ("focal", location) or (None, None); slowing during hyperventilation is normal."""
+    found = [s for s in sentences(text) if "hyperventilation" not in s.lower()]
+    for sentence in found:
+        match = _GENERALIZED.search(sentence)
+        if match and not _negated(sentence, match.start()):
             return "generalized", None
-    for sentence in sentences(text):
+    for sentence in found:
         lower = sentence.lower()
-        if "focal" in lower and "slowing" in lower and not _negated(sentence, lower.find("focal")):
-            where = next((loc for loc in sorted(LOCATIONS, key=len, reverse=True) if loc in lower), None)
+        where = next((loc for loc in sorted(LOCATIONS, key=len, reverse=True) if loc in lower), None)
+        at = [i for i in (lower.find("slowing"), lower.find("focal")) if i >= 0]
+        if "slowing" in lower and ("focal" in lower or where) and not _negated(sentence, min(at)):
             return "focal", where
     return None, None
 
