@@ -85,7 +85,7 @@ _PATTERNS = (
     # 2/3/2007, 2/3/07, 2-3-07 (month first; a first number over 12 is the day)
     re.compile(_WD + r"(?<![\d/.])(?P<m>\d{1,2})(?P<s>[/-])(?P<d>\d{1,2})(?P=s)(?P<y>\d{4}|\d{2})(?![\d/])", re.I),
     # 3.2.2007 (day first)
-    re.compile(r"(?<![\d.])(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})(?![\d.])"),
+    re.compile(r"(?<![\d.])(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})(?!\d|\.\d)"),
     # February 3-4, 2007; Feb 3rd to the 5th
     re.compile(
         _WD + _MON + r"\s+(?P<d>\d{1,2})" + _ORD + _RANGE + r"(?:the\s+)?(?P<d2>\d{1,2})" + _ORD + r"\b"

@@ -117,19 +117,21 @@ _CUES = (
 _NOT_NAMES = {"this", "the", "he", "she", "his", "her", "patient", "pt", "dr", "mr", "mrs", "ms", "miss", "prof", "eeg"}
 _NOT_NAMES |= {"name", "names", "phone", "fax", "record", "number", "address", "date", "age", "is", "was", "has", "had"}
 _NOT_NAMES |= {"md", "do", "rn", "np", "phd", "tech", "technologist", "physician", "signed", "by", "and", "or"}
+_NOT_NAMES |= {"a", "an", "of", "in", "on", "at", "to", "with", "for", "from", "as", "are", "were", "be", "it", "its"}
+_NOT_NAMES |= {"that", "they", "them", "lives", "family", "home", "who", "per", "via", "not", "no", "yes", "none"}
 _NOT_NAMES |= LEXICON | set(WEEKDAYS)
 
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_EMAIL = re.compile(r"\b[\w.+'-]+@[\w-]+(?:\.[\w-]+)+\b")
 _URL = re.compile(
     r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"]*[^\s<>\".,;:)]"
     r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|us|info|health)(?:/[^\s<>\"]*[^\s<>\".,;:)])?\b",
     re.I,
 )
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]*:){3})[0-9A-Fa-f:]{4,39}(?![\w:])")
 _PHONE = re.compile(
     r"(?:\+?1[ .-]?)?(?:\(\d{3}\)\s?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b|\b\d{3}[.-]\d{4}\b|\b\d{10}\b"
-    r"|(?i:\b(?:ext\.?|extension|pager|beeper)\s*#?\s*\d{2,6}\b|\bx\d{3,6}\b)"
+    r"|(?i:\b(?:ext\.?|extension|pager|beeper)\s*#?\s*(?:\d{3}[.-])?\d{2,6}\b|\bx\d{3,6}\b)"
 )
 _SSN = re.compile(r"\b\d{3}[ -]\d{2}[ -]\d{4}\b")
 _LABELLED_ID = re.compile(
@@ -219,7 +221,9 @@ def deidentify_text(text: str, ids: Identifiers, days: int) -> str:
     month and year keeps the year. Ages over 89, and years that reveal them, are aggregated.
     """
     names = names_in(text)
-    out = _LABELLED.sub(lambda m: f"{m.group(1)} [REDACTED]", text)
+    out = _AGE.sub(_cap_age_text, text)
+    out = _AGE_WORDS.sub("90+", out)
+    out = _LABELLED.sub(lambda m: f"{m.group(1)} [REDACTED]", out)
     for form in sorted(set(ids.mrn_forms) | ({ids.mrn} if ids.mrn else set()), key=len, reverse=True):
         out = re.sub(rf"(?<!\d){re.escape(form)}(?!\d)", "[ID]", out)
     for address in ids.addresses:
@@ -235,18 +239,17 @@ def deidentify_text(text: str, ids: Identifiers, days: int) -> str:
     out = _dates(out, days)
     out = _LONG_NUMBER.sub("[ID]", out)
     out = _CODE.sub(_code, out)
+    out = _PLACE_CUE.sub(lambda m: m.group(0)[: m.start("place") - m.start()] + "[LOCATION] ", out)
+    out = _PLACE.sub(_place, out)
     for pattern in _CUES:
         out = pattern.sub(_scrub_name, out)
     known = {p for n in (*ids.names, *ids.physicians) for p in re.split(r"[\s,]+", n) if len(p) >= 2}
+    known = {p for p in known if p.lower().strip(".") not in _NOT_NAMES}
     for part in sorted(known, key=len, reverse=True):
         out = re.sub(rf"(?<![A-Za-z\[]){re.escape(part)}(?![A-Za-z\]])", "[NAME]", out, flags=re.I)
     for part in sorted(names, key=len, reverse=True):
         for form in {part, part.upper(), part.capitalize()}:
             out = re.sub(rf"(?<![A-Za-z\[]){re.escape(form)}(?![A-Za-z\]])", "[NAME]", out)
-    out = _PLACE_CUE.sub(lambda m: m.group(0)[: m.start("place") - m.start()] + "[LOCATION] ", out)
-    out = _PLACE.sub(_place, out)
-    out = _AGE.sub(_cap_age_text, out)
-    out = _AGE_WORDS.sub("90+", out)
     return out
 
 
@@ -284,7 +287,8 @@ def _dates(text: str, days: int) -> str:
     oldest = max((y for y in years if y), default=0) - AGE_CAP
     pieces, last = [], 0
     for m in mentions:
-        pieces.append(text[last : m.start])
+        between = text[last : m.start]
+        pieces.append(" to " if last and between.strip() in ("-", "–") else between)  # 2007-01-01 to 2007-01-02
         if m.date and m.date.year > oldest:
             pieces.append(shift(m.date, days).isoformat())
         elif m.year and m.year > oldest:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from pipelines.eeg.dates import MONTHS, find_dates, one_edit, parse_time
@@ -132,20 +133,25 @@ for _w in LEXICON:
     _BY_LENGTH.setdefault(len(_w), []).append(_w)
 
 
+@lru_cache(maxsize=65536)
+def _lexicon_word(lower: str) -> str | None:
+    """The one lexicon word one edit away from `lower` (5+ letters, not itself a lexicon word), else None."""
+    if len(lower) < 5 or lower in LEXICON:
+        return None
+    near = [
+        w for n in (len(lower) - 1, len(lower), len(lower) + 1) for w in _BY_LENGTH.get(n, ()) if one_edit(lower, w)
+    ]
+    return near[0] if len(near) == 1 else None
+
+
 def correct_typos(text: str) -> str:
     """Replace each word of 5+ letters that is one edit away from exactly one lexicon word by that word."""
 
     def fix(match: re.Match) -> str:
         word = match.group(0)
-        lower = word.lower()
-        if len(lower) < 5 or lower in LEXICON:
+        fixed = _lexicon_word(word.lower())
+        if fixed is None:
             return word
-        near = [
-            w for n in (len(lower) - 1, len(lower), len(lower) + 1) for w in _BY_LENGTH.get(n, ()) if one_edit(lower, w)
-        ]
-        if len(near) != 1:
-            return word
-        fixed = near[0]
         return fixed.upper() if word.isupper() else fixed.capitalize() if word[0].isupper() else fixed
 
     return _WORD.sub(fix, text)
@@ -580,7 +586,10 @@ def extract_identifiers(text: str) -> Identifiers:
             continue
         label, value = match.group(1).lower().strip(), match.group(2).strip()
         if label in ("patient name", "name", "patient"):
-            ids.names.extend(p for p in re.split(r"[,\s]+", value) if p)
+            for part in re.split(r"[,\s]+", value)[:4]:  # the name, not what may follow it on the line
+                if not re.fullmatch(r"[A-Z][A-Za-z'.-]*", part):
+                    break
+                ids.names.append(part)
         elif label in ("mrn", "mr#", "mr", "medical record number", "record number", "mr number"):
             value_id = re.match(r"[\d-]+", value)
             if value_id:
