@@ -183,8 +183,11 @@ def _heading(line: str, in_body: bool) -> tuple[tuple[str, ...], str] | None:
     text. Once the body has begun, an unknown heading in capitals with a colon opens a section of its own name.
     """
     match = _LABELLED.match(line)
+    if match and len(match.group("label").split()) > 5:
+        match = None  # a sentence, not a heading
     if match:
-        found = sections_of(match.group("label"))
+        alone = match.group("rest") == "" and ":" not in line
+        found = sections_of(match.group("label")) if not alone or match.group("label").isupper() else ()
         if found:
             return found, match.group("rest").strip()
     words: list[str] = []
@@ -313,7 +316,7 @@ def extract_findings(text: str) -> Findings:
     out.monitoring_days, out.events = timeline(text)
     days = {d for day in out.monitoring_days for d in (day["start"], day["end"]) if d}
     out.study_dates = sorted(set(study_dates(preamble, intro)) | days)
-    out.study_type = _study_type(intro) or ("ltm" if out.monitoring_days else None)
+    out.study_type = _study_type(intro)
     out.duration_minutes = _duration(intro)
     out.impression = _impression(impression) if "impression" in sections else None
     out.epileptiform = _epileptiform(findings_text)
@@ -457,9 +460,9 @@ def _duration(text: str) -> int | None:
 
 def _impression(text: str) -> str | None:
     lower = text.lower()
-    if re.search(r"\bno abnormalit", lower) or re.search(r"\bwithin normal limits\b", lower):
+    if re.search(r"\bno abnormalit|\bwithin normal limits\b|\bunremarkable\b", lower):
         return "normal"
-    if re.search(r"\babnormal\b", lower):
+    if re.search(r"\babnormal\b|\bremarkable for\b|\bconsistent with an? [a-z ]*encephalopathy\b", lower):
         return "abnormal"
     if re.search(r"\bnormal\b", lower):
         return "normal"
