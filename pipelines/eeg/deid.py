@@ -169,7 +169,6 @@ _PLACE_CUE = re.compile(
     r"(?i:\b(?:lives|living|resides|residing|resident|moved|relocated|transferred|born|grew up|visiting|"
     r"travel(?:l)?ed|home)\s+(?:in|at|from|to|of|near))\s+(?P<place>(?:the\s+)?(?:[A-Z][a-zA-Z'.-]+\s?){1,4})"
 )
-_SIGNED = re.compile(r"\b(signed by|dictated by|read by|reviewed by|attending:?)\s+[^,\n]*", re.I)
 _LABELLED = re.compile(
     r"^(\s*(?:patient name|name|patient|mrn|mr#|mr number|medical record number|record number|dob|date of birth|"
     r"birth date|address|phone|telephone|fax|e-?mail|referring physician|physician|attending|resident|fellow|"

@@ -333,12 +333,13 @@ def extract_findings(text: str) -> Findings:
 
 def _age_and_sex(history: str, description: str) -> tuple[int | None, str | None]:
     """Age and sex as the history states them (`a 37-year-old woman`, `62 y/o M`, `Mrs.`, else `she`/`he`)."""
-    match = _AGE.search(history) or _AGE.search(description)
+    in_history = _AGE.search(history)
+    match = in_history or _AGE.search(description)
     age = int(match.group(1) or match.group(2)) if match else None
-    after = history[match.end() :] if match and match.string is history else history
+    after = history[in_history.end() :] if in_history else history
     if sex := _SEX.search(after) or _SEX.search(history):
         return age, _SEX_WORDS[sex.group(1).lower()]
-    if match and match.string is history and (letter := _SEX_LETTER.match(after)):
+    if in_history and (letter := _SEX_LETTER.match(after)):
         return age, letter.group(1)
     if title := _TITLE_SEX.search(history):
         return age, "M" if title.group(1) == "Mr" else "F"
