@@ -269,9 +269,13 @@ def _plant(text: str, r: random.Random, used: Counter) -> tuple[str, list[str]]:
         by_section.setdefault(names[0] if names else "preamble", []).append(i)
     secrets: list[str] = []
     inserts: dict[int, list[str]] = {}
+    header_name = re.search(r"^Patient Name: (?:[A-Z]+, )?([A-Z][a-z]+|[A-Z]+)", text, re.M)
     for section, rows in [*by_section.items(), ("end", [len(lines)])]:
         kind, label, make = r.choice(FORMATS)
         sentence, hidden = make(r)
+        if header_name and r.random() < 0.1:  # a name known from the header, written bare
+            first = header_name.group(1).capitalize()
+            kind, label, sentence, hidden = "patient_name", "bare_known_name", f"{first} was cooperative", [first]
         used[(kind, label)] += 1
         used[("section", section)] += 1
         secrets += hidden
@@ -312,10 +316,11 @@ def test_no_planted_identifier_reaches_an_output_or_a_log(caplog):
     kinds = {k for k, _ in used if k != "section"}
     formats = [key for key in used if key[0] != "section"]
     sections = {s for k, s in used if k == "section"}
+    planted = sum(used[key] for key in formats)
     print(
-        f"\n{REPORTS} reports ({len(base)} bases), {len(formats)} formats of {len(kinds)} kinds, {len(sections)} places"
+        f"\n{REPORTS} reports ({len(base)} bases), {planted} identifiers planted: {len(formats)} formats of {len(kinds)} kinds"
     )
-    assert len(base) >= 150 and len(formats) == len(FORMATS) >= 30 and len(kinds) >= 17
+    assert len(base) >= 150 and len(formats) == len(FORMATS) + 1 >= 30 and len(kinds) >= 17
     assert {"preamble", "end", "clinical_history", "description", "impression", "events", "seizures"} <= sections
     assert min(used[key] for key in formats) >= 10
     assert not leaks, leaks[:20]
