@@ -97,7 +97,7 @@ _CUES = (
         r"\s+(?:physician|doctor|provider)|physician|neurologist|pcp|primary care(?:\s+(?:physician|provider))?|nurse|"
         r"provider|cc|contact|emergency contact|guardian|caregiver|informant|next of kin|name|patient name|"
         r"(?:electronically\s+)?(?:signed|dictated|read|reviewed|interpreted|transcribed|performed|recorded|seen)"
-        r"(?:\s+and\s+\w+)?\s+by))\s*[:#-]?\s*(?P<name>" + _NAME + r"(?:,\s*" + _TOKEN + r")?)"
+        r"(?:\s+and\s+\w+)?\s+by)(?![A-Za-z]))\s*[:#-]?\s*(?P<name>" + _NAME + r"(?:,\s*" + _TOKEN + r")?)"
     ),
     # relatives and the patient by name: `her daughter, Agnes Quimby`, `mother's name is Ann`, `the patient Zelda`
     re.compile(
@@ -135,7 +135,7 @@ _PHONE = re.compile(
 )
 _SSN = re.compile(r"\b\d{3}[ -]\d{2}[ -]\d{4}\b")
 _LABELLED_ID = re.compile(
-    r"(?i:\b(?:mrn|mr\s?#|mr number|(?:medical\s+)?record(?:\s+(?:number|no\.?|#))?|acct|account(?:\s+(?:number|no\.?))?|"
+    r"(?i:\b(?:mrn|mr\s?#|mr number|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s*(?:number|no\.|#)|acct|account(?:\s+(?:number|no\.?))?|"
     r"ssn|social security(?:\s+(?:number|no\.?))?|member(?:\s+id)?|subscriber(?:\s+id)?|policy(?:\s+(?:number|no\.?))?|"
     r"health\s*plan(?:\s+(?:id|number|no\.?))?|insurance(?:\s+(?:id|number|no\.?))?|medicaid|medicare|"
     r"licen[cs]e(?:\s+(?:number|no\.?|plate))?|dea|npi|serial(?:\s+(?:number|no\.?))?|s/n|device(?:\s+(?:id|serial))?|"
