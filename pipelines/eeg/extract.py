@@ -282,7 +282,7 @@ FIELDS = tuple(Findings.__dataclass_fields__)
 FINDING_SECTIONS = ("description", "abnormal_discharges", "seizures", "events")
 
 _AGE = re.compile(
-    r"\b(\d{1,3})(?:\s*-?\s*(?:years?|yrs?)[- ]?old\b|\s*(?:y/o|y\.o\.|yo)(?![a-z])|\s+years? of age\b)"
+    r"\b(\d{1,3})\+?(?:\s*-?\s*(?:years?|yrs?)[- ]?old\b|\s*(?:y/o|y\.o\.|yo)(?![a-z])|\s+years? of age\b)"
     r"|\bage[d:]?\s+(\d{1,3})\b",
     re.I,
 )
@@ -298,7 +298,7 @@ _SEX_WORDS = {
 }
 _SEX = re.compile(r"\b(" + "|".join(_SEX_WORDS) + r")\b", re.I)
 _SEX_LETTER = re.compile(r"^[\s,]*(?:(?:right|left)[- ]handed\s+)?([FM])\b")
-_TITLE_SEX = re.compile(r"\b(Mrs?|Ms|Miss)\.? [A-Z]")
+_TITLE_SEX = re.compile(r"\b(Mrs?|Ms|Miss)\.? (?:[A-Z]|\[NAME\])")  # also in scrubbed text
 _PRONOUN = re.compile(r"\b(she|he)\b", re.I)
 
 

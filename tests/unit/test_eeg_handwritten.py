@@ -7,6 +7,7 @@ impression found with recall >= 0.95.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from pipelines.eeg import evaluate
@@ -62,3 +63,18 @@ def test_extraction_meets_the_bar_on_handwritten_reports():
     assert parsed == len(handwritten())
     for name in ("sections", "age", "sex", "impression"):
         assert metrics[name]["recall"] >= 0.95, (name, metrics[name])
+
+
+def test_deidentification_keeps_the_clinical_content_of_handwritten_reports():
+    """No false alarms on text without identifiers: the findings read from the scrubbed text are the same."""
+    from pipelines.eeg import deid
+    from pipelines.eeg.extract import extract_identifiers
+
+    kept = ("sections", "sex", "impression", "epileptiform", "slowing", "seizure_present", "events", "medications")
+    for name, text, _ in handwritten():
+        clean = deid.deidentify_text(text, extract_identifiers(text), 30)
+        assert not re.search(r"\[(ID|PHONE|LOCATION|EMAIL|URL|IP|ADDRESS|REDACTED)\]", clean), name
+        assert clean.count("[NAME]") == len(re.findall(r"\b(?:Mr|Mrs|Ms|Dr)\. ", text)), name
+        before, after = extract_findings(text).as_dict(), extract_findings(clean).as_dict()
+        assert {k: before[k] for k in kept} == {k: after[k] for k in kept}, name
+        assert after["age"] == deid.cap_age(before["age"])[0], name
