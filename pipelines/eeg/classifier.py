@@ -1,7 +1,8 @@
 """A BigDL 1-D convolutional classifier over report tokens, for findings that rules catch poorly.
 
 Two outputs (sigmoid, binary cross-entropy): the study is abnormal; a seizure was recorded. The input is the
-de-identified text of the findings sections (description, impression, clinical correlation: the history is
+de-identified text of the findings sections (description, abnormal discharges, seizures, events, impression,
+clinical correlation: the history is
 left out, as the rules leave it out, since it speaks of seizures that are not in this recording), as token
 indices. LookupTable -> TemporalConvolution -> ReLU -> max over time -> Dropout -> Linear -> Sigmoid, trained
 by the project's `BarrierOptimizer` on `Sample`s built on the executors.
@@ -18,14 +19,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import EegClassifierConfig
-from pipelines.eeg.extract import extract_findings, split_sections
+from pipelines.eeg.extract import FINDING_SECTIONS, extract_findings, split_sections
 
 log = logging.getLogger(__name__)
 
 TASKS = ("abnormal", "seizure_present")
 PAD, UNKNOWN = 1, 2  # LookupTable indices are 1-based; words start at 3
 _TOKEN = re.compile(r"[a-z]+|\d+|\[[a-z]+\]")
-BODY_SECTIONS = ("description", "impression", "clinical_correlation")
+BODY_SECTIONS = (*FINDING_SECTIONS, "impression", "clinical_correlation")
 
 
 def body_text(text: str) -> str:

@@ -21,7 +21,7 @@ from pyspark.sql.types import (
 )
 
 from pipelines.eeg import deid, evaluate
-from pipelines.eeg.extract import extract_findings, extract_identifiers
+from pipelines.eeg.extract import extract_findings, extract_identifiers, timeline
 from pipelines.eeg.schema import FINDINGS_SCHEMA, TEXT_FIELD
 
 log = logging.getLogger(__name__)
@@ -40,13 +40,22 @@ _CURATED = StructType(
 
 
 def curate_row(report_id: str, text: str, key: bytes, max_shift_days: int) -> tuple:
-    """Findings and de-identified text of one report, in `FINDINGS_SCHEMA` order plus `text_deid`."""
+    """Findings and de-identified text of one report, in `FINDINGS_SCHEMA` order plus `text_deid`.
+
+    The monitoring days are read from the de-identified text, so their dates are shifted and their events'
+    descriptions scrubbed like the text.
+    """
     ids = extract_identifiers(text)
     found = extract_findings(text)
     identity = deid.patient_identity(ids, report_id)
     days = deid.shift_days(key, identity, max_shift_days)
     age, capped = deid.cap_age(found.age)
     dates = sorted(deid.shift(date.fromisoformat(d), days).isoformat() for d in found.study_dates)
+    text_deid = deid.deidentify_text(text, ids, days)
+    monitoring_days = [
+        (d["start"], d["end"], [(e["time"], e["kind"], e["description"]) for e in d["events"]])
+        for d in timeline(text_deid)[0]
+    ]
     identifiers = tuple(x for x in (*ids.names, *ids.mrn_forms, ids.mrn or "", *ids.physicians, *ids.phones) if x)
     return (
         deid.safe_file_id(report_id, key, identifiers=identifiers),
@@ -67,9 +76,10 @@ def curate_row(report_id: str, text: str, key: bytes, max_shift_days: int) -> tu
         found.seizure_count,
         found.seizure_types,
         [(e["time"], e["kind"]) for e in found.events],
+        monitoring_days,
         found.medications,
         found.heart_rate,
-        deid.deidentify_text(text, ids, days),
+        text_deid,
     )
 
 

@@ -20,6 +20,7 @@ FIELD_KINDS: dict[str, str] = {
     "seizure_count": "scalar",
     "seizure_types": "set",
     "events": "set",
+    "monitoring_days": "set",
     "medications": "set",
     "heart_rate": "scalar",
 }
@@ -41,6 +42,7 @@ def truth_values(truth: Mapping[str, Any]) -> dict[str, Any]:
         "seizure_count": truth["seizure_count"] or None,
         "seizure_types": truth["seizure_types"],
         "events": [f"{e['time']} {e['kind']}" for e in truth["events"]],
+        "monitoring_days": truth.get("monitoring_days", []),
         "medications": truth["medications"],
         "heart_rate": truth["heart_rate"],
     }
@@ -49,6 +51,7 @@ def truth_values(truth: Mapping[str, Any]) -> dict[str, Any]:
 def predicted_values(found: Mapping[str, Any]) -> dict[str, Any]:
     out = {name: found.get(name) for name in FIELD_KINDS}
     out["events"] = [f"{e['time']} {e['kind']}" for e in (found.get("events") or [])]
+    out["monitoring_days"] = [f"{d['start']}/{d['end']}" for d in (found.get("monitoring_days") or [])]
     return out
 
 

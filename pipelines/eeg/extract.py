@@ -10,10 +10,13 @@ and research outputs.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
+from pipelines.eeg.dates import MONTHS, find_dates, one_edit, parse_time
 from pipelines.eeg.vocabulary import (
     LOCATIONS,
     MEDICATIONS,
@@ -21,21 +24,6 @@ from pipelines.eeg.vocabulary import (
     SECTION_HEADERS,
     SECTIONS,
     SEIZURE_TYPES,
-)
-
-MONTHS = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
 )
 
 LEXICON = {
@@ -140,25 +128,20 @@ LEXICON = {
 _WORD = re.compile(r"[A-Za-z]+")
 
 
-def _one_edit(a: str, b: str) -> bool:
-    """True when `a` and `b` differ by one substitution, insertion, deletion or swap of adjacent letters."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diff) == 1:
-            return True
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    for i in range(len(long_)):
-        if long_[:i] + long_[i + 1 :] == short:
-            return True
-    return False
-
-
 _BY_LENGTH: dict[int, list[str]] = {}
 for _w in LEXICON:
     _BY_LENGTH.setdefault(len(_w), []).append(_w)
+
+
+@lru_cache(maxsize=65536)
+def _lexicon_word(lower: str) -> str | None:
+    """The one lexicon word one edit away from `lower` (5+ letters, not itself a lexicon word), else None."""
+    if len(lower) < 5 or lower in LEXICON:
+        return None
+    near = [
+        w for n in (len(lower) - 1, len(lower), len(lower) + 1) for w in _BY_LENGTH.get(n, ()) if one_edit(lower, w)
+    ]
+    return near[0] if len(near) == 1 else None
 
 
 def correct_typos(text: str) -> str:
@@ -166,18 +149,9 @@ def correct_typos(text: str) -> str:
 
     def fix(match: re.Match) -> str:
         word = match.group(0)
-        lower = word.lower()
-        if len(lower) < 5 or lower in LEXICON:
+        fixed = _lexicon_word(word.lower())
+        if fixed is None:
             return word
-        near = [
-            w
-            for n in (len(lower) - 1, len(lower), len(lower) + 1)
-            for w in _BY_LENGTH.get(n, ())
-            if _one_edit(lower, w)
-        ]
-        if len(near) != 1:
-            return word
-        fixed = near[0]
         return fixed.upper() if word.isupper() else fixed.capitalize() if word[0].isupper() else fixed
 
     return _WORD.sub(fix, text)
@@ -186,73 +160,74 @@ def correct_typos(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Sections
 
-_HEADER_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z /&#-]{0,40}?)\s*:\s*(.*)$")
+_HEADER_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z /&#-]{0,40}?)\s*:\s*(.*)$")  # labelled preamble lines
+_LABELLED = re.compile(r"^\s*(?P<label>[A-Za-z][A-Za-z /&#'-]{0,60}?)\s*(?::|;|\s[-–]{1,2}\s|\.?\s*$)(?P<rest>.*)$")
+_CAPS_WORD = re.compile(r"\s*([A-Z][A-Z/&'-]*[A-Z])(?![a-z0-9])")
 _HEADER_INDEX = {h: canonical for canonical, hs in SECTION_HEADERS.items() for h in hs}
+_NOT_A_HEADING_END = re.compile(r"\b(TO|OF|BY|WITH|FOR|AND|IN|THE|AS|INCLUDE|INCLUDES|FOLLOWING|ARE|IS|WERE|WAS)$")
 
 
-def section_of(header: str) -> str | None:
-    """Canonical section of a header text (typos already corrected), or None."""
-    key = " ".join(header.upper().split())
-    return _HEADER_INDEX.get(key)
+def sections_of(label: str) -> tuple[str, ...]:
+    """Canonical sections a heading names (typos, case and spacing forgiven; `A/B` names both), or ()."""
+    key = " ".join(correct_typos(label).upper().split())
+    if key in _HEADER_INDEX:
+        return (_HEADER_INDEX[key],)
+    parts = [p for p in re.split(r"\s*(?:/|&|\bAND\b)\s*", key) if p]
+    return tuple(dict.fromkeys(_HEADER_INDEX[p] for p in parts if p in _HEADER_INDEX)) if len(parts) > 1 else ()
+
+
+def _heading(line: str, in_body: bool) -> tuple[tuple[str, ...], str] | None:
+    """(sections, text after the heading) when `line` opens a section, else None.
+
+    Known headings may end in `:`, `;`, ` - ` or the line's end, or, written in capitals, run straight into their
+    text. Once the body has begun, an unknown heading in capitals with a colon opens a section of its own name.
+    """
+    match = _LABELLED.match(line)
+    if match and len(match.group("label").split()) > 5:
+        match = None  # a sentence, not a heading
+    if match:
+        alone = match.group("rest") == "" and ":" not in line
+        found = sections_of(match.group("label")) if not alone or match.group("label").isupper() else ()
+        if found:
+            return found, match.group("rest").strip()
+    words: list[str] = []
+    end = 0
+    while (word := _CAPS_WORD.match(line, end)) and len(words) < 6:
+        words.append(word.group(1))
+        end = word.end()
+    if words and (found := sections_of(" ".join(words))):
+        return found, line[end:].lstrip(" \t:;.,-–")
+    if in_body and match and ":" in line[match.start("label") : match.start("rest")]:
+        label = " ".join(match.group("label").split())
+        letters = re.sub(r"[^A-Za-z]", "", label)
+        if len(letters) >= 3 and letters.isupper() and len(label.split()) <= 5 and not _NOT_A_HEADING_END.search(label):
+            return (re.sub(r"[^a-z]+", "_", label.lower()).strip("_"),), match.group("rest").strip()
+    return None
+
+
+def walk(text: str) -> Iterator[tuple[tuple[str, ...], str, bool]]:
+    """(sections, text, opens a section) of each line: () for the preamble; a heading's line without the heading."""
+    current: tuple[str, ...] = ()
+    for line in text.splitlines():
+        opened = _heading(line, bool(current))
+        if opened:
+            current, line = opened
+        yield current, line, bool(opened)
 
 
 def split_sections(text: str) -> tuple[str, dict[str, str]]:
-    """(preamble, {canonical section: body}) of a report; repeated sections are concatenated."""
+    """(preamble, {section: body}) of a report; repeated sections are concatenated, combined headings fill each part.
+
+    Known sections have their canonical names (`vocabulary.SECTIONS`); unknown ones a name made from the heading.
+    """
     preamble: list[str] = []
     sections: dict[str, list[str]] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        match = _HEADER_LINE.match(line)
-        canonical = section_of(correct_typos(match.group(1))) if match else None
-        if match and canonical:
-            current = canonical
-            sections.setdefault(current, []).append(match.group(2))
-        elif current is None:
+    for names, line, _ in walk(text):
+        if not names:
             preamble.append(line)
-        else:
-            sections[current].append(line)
+        for name in names:
+            sections.setdefault(name, []).append(line)
     return "\n".join(preamble), {k: "\n".join(v).strip() for k, v in sections.items()}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Dates and small parsers
-
-_MONTH_RE = "|".join(m.capitalize() for m in MONTHS) + "|" + "|".join(m[:3].capitalize() for m in MONTHS)
-DATE_PATTERNS = (
-    re.compile(rf"\b(?P<month>{_MONTH_RE})\.? (?P<day>\d{{1,2}}),? (?P<year>\d{{4}})\b", re.I),
-    re.compile(r"\b(?P<month>\d{1,2})/(?P<day>\d{1,2})/(?P<year>\d{4})\b"),
-    re.compile(rf"\b(?P<day>\d{{1,2}})-(?P<month>{_MONTH_RE})-(?P<year>\d{{4}})\b", re.I),
-    re.compile(r"\b(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})\b"),
-)
-
-
-def _month(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    lower = text.lower()
-    for i, m in enumerate(MONTHS):
-        if lower == m or lower == m[:3]:
-            return i + 1
-    raise ValueError(text)
-
-
-def find_dates(text: str) -> list[tuple[int, int, date]]:
-    """(start, end, date) of every date in `text`, in order; impossible dates are skipped."""
-    found = []
-    for pattern in DATE_PATTERNS:
-        for match in pattern.finditer(text):
-            try:
-                d = date(int(match.group("year")), _month(match.group("month")), int(match.group("day")))
-            except ValueError:
-                continue
-            found.append((match.start(), match.end(), d))
-    found.sort()
-    out, last_end = [], -1
-    for start, end, d in found:
-        if start >= last_end:
-            out.append((start, end, d))
-            last_end = end
-    return out
 
 
 def sentences(text: str) -> list[str]:
@@ -292,7 +267,8 @@ class Findings:
     seizure_present: bool = False
     seizure_count: int | None = None
     seizure_types: list[str] = field(default_factory=list)
-    events: list[dict[str, str]] = field(default_factory=list)
+    events: list[dict[str, str]] = field(default_factory=list)  # time, kind
+    monitoring_days: list[dict[str, Any]] = field(default_factory=list)  # start, end, events (time, kind, description)
     medications: list[str] = field(default_factory=list)
     heart_rate: int | None = None
 
@@ -302,7 +278,14 @@ class Findings:
 
 FIELDS = tuple(Findings.__dataclass_fields__)
 
-_AGE = re.compile(r"\b(\d{1,3})[- ]year[- ]old\b", re.I)
+# Sections whose text states what this recording showed (the history speaks of other seizures).
+FINDING_SECTIONS = ("description", "abnormal_discharges", "seizures", "events")
+
+_AGE = re.compile(
+    r"\b(\d{1,3})\+?(?:\s*-?\s*(?:years?|yrs?)[- ]?old\b|\s*(?:y/o|y\.o\.|yo)(?![a-z])|\s+years? of age\b)"
+    r"|\bage[d:]?\s+(\d{1,3})\b",
+    re.I,
+)
 _SEX_WORDS = {
     "woman": "F",
     "female": "F",
@@ -314,53 +297,142 @@ _SEX_WORDS = {
     "boy": "M",
 }
 _SEX = re.compile(r"\b(" + "|".join(_SEX_WORDS) + r")\b", re.I)
-_TITLE_SEX = re.compile(r"\b(Mrs?|Ms|Miss)\.? [A-Z]")
+_SEX_LETTER = re.compile(r"^[\s,]*(?:(?:right|left)[- ]handed\s+)?([FM])\b")
+_TITLE_SEX = re.compile(r"\b(Mrs?|Ms|Miss)\.? (?:[A-Z]|\[NAME\])")  # also in scrubbed text
+_PRONOUN = re.compile(r"\b(she|he)\b", re.I)
 
 
 def extract_findings(text: str) -> Findings:
     """The clinical content of one report."""
     preamble, sections = split_sections(text)
     fixed = {k: correct_typos(v) for k, v in sections.items()}
-    out = Findings(sections=[s for s in SECTIONS if s in sections])
-    history = fixed.get("clinical_history", "")
-    description = fixed.get("description", "")
+    out = Findings(sections=[s for s in SECTIONS if s in sections] + [s for s in sections if s not in SECTIONS])
+    history = "\n".join(fixed.get(s, "") for s in ("clinical_history", "reason_for_study"))
+    findings_text = "\n".join(fixed.get(s, "") for s in FINDING_SECTIONS)
     impression = fixed.get("impression", "")
     intro = fixed.get("introduction", "")
 
-    match = _AGE.search(history) or _AGE.search(description)
-    if match:
-        out.age = int(match.group(1))
-    sex = _SEX.search(history[match.end() :] if match and _AGE.search(history) else history)
-    if sex:
-        out.sex = _SEX_WORDS[sex.group(1).lower()]
-    elif title := _TITLE_SEX.search(history):
-        out.sex = "M" if title.group(1) == "Mr" else "F"
-
-    out.study_dates = study_dates(preamble, intro)
+    out.age, out.sex = _age_and_sex(history, findings_text)
+    out.monitoring_days, out.events = timeline(text)
+    days = {d for day in out.monitoring_days for d in (day["start"], day["end"]) if d}
+    out.study_dates = sorted(set(study_dates(preamble, intro)) | days)
     out.study_type = _study_type(intro)
     out.duration_minutes = _duration(intro)
     out.impression = _impression(impression) if "impression" in sections else None
-    out.epileptiform = _epileptiform(description)
-    out.slowing, out.slowing_location = _slowing(description)
-    _seizures(description, impression, out)
-    out.events = _events(description)
+    out.epileptiform = _epileptiform(findings_text)
+    out.slowing, out.slowing_location = _slowing(findings_text)
+    _seizures(findings_text, impression, out)
+    out.seizure_present = out.seizure_present or any(e["kind"] == "seizure" for e in out.events)
     out.medications = _medications(fixed.get("medications", ""))
-    hr = re.search(r"\b(\d{2,3})\s*(bpm|beats)", fixed.get("hr", ""), re.I)
+    hr = re.search(r"\b(\d{2,3})\s*(bpm|beats)", fixed.get("hr", ""), re.I) or re.match(
+        r"\s*(\d{2,3})\s*\.?\s*$", fixed.get("hr", "")
+    )
     out.heart_rate = int(hr.group(1)) if hr else None
     return out
 
 
+def _age_and_sex(history: str, description: str) -> tuple[int | None, str | None]:
+    """Age and sex as the history states them (`a 37-year-old woman`, `62 y/o M`, `Mrs.`, else `she`/`he`)."""
+    in_history = _AGE.search(history)
+    match = in_history or _AGE.search(description)
+    age = int(match.group(1) or match.group(2)) if match else None
+    after = history[in_history.end() :] if in_history else history
+    if sex := _SEX.search(after) or _SEX.search(history):
+        return age, _SEX_WORDS[sex.group(1).lower()]
+    if in_history and (letter := _SEX_LETTER.match(after)):
+        return age, letter.group(1)
+    if title := _TITLE_SEX.search(history):
+        return age, "M" if title.group(1) == "Mr" else "F"
+    if pronoun := _PRONOUN.search(history):
+        return age, "F" if pronoun.group(1).lower() == "she" else "M"
+    return age, None
+
+
+_DATE_LINE = re.compile(
+    r"\s*(?:dates? of (?:the )?(?:study|service|recording|monitoring|exam|test)|study dates?|recording dates?)\s*:",
+    re.I,
+)
+
+
 def study_dates(preamble: str, intro: str) -> list[str]:
-    """Dates of the study: the `Date(s) of Study` line, else the introduction's `began on / obtained on`."""
+    """Dates of the study stated by a `Date(s) of Study` line and by the introduction's `began on / obtained on`."""
+    found: set[str] = set()
     for line in preamble.splitlines():
-        if re.match(r"\s*dates? of (study|service|recording)\s*:", correct_typos(line), re.I):
-            found = sorted({d.isoformat() for _, _, d in find_dates(correct_typos(line))})
-            if found:
-                return found
+        if _DATE_LINE.match(correct_typos(line)):
+            found |= {d.isoformat() for _, _, d in find_dates(correct_typos(line))}
     match = re.search(r"(began on|obtained on|performed on|recorded on)(.*)", intro, re.I)
     if match:
-        return sorted({d.isoformat() for _, _, d in find_dates(match.group(2))})
-    return []
+        found |= {d.isoformat() for _, _, d in find_dates(match.group(2))}
+    return sorted(found)
+
+
+_DAY_LINE = re.compile(
+    r"^\s*(?:long[- ]?term|continuous|prolonged|ambulatory|video)[a-z -]{0,40}?(?:monitoring|eeg|recording|study)"
+    r"\s*[,:;-]?\s*(?:from\s+|of\s+|on\s+)?",
+    re.I,
+)
+_TIME_TEXT = r"\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?"
+_EVENT_TIME = re.compile(r"\bEVENT\s+TIME\s*:?\s*(?P<time>" + _TIME_TEXT + r")\s*[:,.-]?\s*(?P<desc>.*)$", re.I)
+_AT_TIME = re.compile(r"\bAt (?P<time>" + _TIME_TEXT + r"),? (?P<desc>[^.]*)", re.I)
+
+
+def _day(line: str) -> dict[str, Any] | None:
+    """A monitoring day opened by `line` (`Long-Term Monitoring, February 3, 2007 to February 4, 2007`), or None."""
+    match = _DAY_LINE.match(line)
+    if not match:
+        return None
+    dates = find_dates(line)
+    if not dates or dates[0][0] != match.end():
+        return None
+    end = dates[1][2] if len(dates) > 1 else dates[0][2]
+    return {"start": dates[0][2].isoformat(), "end": end.isoformat(), "events": []}
+
+
+def _event_kind(description: str) -> str:
+    lower = description.lower()
+    if "button" in lower:
+        return "pushbutton"
+    at = lower.find("seizure")
+    return "seizure" if at >= 0 and not _negated(lower, at) else "event"
+
+
+def timeline(text: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """(monitoring days, events): days opened by their date lines, each with its `EVENT TIME` and `At hh:mm` events.
+
+    An `EVENT TIME` entry's description runs on over the following lines up to a blank line or a heading.
+    """
+    days: list[dict[str, Any]] = []
+    events: list[dict[str, str]] = []
+    pending: dict[str, str] | None = None
+
+    def add(time_text: str, description: str) -> dict[str, str] | None:
+        time = parse_time(time_text)
+        if time is None:
+            return None
+        event = {"time": time, "kind": "", "description": description.strip()}
+        events.append(event)
+        if days:
+            days[-1]["events"].append(event)
+        return event
+
+    for names, line, opened in walk(text):
+        if opened or not line.strip():
+            pending = None
+        if not line.strip():
+            continue
+        if day := _day(line):
+            days.append(day)
+            pending = None
+        elif match := _EVENT_TIME.search(line):
+            pending = add(match.group("time"), match.group("desc"))
+        elif pending is not None:
+            pending["description"] = f"{pending['description']} {line.strip()}".strip()
+        elif set(names) & set(FINDING_SECTIONS):
+            for match in _AT_TIME.finditer(line):
+                add(match.group("time"), match.group("desc"))
+    for event in events:
+        event["kind"] = _event_kind(correct_typos(event["description"]))
+    return days, [{"time": e["time"], "kind": e["kind"]} for e in events]
 
 
 def _study_type(text: str) -> str | None:
@@ -389,9 +461,9 @@ def _duration(text: str) -> int | None:
 
 def _impression(text: str) -> str | None:
     lower = text.lower()
-    if re.search(r"\bno abnormalit", lower) or re.search(r"\bwithin normal limits\b", lower):
+    if re.search(r"\bno abnormalit|\bwithin normal limits\b|\bunremarkable\b", lower):
         return "normal"
-    if re.search(r"\babnormal\b", lower):
+    if re.search(r"\babnormal\b|\bremarkable for\b|\bconsistent with an? [a-z ]*encephalopathy\b", lower):
         return "abnormal"
     if re.search(r"\bnormal\b", lower):
         return "normal"
@@ -415,17 +487,25 @@ def _epileptiform(text: str) -> list[str]:
     return sorted(found)
 
 
+_GENERALIZED = re.compile(
+    r"\b(?:diffuse(?:ly)?|generali[sz]ed)\b[^.;]{0,25}?\b(?:slow\w*|theta|delta)\b"
+    r"|\bslowing of the background\b|\bbackground (?:is )?slow",
+    re.I,
+)
+
+
 def _slowing(text: str) -> tuple[str | None, str | None]:
-    for sentence in sentences(text):
-        lower = sentence.lower()
-        if ("diffusely slow" in lower or "generalized slowing" in lower or "diffuse slowing" in lower) and not _negated(
-            sentence, lower.find("slow")
-        ):
+    """("generalized", None), ("focal", location) or (None, None); slowing during hyperventilation is normal."""
+    found = [s for s in sentences(text) if "hyperventilation" not in s.lower()]
+    for sentence in found:
+        match = _GENERALIZED.search(sentence)
+        if match and not _negated(sentence, match.start()):
             return "generalized", None
-    for sentence in sentences(text):
+    for sentence in found:
         lower = sentence.lower()
-        if "focal" in lower and "slowing" in lower and not _negated(sentence, lower.find("focal")):
-            where = next((loc for loc in sorted(LOCATIONS, key=len, reverse=True) if loc in lower), None)
+        where = next((loc for loc in sorted(LOCATIONS, key=len, reverse=True) if loc in lower), None)
+        at = [i for i in (lower.find("slowing"), lower.find("focal")) if i >= 0]
+        if "slowing" in lower and ("focal" in lower or where) and not _negated(sentence, min(at)):
             return "focal", where
     return None, None
 
@@ -463,19 +543,6 @@ def _seizures(description: str, impression: str, out: Findings) -> None:
                 types.add(match.group(1).lower())
                 out.seizure_present = True
     out.seizure_types = sorted(types)
-
-
-_EVENT = re.compile(r"\bAt (\d{1,2}:\d{2})(?::\d{2})?,? ([^.]*)", re.I)
-
-
-def _events(text: str) -> list[dict[str, str]]:
-    events = []
-    for match in _EVENT.finditer(text):
-        rest = match.group(2).lower()
-        kind = "pushbutton" if "button" in rest else "seizure" if "seizure" in rest else "event"
-        hh, mm = match.group(1).split(":")
-        events.append({"time": f"{int(hh):02d}:{mm}", "kind": kind})
-    return events
 
 
 _MED_NAMES = sorted(
@@ -523,7 +590,10 @@ def extract_identifiers(text: str) -> Identifiers:
             continue
         label, value = match.group(1).lower().strip(), match.group(2).strip()
         if label in ("patient name", "name", "patient"):
-            ids.names.extend(p for p in re.split(r"[,\s]+", value) if p)
+            for part in re.split(r"[,\s]+", value)[:4]:  # the name, not what may follow it on the line
+                if not re.fullmatch(r"[A-Z][A-Za-z'.-]*", part):
+                    break
+                ids.names.append(part)
         elif label in ("mrn", "mr#", "mr", "medical record number", "record number", "mr number"):
             value_id = re.match(r"[\d-]+", value)
             if value_id:

@@ -595,15 +595,49 @@ def _age(birthdate: date, on: date) -> int:
 # Reports
 
 
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def _prose_date(d: date, r: np.random.Generator) -> str:
-    style = int(r.integers(0, 4))
-    if style == 0:
-        return f"{MONTH_NAMES[d.month - 1]} {d.day}, {d.year}"
-    if style == 1:
-        return f"{d.month}/{d.day}/{d.year}"
-    if style == 2:
-        return f"{d.month:02d}/{d.day:02d}/{d.year}"
-    return f"{d.day:02d}-{MONTH_NAMES[d.month - 1][:3]}-{d.year}"
+    """`d` written one of the ways clinicians write a full date."""
+    month = MONTH_NAMES[d.month - 1]
+    forms = (
+        f"{month} {d.day}, {d.year}",
+        f"{d.month}/{d.day}/{d.year}",
+        f"{d.month:02d}/{d.day:02d}/{d.year}",
+        f"{d.day:02d}-{month[:3]}-{d.year}",
+        f"{d.month}/{d.day}/{d.year % 100:02d}",
+        f"{d.month}-{d.day}-{d.year % 100:02d}",
+        d.isoformat(),
+        f"{month[:3]}. {_ordinal(d.day)}, {d.year}",
+        f"{d.day} {month} {d.year}",
+        f"{WEEKDAY_NAMES[d.weekday()]}, {month} {d.day}, {d.year}",
+        f"{d.day}.{d.month}.{d.year}",
+    )
+    return forms[int(r.choice(len(forms), p=[0.2, 0.15, 0.1, 0.1, 0.08, 0.05, 0.08, 0.06, 0.06, 0.06, 0.06]))]
+
+
+def _heading(header: str, r: np.random.Generator) -> tuple[str, str]:
+    """(heading, separator) as reports write them: `HEADER: `, doubled inner spaces, ` - `, ` :`, alone on its line,
+    or in capitals running straight into the text."""
+    u = r.random()
+    if u < 0.55:
+        return header, ": "
+    if u < 0.67:
+        return header, ":  "
+    if u < 0.77:
+        return header.replace(" ", "  "), ":  "
+    if u < 0.83:
+        return header, " - "
+    if u < 0.88:
+        return header, " : "
+    if u < 0.94:
+        return header, ":\n"
+    return (header, " ") if header.isupper() else (header, ": ")
 
 
 def _sex_word(sex: str, age: int, r) -> str:
@@ -674,11 +708,12 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
 
     sections: list[str] = []
 
-    def section(canonical: str, header: str, body: str) -> None:
-        sections.append(canonical)
+    def section(canonical: str | tuple[str, ...], header: str, body: str) -> None:
+        sections.extend((canonical,) if isinstance(canonical, str) else canonical)
         if config.typo_rate and r.random() < config.typo_rate * 3:
             header = _typos(header, 1.0, r)
-        lines.append(f"{header}: {_typos(body, config.typo_rate, r)}")
+        header, separator = _heading(header, r)
+        lines.append(f"{header}{separator}{_typos(body, config.typo_rate, r)}")
         lines.append("")
 
     # CLINICAL HISTORY
@@ -700,8 +735,11 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
         body = f"{opener} with {_choice(r, HISTORIES)}."
         if r.random() < 0.3:
             body += " Seizure free since the last admission." if r.random() < 0.5 else " Family history of seizures."
-        header = _choice(r, ("CLINICAL HISTORY", "Clinical History", "HISTORY"), p=[0.7, 0.2, 0.1])
-        section("clinical_history", header, body)
+        if r.random() < 0.1:
+            section(("reason_for_study", "clinical_history"), "REASON FOR STUDY/CLINICAL HISTORY", body)
+        else:
+            header = _choice(r, ("CLINICAL HISTORY", "Clinical History", "HISTORY"), p=[0.7, 0.2, 0.1])
+            section("clinical_history", header, body)
 
     # MEDICATIONS
     meds_stated: list[str] = []
@@ -719,6 +757,9 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
         else:
             body = _choice(r, ("None.", "None reported.", "No antiepileptic medications."))
         section("medications", _choice(r, ("MEDICATIONS", "MEDS"), p=[0.85, 0.15]), body)
+    if "reason_for_study" not in sections and r.random() < 0.2:
+        reason = _choice(r, ("Seizures.", "Spells.", "Rule out seizures.", "Altered mental status.", "Syncope."))
+        section("reason_for_study", "REASON FOR STUDY", reason)
 
     # INTRODUCTION
     duration_stated = None
@@ -755,6 +796,9 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
                 body += f" The recording was obtained on {_prose_date(study_day, r)}."
                 stated_dates.add(study_day.isoformat())
         section("introduction", "INTRODUCTION", body)
+    if r.random() < 0.1:
+        problems = ("None.", "Intermittent electrode artifact.", "Muscle artifact at times obscures the record.")
+        section("technical_difficulties", "TECHNICAL DIFFICULTIES", _choice(r, problems))
 
     # DESCRIPTION OF THE RECORD
     events: list[dict] = []
@@ -794,6 +838,7 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
             )
         )
     clock = session.start
+    timed: list[tuple[datetime, str]] = []  # events: when, what
     if f.seizure_count:
         seizure_kind = f.seizure_type or ""
         u_phrase = r.random()
@@ -826,8 +871,8 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
         for _ in range(min(f.seizure_count, 2) if truth_types else 0):
             clock = clock + timedelta(minutes=int(r.integers(3, max(4, min(session.duration_minutes, 900)))))
             hhmm = f"{clock:%H:%M}"
-            desc.append(
-                f"At {hhmm}, the patient had a {seizure_kind} seizure lasting {int(r.integers(20, 120))} seconds."
+            timed.append(
+                (clock, f"the patient had a {seizure_kind} seizure lasting {int(r.integers(20, 120))} seconds.")
             )
             events.append({"time": hhmm, "kind": "seizure"})
     else:
@@ -847,13 +892,45 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
     for _ in range(f.pushbuttons):
         clock = clock + timedelta(minutes=int(r.integers(5, 600)))
         hhmm = f"{clock:%H:%M}"
-        desc.append(f"At {hhmm}, the patient pushed the event button for a typical spell; there was no EEG change.")
+        timed.append((clock, "the patient pushed the event button for a typical spell; there was no EEG change."))
         events.append({"time": hhmm, "kind": "pushbutton"})
+    by_day = session.days > 1 and r.random() < 0.6  # long-term monitoring written day by day
+    if not by_day:
+        desc.extend(f"At {when:%H:%M}, {what}" for when, what in timed)
     if r.random() < 0.5:
         desc.append("Photic stimulation produces a symmetric driving response.")
     if r.random() < 0.4:
         desc.append("Stage II sleep is recorded with symmetric spindles.")
-    section("description", _choice(r, ("DESCRIPTION OF THE RECORD", "DESCRIPTION"), p=[0.8, 0.2]), " ".join(desc))
+    description_header = _choice(r, ("DESCRIPTION OF THE RECORD", "DESCRIPTION"), p=[0.8, 0.2])
+    monitoring_days: list[str] = []
+    if by_day:
+        events_header = r.random() < 0.4
+        for k in range(session.days - 1):
+            day_start, day_end = study_day + timedelta(days=k), study_day + timedelta(days=k + 1)
+            lines.append(f"Long-Term Monitoring, {_prose_date(day_start, r)} to {_prose_date(day_end, r)}")
+            monitoring_days.append(f"{day_start.isoformat()}/{day_end.isoformat()}")
+            stated_dates |= {day_start.isoformat(), day_end.isoformat()}
+            section("description", description_header, " ".join(desc) if k == 0 else "The background is unchanged.")
+            lines.pop()
+            today = [(w, t) for w, t in timed if min(max((w.date() - study_day).days, 0), session.days - 2) == k]
+            if today and events_header:
+                lines.append("EVENTS:")
+                sections.append("events")
+            lines.extend(f"EVENT TIME {when:%H:%M}: {what[0].upper()}{what[1:]}" for when, what in today)
+            lines.append("")
+        sections[:] = list(dict.fromkeys(sections))
+    else:
+        section("description", description_header, " ".join(desc))
+    if "description" in sections and r.random() < 0.2:
+        if f.epileptiform and f.epileptiform_location:
+            kinds = " and ".join(k.replace("_", " ") for k in f.epileptiform)
+            section(
+                "abnormal_discharges",
+                "ABNORMAL DISCHARGES",
+                f"{kinds.capitalize()} in the {f.epileptiform_location} region.",
+            )
+        elif not f.seizure_count:
+            section("seizures", "SEIZURES", _choice(r, ("None.", "No seizures were recorded.")))
 
     # HR
     hr_stated = None
@@ -863,6 +940,7 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
 
     # IMPRESSION
     impression = None
+    impression_header = impression_body = ""
     if r.random() > miss:
         impression = "abnormal" if f.abnormal else "normal"
         if f.abnormal:
@@ -902,9 +980,11 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
                     "Unremarkable awake and asleep EEG.",
                 ),
             )
-        section("impression", _choice(r, ("IMPRESSION", "Impression", "INTERPRETATION"), p=[0.75, 0.15, 0.1]), body)
+        impression_header = _choice(r, ("IMPRESSION", "Impression", "INTERPRETATION"), p=[0.75, 0.15, 0.1])
+        impression_body = body
 
     # CLINICAL CORRELATION
+    correlation_body = None
     if r.random() > miss:
         if f.seizure_count:
             body = "The recorded seizures support a diagnosis of epilepsy."
@@ -914,7 +994,18 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
             body = "The findings suggest a nonspecific cerebral dysfunction. No seizures were seen."
         else:
             body = "A normal EEG does not exclude a diagnosis of epilepsy."
-        section("clinical_correlation", "CLINICAL CORRELATION", body)
+        correlation_body = body
+    if impression and correlation_body and r.random() < 0.15:
+        section(
+            ("impression", "clinical_correlation"),
+            "IMPRESSION/CLINICAL CORRELATION",
+            f"{impression_body} {correlation_body}",
+        )
+    else:
+        if impression:
+            section("impression", impression_header, impression_body)
+        if correlation_body:
+            section("clinical_correlation", "CLINICAL CORRELATION", correlation_body)
 
     if r.random() < 0.5:
         lines.append(f"Electronically signed by {plan.physician}, {_prose_date(last_day + timedelta(days=1), r)}")
@@ -933,6 +1024,7 @@ def render_report(plan: PatientPlan, session: SessionPlan, config: EegGenerateCo
         seizure_count=truth_count,
         seizure_types=truth_types,
         events=events,
+        monitoring_days=monitoring_days,
         medications=meds_stated,
         heart_rate=hr_stated,
     )

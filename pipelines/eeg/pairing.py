@@ -25,8 +25,9 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines.config import EegPairingConfig
+from pipelines.eeg.dates import one_edit
 from pipelines.eeg.deid import normalize_name
-from pipelines.eeg.extract import _one_edit, extract_findings, extract_identifiers
+from pipelines.eeg.extract import extract_findings, extract_identifiers
 from pipelines.eeg.schema import FEATURE_ROWS, FILE_FACTS, REPORT_FACTS
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def pair_features(row) -> list[float]:
     r_mrn, f_mrn = row["r_mrn"], row["f_mrn"]
     both = bool(r_mrn and f_mrn)
     equal = both and r_mrn == f_mrn
-    near = both and not equal and _one_edit(r_mrn, f_mrn)
+    near = both and not equal and one_edit(r_mrn, f_mrn)
     r_tokens, f_tokens = set(row["r_tokens"]), set(row["f_tokens"])
     r_sessions, f_sessions = set(row["r_sessions"]), set(row["f_sessions"])
     session_match = bool(r_sessions & f_sessions)

@@ -64,6 +64,13 @@ REPORT_SCHEMA = StructType(
 # ------------------------------------------------------------------------------------------------ curation
 
 EVENT = StructType([StructField("time", StringType()), StructField("kind", StringType())])
+DAY = StructType(
+    [
+        StructField("start", StringType()),  # shifted
+        StructField("end", StringType()),
+        StructField("events", ArrayType(StructType(EVENT.fields + [StructField("description", StringType())]))),
+    ]
+)
 
 FINDINGS_SCHEMA = StructType(
     [
@@ -85,6 +92,7 @@ FINDINGS_SCHEMA = StructType(
         StructField("seizure_count", IntegerType(), True),
         StructField("seizure_types", ArrayType(StringType()), False),
         StructField("events", ArrayType(EVENT), False),
+        StructField("monitoring_days", ArrayType(DAY), False),  # read from the de-identified text
         StructField("medications", ArrayType(StringType()), False),
         StructField("heart_rate", IntegerType(), True),
     ]

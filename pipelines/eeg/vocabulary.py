@@ -9,22 +9,45 @@ from __future__ import annotations
 SECTIONS = (
     "clinical_history",
     "medications",
+    "reason_for_study",
     "introduction",
+    "technical_difficulties",
     "description",
+    "abnormal_discharges",
+    "seizures",
+    "events",
     "hr",
     "impression",
     "clinical_correlation",
 )
 
-# Surface forms of section headers seen in reports (upper-cased, without the colon).
+# Surface forms of section headings seen in reports (upper-cased, single-spaced, without the colon). Combined
+# headings (`IMPRESSION/CLINICAL CORRELATION`) are read part by part.
 SECTION_HEADERS: dict[str, tuple[str, ...]] = {
-    "clinical_history": ("CLINICAL HISTORY", "HISTORY", "CLINICAL INFORMATION"),
-    "medications": ("MEDICATIONS", "MEDS", "CURRENT MEDICATIONS"),
+    "clinical_history": ("CLINICAL HISTORY", "HISTORY", "CLINICAL INFORMATION", "BRIEF CLINICAL HISTORY"),
+    "medications": ("MEDICATIONS", "MEDS", "CURRENT MEDICATIONS", "MEDICATION"),
+    "reason_for_study": (
+        "REASON FOR STUDY",
+        "REASON FOR THE STUDY",
+        "REASON FOR EEG",
+        "REASON FOR REFERRAL",
+        "INDICATION",
+    ),
     "introduction": ("INTRODUCTION", "TECHNIQUE"),
-    "description": ("DESCRIPTION OF THE RECORD", "DESCRIPTION", "DESCRIPTION OF RECORD", "FINDINGS"),
-    "hr": ("HR", "HEART RATE"),
-    "impression": ("IMPRESSION", "INTERPRETATION", "CONCLUSION"),
-    "clinical_correlation": ("CLINICAL CORRELATION", "CORRELATION", "COMMENT"),
+    "technical_difficulties": ("TECHNICAL DIFFICULTIES", "TECHNICAL PROBLEMS", "TECHNICAL ISSUES"),
+    "description": (
+        "DESCRIPTION OF THE RECORD",
+        "DESCRIPTION",
+        "DESCRIPTION OF RECORD",
+        "DESCRIPTION OF THE RECORDING",
+        "FINDINGS",
+    ),
+    "abnormal_discharges": ("ABNORMAL DISCHARGES", "EPILEPTIFORM DISCHARGES", "EPILEPTIFORM ACTIVITY"),
+    "seizures": ("SEIZURES", "SEIZURE", "ELECTROGRAPHIC SEIZURES"),
+    "events": ("EVENTS", "CLINICAL EVENTS", "PUSHBUTTON EVENTS", "PUSH BUTTON EVENTS"),
+    "hr": ("HR", "HEART RATE", "EKG", "ECG"),
+    "impression": ("IMPRESSION", "IMPRESSIONS", "INTERPRETATION", "CONCLUSION", "CONCLUSIONS"),
+    "clinical_correlation": ("CLINICAL CORRELATION", "CORRELATION", "COMMENT", "COMMENTS"),
 }
 
 # generic name -> brand names used in reports
@@ -63,7 +86,7 @@ SEIZURE_TYPES = ("focal", "generalized tonic-clonic", "absence", "electrographic
 EPILEPTIFORM_TYPES = ("spikes", "sharp_waves", "spike_and_wave")
 STUDY_TYPES = ("routine", "ltm", "video")
 SLOWING_TYPES = ("focal", "generalized")
-EVENT_KINDS = ("pushbutton", "seizure")
+EVENT_KINDS = ("pushbutton", "seizure", "event")
 
 NUMBER_WORDS = {
     "one": 1,

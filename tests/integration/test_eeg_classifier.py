@@ -6,7 +6,11 @@ import json
 
 from jobs.train_eeg_classifier import main, parser
 from pipelines.cli import run
+from pipelines.config import EegClassifierConfig, defaults
+from pipelines.eeg import classifier, curate
+from pipelines.models.train import load_model
 from tests.fixtures.eeg.archives import TRAIN, UNSEEN, archive
+from tests.unit.test_eeg_handwritten import handwritten
 
 
 def test_classifier_trains_on_deidentified_text_and_is_compared_with_rules(spark, tmp_path_factory, monkeypatch):
@@ -25,6 +29,33 @@ def test_classifier_trains_on_deidentified_text_and_is_compared_with_rules(spark
         assert evaluation[task]["rules"]["precision"] >= 0.9
     # Few reports and few epochs in a test: the classifier must rank better than chance, not beat the rules.
     assert evaluation["abnormal"]["classifier"]["roc_auc"] > 0.7
+    _score_handwritten(spark, out, summary)
+
+
+def _score_handwritten(spark, out, summary) -> None:
+    """The trained classifier on the hand-written reports (de-identified, as it was trained): figures printed."""
+    cfg = defaults(EegClassifierConfig, **summary["config"])
+    reports = handwritten()
+    rows = spark.createDataFrame(
+        [(name, name, text) for name, text, _ in reports], "report_id string, path string, text string"
+    )
+    texts = curate.deidentified_texts(rows, key=b"classifier-test-key-0123456789", max_shift_days=365)
+    vocabulary = json.loads((out / "vocabulary.json").read_text())
+    scored = {
+        r["report_id"]: r
+        for r in classifier.predict(load_model(str(out / "classifier.model")), vocabulary, texts, cfg).collect()
+    }
+    assert len(scored) == len(reports)
+    print(f"\nreport classifier on {len(reports)} hand-written reports (threshold {cfg.threshold}):")
+    for task in classifier.TASKS:
+        truth = {name: bool(t[task]) for name, _, t in reports}
+        predicted = {name: scored[name][f"p_{task}"] >= cfg.threshold for name in truth}
+        assert all(0.0 <= scored[name][f"p_{task}"] <= 1.0 for name in truth)
+        tp = sum(predicted[n] and truth[n] for n in truth)
+        p, t = sum(predicted.values()), sum(truth.values())
+        print(
+            f"  {task}: precision {tp / p if p else None}, recall {tp / t if t else None} (tp {tp}, predicted {p}, true {t})"
+        )
 
 
 def test_help_lists_defaults():

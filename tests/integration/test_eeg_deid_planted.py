@@ -102,6 +102,8 @@ def test_no_planted_identifier_survives_into_outputs_or_logs(
     findings = spark.read.parquet(str(extracted / "findings")).collect()
     assert len(findings) == 2 and {r["age"] for r in findings} == {62, 90}
     assert {r["study_type"] for r in findings} == {"routine", "video"}
+    days = [d for r in findings for d in r["monitoring_days"]]  # read from the de-identified text
+    assert len(days) == 2 and any("[NAME]" in e["description"] for d in days for e in d["events"])
     assert spark.read.parquet(str(paired / "pairs")).count() >= 1
     assert "h_" in outputs  # identifying file names were replaced by keyed hashes
     for planted in planted_strings():

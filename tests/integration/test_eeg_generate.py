@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,6 +107,19 @@ def test_reports_have_the_promised_shape():
     assert any(t["study_type"] != "routine" and len(t["study_dates"]) == 2 for _, t in texts)  # multi-day monitoring
     assert any(t["events"] for _, t in texts) and any(t["seizure_count"] > 1 for _, t in texts)
     assert any("-year-old" in t for t, _ in texts) and any(" year old " in t for t, _ in texts)
+    # The real reports' variants: day-by-day monitoring, combined and other headings, every date form.
+    assert any(t["monitoring_days"] and t["events"] for _, t in texts) and any("EVENT TIME" in t for t, _ in texts)
+    assert any("IMPRESSION/CLINICAL CORRELATION" in t for t, _ in texts) and any(
+        "REASON FOR STUDY" in t for t, _ in texts
+    )
+    assert any(re.search(r"^[A-Z]+  [A-Z ]+:", t, re.M) for t, _ in texts) and any(
+        "ABNORMAL DISCHARGES" in t for t, _ in texts
+    )
+    dates = "\n".join(
+        line for t, _ in texts for line in t.splitlines() if "Long-Term Monitoring" in line or "Stud" in line
+    )
+    assert re.search(r"\b\d{1,2}/\d{1,2}/\d{2}\b", dates) and re.search(r"\b\d{4}-\d{2}-\d{2}\b", dates)
+    assert re.search(r"[A-Z][a-z]+day, ", dates) and re.search(r"\b\d{1,2}\.\d{1,2}\.\d{4}\b", dates)
     multi = [p for p in plans if len(p.sessions) > 1]
     assert any((b.start - a.start).days < 8 for p in multi for a, b in zip(p.sessions, p.sessions[1:]))
     styles = {f.header_style for p in plans for s in p.sessions for f in s.files}

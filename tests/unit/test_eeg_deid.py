@@ -77,3 +77,18 @@ def test_file_ids_are_hashed_only_when_they_carry_identifiers():
     assert deid.safe_file_id("EEG_44172209.edf", KEY, identifiers=("4417-2209",)).startswith("h_")
     assert deid.safe_file_id("rec_2011-03-03.edf", KEY).startswith("h_")
     assert deid.safe_file_id("rec_20110303_1.edf", KEY).startswith("h_")
+
+
+@pytest.mark.parametrize(
+    "text, kept, gone",
+    [
+        ("Study 2/3/2007. Most recent seizure 4/14/06.", ["2007-01-24", "2006-04-04"], ["4/14", "2/3"]),
+        ("Study 2/3/2007. Clinical events are noted on February 3.", ["2007-01-24"], ["February", "3."]),
+        ("Clinical events are noted on February 3rd.", ["[DATE]"], ["February", "3rd"]),
+        ("Seizure free since June 2005, on Monday the 14th.", ["2005"], ["June", "Monday", "14th"]),
+        ("A 93-year-old man, born 1917; study 3/1/2010.", ["90+", "2010-02-19"], ["93", "1917"]),
+    ],
+)
+def test_dates_keep_only_what_safe_harbor_allows(text, kept, gone):
+    clean = deid.deidentify_text(text, extract_identifiers(text), 10)
+    assert all(k in clean for k in kept) and not any(g in clean for g in gone), clean
