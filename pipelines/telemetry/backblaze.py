@@ -115,7 +115,7 @@ class FeaturePlan:
         for a in sorted({*self.raw, *self.normalized}):
             out += [feature_column(a)] if a in self.raw else []
             out += [f"smart_{a}_norm"] if a in self.normalized else []
-            out += [f"smart_{a}_missing"] if a in self.missing else []
+            out += [f"smart_{a}_missing"] if a in self.missing else []  # of the raw value, else the normalised
         for a in self.change:
             out += [f"smart_{a}_growth", f"smart_{a}_max", f"smart_{a}_days_unchanged"]
         out += ["age_years"] if 9 in self.raw else []
@@ -131,8 +131,8 @@ class FeaturePlan:
         used = {c for c, n in reported.items() if n > 0 and n >= config.min_populated * n_lines}
         raw = tuple(sorted(a for c, a, kind in _attributes(used) if kind == "raw"))
         normalized = tuple(sorted(a for c, a, kind in _attributes(used) if kind == "normalized"))
-        partial = {a for c, a, kind in _attributes(used) if reported[c] < n_lines}
-        missing = tuple(sorted(a for a in {*raw, *normalized} if a in partial))
+        tracked = {a: raw_column(a) if a in raw else normalized_column(a) for a in {*raw, *normalized}}
+        missing = tuple(sorted(a for a, c in tracked.items() if reported[c] < n_lines))
         change = tuple(a for a in config.change_attributes if a in raw)
         return cls(raw, normalized, missing, change)
 
