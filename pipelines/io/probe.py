@@ -92,11 +92,20 @@ def probe(spark: SparkSession, paths: Sequence[str]) -> list[FileCheck]:
     checks = []
     for path in paths:
         check = found.get(file_key(path))
-        if check is None:  # skipped by the reader: gone, or it could not be opened
-            there = fs.exists(spark, path)
-            check = FileCheck(path).quarantine(*(("unreadable", "cannot be read") if there else ("missing", "gone")))
+        if check is None:  # skipped by the reader
+            check = FileCheck(path).quarantine(*_skipped(spark, path))
         checks.append(dataclasses.replace(check, path=path))
     return checks
+
+
+def _skipped(spark: SparkSession, path: str) -> tuple[str, str]:
+    """Why the reader skipped a file: it is gone, it has no bytes (Spark leaves those out), or it cannot be read."""
+    fsys, hadoop_path = fs.hadoop(spark, path)
+    if not fsys.exists(hadoop_path):
+        return "missing", "gone before it was read"
+    if fsys.getFileStatus(hadoop_path).getLen() == 0:
+        return "empty", "no bytes"
+    return "unreadable", "could not be opened or read"
 
 
 def _probe_job(spark: SparkSession, paths: list[str]) -> list[tuple[str, FileCheck]]:
