@@ -4,10 +4,8 @@ ingested once; each row says what must happen to its file, and the counts must a
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import logging
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +19,10 @@ from pipelines.config import IngestConfig, defaults
 from pipelines.io import probe
 from pipelines.telemetry.ingest import ingest
 from pipelines.telemetry.schema import RAW_COLUMNS
+from tests.faults.files import UNREADABLE_SKIP, Fault, corrupt, deleted_after_listing, gz, text, write_batch
 
 CONFIG = defaults(IngestConfig)
 HEADER = ",".join(RAW_COLUMNS)
-AS_ROOT = os.geteuid() == 0
 
 
 def lines(device: str, n: int, *, first: int = 0) -> list[str]:
@@ -34,14 +32,6 @@ def lines(device: str, n: int, *, first: int = 0) -> list[str]:
         f"{device},XS,{start + dt.timedelta(minutes=15 * i):%Y-%m-%d %H:%M:%S},20,40,30,3000,3000,{100 + i},0,0,0,0"
         for i in range(first, first + n)
     ]
-
-
-def text(*rows: str) -> bytes:
-    return ("\n".join(rows) + "\n").encode()
-
-
-def gz(data: bytes) -> bytes:
-    return gzip.compress(data, mtime=0)
 
 
 def reordered(device: str) -> bytes:
@@ -59,12 +49,6 @@ def without(column: str, device: str) -> bytes:
     return text(drop(HEADER), *[drop(line) for line in lines(device, 2)])
 
 
-def corrupt_gzip(device: str) -> bytes:
-    data = bytearray(gz(text(HEADER, *lines(device, 50))))
-    data[len(data) // 2] ^= 0xFF
-    return bytes(data)
-
-
 def late_damage(device: str) -> bytes:
     """A plain file whose first HEAD_BYTES are fine and whose last line is binary garbage."""
     good = lines(device, 96 * 12)
@@ -72,21 +56,11 @@ def late_damage(device: str) -> bytes:
     return text(HEADER, *good) + b"\xfe\xff\x00\x01" * 8 + b"\n"
 
 
-@dataclass(frozen=True)
-class Fault:
-    name: str  # the file's name under readings/
-    make: object  # device id -> the file's bytes
-    reason: str | None  # the file's quarantine reason; None: read
-    rows: int = 0  # records read from the file
-    bad_rows: int = 0  # of which quarantined
-    skip: str = ""
-
-
 TABLE = [
     Fault("good.csv", lambda d: text(HEADER, *lines(d, 3)), None, 3),
     Fault("good.csv.gz", lambda d: gz(text(HEADER, *lines(d, 3))), None, 3),
     Fault("truncated.csv.gz", lambda d: gz(text(HEADER, *lines(d, 50)))[:-40], "corrupt_compression"),
-    Fault("corrupt.csv.gz", corrupt_gzip, "corrupt_compression"),
+    Fault("corrupt.csv.gz", lambda d: corrupt(gz(text(HEADER, *lines(d, 50)))), "corrupt_compression"),
     Fault("plain_named.csv.gz", lambda d: text(HEADER, *lines(d, 2)), "corrupt_compression"),
     Fault("garbage.csv", lambda d: random.Random(7).randbytes(5000), "not_text"),
     Fault("nul_bytes.csv", lambda d: text(HEADER, *lines(d, 2)).replace(b",XS,", b",X\x00S,"), "not_text"),
@@ -119,22 +93,11 @@ TABLE = [
         "unreadable.csv",
         lambda d: text(HEADER, *lines(d, 2)),
         "unreadable",
-        skip="root reads any file: chmod 000 does not stop it" if AS_ROOT else "",
+        skip=UNREADABLE_SKIP,
     ),
 ]
 VANISHING = "vanishing.csv"
 BATCH = [f for f in TABLE if not f.skip]
-
-
-def write_batch(root: Path, table: list[Fault]) -> Path:
-    readings = root / "readings" / "day=2026-01-01"
-    readings.mkdir(parents=True)
-    for i, fault in enumerate(table):
-        (readings / fault.name).write_bytes(fault.make(f"d-{i:02d}"))
-    (readings / "folder.csv").mkdir()  # a directory where a file is expected: walked, holds nothing
-    if (readings / "unreadable.csv").exists():
-        (readings / "unreadable.csv").chmod(0)
-    return root / "readings"
 
 
 @dataclass(frozen=True)
@@ -149,16 +112,9 @@ class Outcome:
 def batch(spark, tmp_path_factory) -> Outcome:
     """The batch ingested once; a file is deleted between the listing and the probe."""
     root = tmp_path_factory.mktemp("telemetry_faults")
-    readings = write_batch(root, BATCH)
-    listed = probe.list_files
-
-    def list_then_delete(*args, **kwargs):
-        found = listed(*args, **kwargs)
-        (readings / "day=2026-01-01" / VANISHING).unlink()
-        return found
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(probe, "list_files", list_then_delete)
+    readings = root / "readings"
+    write_batch(readings / "day=2026-01-01", BATCH)
+    with deleted_after_listing(readings / "day=2026-01-01" / VANISHING):
         counts = ingest(spark, str(readings), str(root / "out"), CONFIG)
     out = root / "out"
     files = {_name(r[0]): (r[1], r[2]) for r in spark.read.parquet(str(out / "quarantine_files")).collect()}
@@ -193,7 +149,7 @@ def test_counts_add_up_for_rows_and_for_files(batch):
 def test_rows_of_a_reordered_file_and_of_a_file_without_the_optional_column_are_clean(spark, batch):
     clean = spark.read.parquet(str(batch.out / "clean")).where(~F.col("filled")).collect()
     for name in ("reordered.csv", "no_model.csv", "bom_crlf.csv"):
-        device = f"d-{[f.name for f in TABLE].index(name):02d}"
+        device = next(f for f in BATCH if f.name == name).id(BATCH)
         rows = sorted((r for r in clean if r["device_id"] == device), key=lambda r: r["timestamp"])
         assert [r["power_on_hours"] for r in rows] == [100.0, 101.0], name
         assert {r["model"] for r in rows} == ({None} if name == "no_model.csv" else {"XS"})
