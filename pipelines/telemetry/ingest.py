@@ -1,5 +1,8 @@
 """Telemetry ingest: read raw CSVs as text, validate every field with column expressions, quarantine what fails.
 
+Files are checked first (`pipelines.io.probe`): a file that cannot be read as CSV text with the required columns is
+quarantined whole with its reason; the columns of the others are taken by name from their headers.
+
 Every record read ends up either clean or quarantined with exactly one `reason`; the first failing check wins,
 in this order (`REASONS`):
 
@@ -87,8 +90,9 @@ def read_raw(spark: SparkSession, uri: str) -> tuple[DataFrame | None, list[File
     every file listed (`pipelines.io.probe`; None instead of a DataFrame when no file is readable).
 
     Columns: `RAW_COLUMNS` (strings), `_corrupt_record` (the whole line when its field count is wrong) and
-    `source_file`. Columns are taken by name from each file's header (`FILE_COLUMNS`): in any order, `model` may be
-    missing (null), other columns are left out. A `day=` partition column is dropped.
+    `source_file`. Columns are taken by name from each file's header: in any order, `model` may be missing (null),
+    other columns are left out; a file without one of `REQUIRED_COLUMNS` is quarantined (`schema_mismatch`).
+    A `day=` partition column is dropped.
     """
     checks = [
         probe.check_columns(c, REQUIRED_COLUMNS)
@@ -215,6 +219,7 @@ def classify(raw: DataFrame, *, config: IngestConfig, known_devices: DataFrame |
     # holding both exceeds HotSpot's 8 kB method limit and runs interpreted).
     shuffled = parsed.repartition("_device")
     trimmed = shuffled.select(*shuffled.columns, *[F.trim(F.col(c)).alias(_text(c)) for c in RAW_COLUMNS])
+    # A header line inside a file: every column equals its name (a column the file lacks is null).
     parsed = trimmed.select(
         *shuffled.columns,
         (F.col(CORRUPT_RECORD).isNotNull() | _all([F.coalesce(_t(c) == c, F.lit(True)) for c in RAW_COLUMNS])).alias(
