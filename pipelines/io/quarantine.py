@@ -25,3 +25,13 @@ def count_by_reason(spark: SparkSession, uri: str, reasons: Iterable[str] = ()) 
     for row in spark.read.parquet(uri).groupBy(REASON).agg(F.count(F.lit(1)).alias("n")).collect():
         counts[str(row[REASON])] = int(row["n"])
     return counts
+
+
+FILE_QUARANTINE_SCHEMA = "source_file string, reason string, detail string"
+
+
+def write_quarantined_files(spark: SparkSession, checks: Iterable, uri: str) -> None:
+    """Write the files quarantined whole (`probe.FileCheck`s with a reason) to `uri` as Parquet:
+    `source_file`, `reason`, `detail`."""
+    rows = [(c.path, c.reason, c.detail) for c in checks if c.reason is not None]
+    write_quarantine(spark.createDataFrame(rows, FILE_QUARANTINE_SCHEMA).coalesce(1), uri)

@@ -6,8 +6,9 @@ one per day, gzipped or plain, in one folder (or a glob, or nested folders). The
 positions; an attribute absent from a file's header, or empty in a whole file, is simply missing there. Backblaze's
 files never quote fields, so lines are split on commas; a field wrapped in double quotes is unquoted.
 
-Every data line is either clean or quarantined with one reason (`REASONS`, first failing check wins):
-- `bad_header`: the file's header lacks `date`, `serial_number` or `failure` (every line of the file).
+Every listed file is read or quarantined whole with one reason (`pipelines.io.probe`: missing, unreadable, empty,
+corrupt_compression, not_text, or schema_mismatch when the header lacks `date`, `serial_number` or `failure`).
+Every data line of the files read is either clean or quarantined with one reason (`REASONS`, first failing check wins):
 - `malformed_line`: a field count different from the header's, or the header repeated inside a file.
 - `missing_field`: empty `date` or `serial_number`.
 - `bad_date`: `date` is not a valid yyyy-MM-dd.
@@ -46,8 +47,8 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -55,8 +56,9 @@ from pyspark.sql import functions as F
 
 from pipelines.config import BackblazeConfig, PipelineConfig, WindowsConfig
 from pipelines.errors import InputError
-from pipelines.io import fs
-from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
+from pipelines.io import fs, probe
+from pipelines.io.probe import FILE_REASONS
+from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine, write_quarantined_files
 from pipelines.telemetry import sources
 from pipelines.telemetry.schema import MASK_FEATURE, TIMESTAMP_FORMAT, WindowSpec, padded_steps
 from pipelines.telemetry.windows import assign_splits, downsample_negatives, fit_normalizer, normalize
@@ -67,7 +69,6 @@ DAY_MINUTES = 24 * 60
 REQUIRED = ("date", "serial_number", "failure")
 OPTIONAL = ("model", "capacity_bytes")
 REASONS = (
-    "bad_header",
     "malformed_line",
     "missing_field",
     "bad_date",
@@ -78,8 +79,9 @@ REASONS = (
     "after_failure",
 )
 RAW_LINE = "raw_line"
-FILE_SUFFIXES = (".csv", ".csv.gz")
+FILE_PATTERNS = ("*.csv", "*.csv.gz")
 CLEAN_DIR, QUARANTINE_DIR, FAILURES_FILE, COUNTS_FILE = "clean", "quarantine", "failures.csv", "counts.json"
+QUARANTINE_FILES_DIR = "quarantine_files"
 
 _ATTRIBUTE_RE = re.compile(r"^smart_([0-9]+)_(raw|normalized)$")
 DAYS_UNCHANGED_CAP = 30
@@ -197,89 +199,42 @@ def pipeline_config(config: PipelineConfig, features: list[str]) -> PipelineConf
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def list_files(spark: SparkSession, uri: str) -> list[str]:
-    """Daily files (`*.csv`, `*.csv.gz`) at `uri`: a file, a folder (searched recursively) or a glob."""
-    fsys, path = fs.hadoop(spark, uri.rstrip("/"))
-    statuses = fsys.globStatus(path) or []
-    found: list[str] = []
-    for status in statuses:
-        if status.isDirectory():
-            files = fsys.listFiles(status.getPath(), True)
-            while files.hasNext():
-                found.append(files.next().getPath().toString())
-        else:
-            found.append(status.getPath().toString())
-    names = [f for f in found if f.lower().endswith(FILE_SUFFIXES) and not f.rsplit("/", 1)[-1].startswith((".", "_"))]
-    return sorted(set(names))
-
-
-def read_header(spark: SparkSession, file_uri: str) -> list[str]:
-    """Column names from the first line of a (possibly compressed) file: trimmed, lower-case, BOM removed."""
-    fsys, path = fs.hadoop(spark, file_uri)
-    jvm = fs.jvm(spark)
-    stream = fsys.open(path)
-    try:
-        codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
-            spark.sparkContext._jsc.hadoopConfiguration()
-        ).getCodec(path)
-        source = codec.createInputStream(stream) if codec is not None else stream
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(source, "UTF-8"))
-        line = reader.readLine()
-    finally:
-        stream.close()
-    if line is None:
-        return []
-    return [name.strip().strip('"').lower() for name in line.lstrip("\ufeff").split(",")]
-
-
-def read_raw(spark: SparkSession, uri: str, *, attributes: str | list[int]) -> tuple[DataFrame, dict[str, Any]]:
-    """Data lines of every daily file at `uri` as text fields, and what the headers said.
+def read_raw(spark: SparkSession, uri: str, *, attributes: str | list[int]) -> tuple[DataFrame | None, dict[str, Any]]:
+    """Data lines of every readable daily file at `uri` (a file, a folder searched recursively or a glob) as text
+    fields, and what the files and headers said.
 
     Columns: date, serial_number, model, capacity_bytes, failure, the attribute columns (`smart_<id>_raw` and
     `smart_<id>_normalized` of every id any header has with `attributes="auto"`, else of the listed ids; null
     when a file has no such column), `raw_line`, `_fields` (field count), `_expected` (the header's),
-    `_extra_header` (the header repeated inside the file), `_bad_header`, `source_file`.
-    The second value: {"files", "header_variants", "columns": [attribute columns], "absent": {column: [files
-    without it]}, "bad_header": [...]}.
+    `_extra_header` (the header repeated inside the file), `source_file`; None when no file is readable.
+    The second value: {"checks": [every listed file's `FileCheck`], "header_variants", "columns": [attribute
+    columns], "absent": {column: [files without it]}}.
     """
-    files = list_files(spark, uri)
+    files = probe.list_files(spark, uri, FILE_PATTERNS)
     if not files:
         raise InputError(f"no Backblaze files (*.csv, *.csv.gz) at {uri}")
+    checks = [probe.check_columns(c, REQUIRED) for c in probe.probe(spark, files)]
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    for f in files:
-        groups[tuple(read_header(spark, f))].append(f)
+    for check in checks:
+        if check.reason is None:
+            groups[tuple(name.lower() for name in check.header)].append(check.path)
     if isinstance(attributes, str):  # "auto" (check_config)
         ids = sorted({a for header in groups for _, a, _ in _attributes(header)})
     else:
         ids = list(attributes)
     wanted = [column for a in ids for column in (raw_column(a), normalized_column(a))]
-    info: dict[str, Any] = {
-        "files": len(files),
-        "header_variants": len(groups),
-        "columns": wanted,
-        "absent": {},
-        "bad_header": [],
-    }
+    info: dict[str, Any] = {"checks": checks, "header_variants": len(groups), "columns": wanted, "absent": {}}
     parts = []
     for header, members in groups.items():
         position = {name: i for i, name in enumerate(header)}
-        bad = [c for c in REQUIRED if c not in position]
-        if bad:
-            log.warning(
-                "%d file(s) lack the column(s) %s, their lines are quarantined: %s", len(members), bad, members[:3]
-            )
-            info["bad_header"].extend(members)
         for name in wanted:
             if name not in position:
                 info["absent"].setdefault(name, []).extend(members)
-        parts.append(_parse_group(spark, members, header, position, wanted, bool(bad)))
-    df = parts[0]
-    for part in parts[1:]:
-        df = df.unionByName(part)
-    return df, info
+        parts.append(_parse_group(spark, members, header, position, wanted))
+    return (reduce(DataFrame.unionByName, parts) if parts else None), info
 
 
-def _parse_group(spark, files, header, position, wanted, bad_header: bool) -> DataFrame:
+def _parse_group(spark, files, header, position, wanted) -> DataFrame:
     text = spark.read.text(files).select(F.col("value").alias(RAW_LINE), F.input_file_name().alias(SOURCE_FILE))
     text = text.where(F.trim(RAW_LINE) != "")
     # Split once (a separate projection: Spark does not inline an expensive expression used many times).
@@ -301,7 +256,6 @@ def _parse_group(spark, files, header, position, wanted, bad_header: bool) -> Da
         F.size("_f").alias("_fields"),
         F.lit(len(header)).alias("_expected"),
         is_header.alias("_is_header"),
-        F.lit(bad_header).alias("_bad_header"),
         SOURCE_FILE,
     )
     # Each file's first line is its header. Identical lines are interchangeable, so one header line per file is
@@ -342,8 +296,7 @@ def classify(raw: DataFrame, *, columns: list[str]) -> DataFrame:
     ]
     negative = [F.col(f"_v_{c}") < 0 for c in columns]
     reason = (
-        F.when(F.col("_bad_header"), "bad_header")
-        .when((F.col("_fields") != F.col("_expected")) | F.col("_extra_header"), "malformed_line")
+        F.when((F.col("_fields") != F.col("_expected")) | F.col("_extra_header"), "malformed_line")
         .when(empty("date") | empty("serial_number"), "missing_field")
         .when(F.col("_day").isNull(), "bad_date")
         .when(F.col("_failure").isNull(), "bad_failure")
@@ -489,13 +442,18 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
     """Read, validate, quarantine and grid Backblaze files into `out_uri`; return the counts.
 
     Writes, committed atomically with `_SUCCESS`: `clean/` (Parquet, daily grid), `quarantine/` (Parquet),
-    `failures.csv` (device_id,failure_time, as the generator writes it) and `counts.json`: read = clean +
-    quarantined (checked), by reason, files and header variants, per attribute column the files where it is
+    `quarantine_files/` (Parquet: `source_file`, `reason`, `detail` of the files quarantined whole), `failures.csv`
+    (device_id,failure_time, as the generator writes it) and `counts.json`: read = clean + quarantined (checked), by
+    reason, files (listed = read + quarantined, checked; by reason) and header variants, per attribute column the files where it is
     absent or empty and the share of clean lines reporting it, the features (`FeaturePlan`), drives, failed and
     disappeared drives, grid rows, filled rows and segments.
     """
     check_config(config)
     raw, info = read_raw(spark, input_uri, attributes=config.attributes)
+    files = info["checks"]
+    probe.log_quarantined(files)
+    if raw is None:
+        raise InputError(f"no readable Backblaze file at {input_uri}: {probe.describe(files)}")
     columns = info["columns"]
     checked = classify(raw, columns=columns).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -512,7 +470,7 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
         )
         n_read = sum(int(r["lines"]) for r in per_file)
         if n_read == 0:
-            raise InputError(f"the Backblaze files at {input_uri} hold no data lines")
+            raise InputError(f"the Backblaze files at {input_uri} hold no data lines: {probe.describe(files)}")
         n_valid = sum(int(r["valid"]) for r in per_file)
         reported = {c: sum(int(r[f"valid_{c}"]) for r in per_file) for c in columns}
         plan = FeaturePlan.of(reported, n_valid, config)
@@ -526,6 +484,7 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
         failures = failures_of(clean).orderBy("device_id").collect()
         with fs.atomic_output(spark, out_uri) as tmp:
             write_quarantine(quarantine, f"{tmp}/{QUARANTINE_DIR}")
+            write_quarantined_files(spark, files, f"{tmp}/{QUARANTINE_FILES_DIR}")
             grid.write.parquet(f"{tmp}/{CLEAN_DIR}")
             lines = ["device_id,failure_time"] + [
                 f"{r['device_id']},{r['failure_time'].strftime('%Y-%m-%d %H:%M:%S')}" for r in failures
@@ -548,13 +507,6 @@ def ingest_backblaze(spark: SparkSession, input_uri: str, out_uri: str, config: 
         out_uri,
     )
     return counts
-
-
-def _file_key(uri: str) -> tuple[str, str]:
-    """A file's identity whatever the spelling: Spark's input_file_name() gives file:///x (URL-encoded), Hadoop's
-    listing file:/x."""
-    parsed = urlparse(uri)
-    return parsed.scheme or "file", unquote(parsed.path)
 
 
 def _counts(
@@ -581,15 +533,17 @@ def _counts(
     columns = info["columns"]
     empty_in = dict.fromkeys(columns, 0)
     for c in columns:
-        absent = {_file_key(f) for f in info["absent"].get(c, [])}
-        empty_in[c] = sum(1 for r in per_file if r[f"n_{c}"] == 0 and _file_key(r[SOURCE_FILE]) not in absent)
+        absent = {probe.file_key(f) for f in info["absent"].get(c, [])}
+        empty_in[c] = sum(1 for r in per_file if r[f"n_{c}"] == 0 and probe.file_key(r[SOURCE_FILE]) not in absent)
     n_valid = max(sum(int(r["valid"]) for r in per_file), 1)
     counts = {
         "read": n_read,
         "clean": rows - filled,
         "quarantined": sum(by_reason.values()),
         "quarantined_by_reason": by_reason,
-        "files": info["files"],
+        "files": probe.file_counts(
+            info["checks"], count_by_reason(spark, f"{out}/{QUARANTINE_FILES_DIR}", FILE_REASONS)
+        ),
         "header_variants": info["header_variants"],
         "attributes": {
             c: {

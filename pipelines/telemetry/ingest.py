@@ -1,5 +1,8 @@
 """Telemetry ingest: read raw CSVs as text, validate every field with column expressions, quarantine what fails.
 
+Files are checked first (`pipelines.io.probe`): a file that cannot be read as CSV text with the required columns is
+quarantined whole with its reason; the columns of the others are taken by name from their headers.
+
 Every record read ends up either clean or quarantined with exactly one `reason`; the first failing check wins,
 in this order (`REASONS`):
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import logging
 import operator
 import time
+from collections import defaultdict
 from functools import reduce
 from typing import Any
 
@@ -36,15 +40,15 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from pipelines.config import IngestConfig
 from pipelines.errors import InputError
-from pipelines.io import fs
-from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine
+from pipelines.io import fs, probe
+from pipelines.io.probe import FILE_REASONS, FileCheck
+from pipelines.io.quarantine import REASON, SOURCE_FILE, count_by_reason, write_quarantine, write_quarantined_files
 from pipelines.telemetry.resample import fill_gaps, grid_slot
 from pipelines.telemetry.schema import (
     CLEAN_SCHEMA,
     DEVICES_SCHEMA,
     FANS,
     RAW_COLUMNS,
-    RAW_TEXT_SCHEMA,
     SENSORS,
     TEMPERATURES,
     TIMESTAMP_FORMAT,
@@ -66,7 +70,8 @@ REASONS = (
 CORRUPT_RECORD = "_corrupt_record"
 RAW_LINE = "raw_line"
 QUARANTINE_COLUMNS = [*RAW_COLUMNS, RAW_LINE, REASON, SOURCE_FILE]
-FILE_FILTER = "*.csv*"  # .csv and compressed .csv.gz (read transparently)
+FILE_PATTERNS = ("*.csv*",)  # .csv and compressed .csv.gz, .csv.bz2 (read transparently)
+REQUIRED_COLUMNS = [c for c in RAW_COLUMNS if c != "model"]
 
 _TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 # A plain decimal number, or NaN or +-infinity spelled out (refused later as not finite).
@@ -80,23 +85,60 @@ class CountMismatchError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------- reading
 
 
-def read_raw(spark: SparkSession, uri: str) -> DataFrame:
-    """Readings at `uri` (folder, partitioned folder or glob of CSV files) as text.
+def read_raw(spark: SparkSession, uri: str) -> tuple[DataFrame | None, list[FileCheck]]:
+    """Readings of every readable CSV file at `uri` (folder, partitioned folder or glob) as text, and the check of
+    every file listed (`pipelines.io.probe`; None instead of a DataFrame when no file is readable).
 
     Columns: `RAW_COLUMNS` (strings), `_corrupt_record` (the whole line when its field count is wrong) and
-    `source_file`. A `day=` partition column is dropped. Headers are checked against `RAW_COLUMNS`.
+    `source_file`. Columns are taken by name from each file's header: in any order, `model` may be missing (null),
+    other columns are left out; a file without one of `REQUIRED_COLUMNS` is quarantined (`schema_mismatch`).
+    A `day=` partition column is dropped.
     """
-    schema = StructType([*RAW_TEXT_SCHEMA.fields, StructField(CORRUPT_RECORD, StringType(), True)])
+    checks = [
+        probe.check_columns(c, REQUIRED_COLUMNS)
+        for c in probe.probe(spark, probe.list_files(spark, uri, FILE_PATTERNS))
+    ]
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for check in checks:
+        if check.reason is None:
+            groups[check.header].append(check.path)
+    parts = [_read_group(spark, header, paths) for header, paths in groups.items()]
+    return (reduce(DataFrame.unionByName, parts) if parts else None), checks
+
+
+def _read_group(spark: SparkSession, header: tuple[str, ...], paths: list[str]) -> DataFrame:
+    """Files sharing one header, their columns taken by name."""
+    schema = StructType(
+        [*[StructField(name, StringType(), True) for name in header], StructField(CORRUPT_RECORD, StringType(), True)]
+    )
     df = (
         spark.read.schema(schema)
         .option("header", True)
-        .option("enforceSchema", False)
+        .option("enforceSchema", True)
+        .option("columnPruning", False)  # a line's field count is only checked when every column is parsed
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-        .option("pathGlobFilter", FILE_FILTER)
-        .csv(uri)
+        .csv(paths)
     )
-    return df.select(*RAW_COLUMNS, CORRUPT_RECORD, F.input_file_name().alias(SOURCE_FILE))
+    position = {name.lower(): name for name in header}
+
+    def column(c: str) -> Column:
+        if c not in position:
+            return F.lit(None).cast("string").alias(c)
+        return F.col("`" + position[c].replace("`", "``") + "`").alias(c)
+
+    return df.select(*[column(c) for c in RAW_COLUMNS], CORRUPT_RECORD, F.input_file_name().alias(SOURCE_FILE))
+
+
+def extra_columns(checks: list[FileCheck]) -> dict[str, int]:
+    """Columns of the files read that are not `RAW_COLUMNS`, with the number of files having each (left out)."""
+    extra: dict[str, int] = defaultdict(int)
+    for check in checks:
+        if check.reason is None:
+            for name in check.header:
+                if name.lower() not in RAW_COLUMNS:
+                    extra[name.lower()] += 1
+    return dict(sorted(extra.items()))
 
 
 def read_devices(spark: SparkSession, uri: str) -> DataFrame:
@@ -177,9 +219,12 @@ def classify(raw: DataFrame, *, config: IngestConfig, known_devices: DataFrame |
     # holding both exceeds HotSpot's 8 kB method limit and runs interpreted).
     shuffled = parsed.repartition("_device")
     trimmed = shuffled.select(*shuffled.columns, *[F.trim(F.col(c)).alias(_text(c)) for c in RAW_COLUMNS])
+    # A header line inside a file: every column equals its name (a column the file lacks is null).
     parsed = trimmed.select(
         *shuffled.columns,
-        (F.col(CORRUPT_RECORD).isNotNull() | _all([_t(c) == c for c in RAW_COLUMNS])).alias("_malformed"),
+        (F.col(CORRUPT_RECORD).isNotNull() | _all([F.coalesce(_t(c) == c, F.lit(True)) for c in RAW_COLUMNS])).alias(
+            "_malformed"
+        ),
         (_empty("device_id") | _empty("timestamp")).alias("_missing_field"),
         *[_sensor_check(c, config).alias(f"_check_{c}") for c in SENSORS],
     )
@@ -317,15 +362,20 @@ def ingest(
     Writes, committed atomically with `_SUCCESS`:
       clean/        Parquet, `CLEAN_SCHEMA`: the clean readings resampled onto the grid
       quarantine/   Parquet, `QUARANTINE_COLUMNS`: raw fields as text, `raw_line`, `reason`, `source_file`
+      quarantine_files/  Parquet, `source_file`, `reason`, `detail`: the files quarantined whole (`pipelines.io.probe`)
       counts.json   read, clean, quarantined, quarantined_by_reason (every reason, 0 included),
-                    resampled_rows, filled_rows, segments (device segments), devices
+                    resampled_rows, filled_rows, segments (device segments), devices, and
+                    files: listed, read, quarantined, quarantined_by_reason, extra_columns (name: files, left out)
     `clean` and `quarantined` are counted from what was written; read = clean + quarantined is checked
-    (`CountMismatchError` otherwise) and resampled_rows = clean + filled_rows. Missing or empty input raises
-    `InputError`.
+    (`CountMismatchError` otherwise), so is listed = read + quarantined for files, and resampled_rows = clean +
+    filled_rows. Missing input, or no readable file or record, raises `InputError`.
     """
     _check_config(config)
     readings_uri, devices_uri = resolve_input(spark, input_uri, devices_uri)
-    raw = read_raw(spark, readings_uri)
+    raw, files = read_raw(spark, readings_uri)
+    probe.log_quarantined(files)
+    if raw is None:
+        raise InputError(f"no readable telemetry file in {readings_uri}: {probe.describe(files)}")
     if devices_uri is None:
         known = None
         log.warning("no device list (devices.csv or --devices): the unknown_device check is skipped")
@@ -347,7 +397,7 @@ def ingest(
         started = time.perf_counter()
         n_read = cached.count()
         if n_read == 0:
-            raise InputError(f"no telemetry records in {readings_uri} (files matching {FILE_FILTER}, header excluded)")
+            raise InputError(f"no telemetry records in {readings_uri} (header lines excluded): {probe.describe(files)}")
         _progress("read, parse, validate and find duplicates", n_read, started, f"records from {readings_uri}")
         clean = cached.where(F.col(REASON).isNull()).select(
             F.col("_device").alias("device_id"),
@@ -367,13 +417,11 @@ def ingest(
             started = time.perf_counter()
             resampled.write.parquet(f"{tmp}/clean")
             counts = _counts(spark, tmp, n_read, by_reason)
+            write_quarantined_files(spark, files, f"{tmp}/quarantine_files")
+            counts["files"] = probe.file_counts(files, count_by_reason(spark, f"{tmp}/quarantine_files", FILE_REASONS))
+            counts["files"]["extra_columns"] = extra_columns(files)
             _progress("resample and write clean", counts["resampled_rows"], started, "rows on the grid")
             fs.write_json(spark, f"{tmp}/counts.json", counts)
-    except Exception as e:
-        message = _header_mismatch(e)
-        if message:
-            raise InputError(message) from None
-        raise
     finally:
         cached.unpersist()
     log.info(
@@ -424,13 +472,3 @@ def _counts(spark: SparkSession, out: str, n_read: int, by_reason: dict[str, int
             f" + quarantined {counts['quarantined']}"
         )
     return counts
-
-
-def _header_mismatch(exc: BaseException) -> str | None:
-    """The gist of Spark's failure on a file whose header differs from `RAW_COLUMNS`, else None."""
-    text = str(exc)
-    start = text.find("CSV header does not conform to the schema")
-    if start < 0:
-        return None
-    lines = [line.strip() for line in text[start:].splitlines()[:5]]
-    return " ".join(line for line in lines if line and not line.startswith("at "))

@@ -43,7 +43,7 @@ def exists(uri: str, spark: SparkSession | None = None) -> bool:
 
 
 def read_bytes(uri: str, spark: SparkSession | None = None) -> bytes:
-    """The whole file; FileNotFoundError when it does not exist."""
+    """The whole file; FileNotFoundError when it does not exist, IsADirectoryError when it is a folder."""
     if is_local(uri, spark):
         with open(local_path(uri), "rb") as f:
             return f.read()
@@ -51,6 +51,8 @@ def read_bytes(uri: str, spark: SparkSession | None = None) -> bytes:
     fs, path = hadoop_fs.hadoop(spark, uri)
     if not fs.exists(path):
         raise FileNotFoundError(uri)
+    if fs.getFileStatus(path).isDirectory():
+        raise IsADirectoryError(uri)
     jvm = hadoop_fs.jvm(spark)
     stream = fs.open(path)
     try:

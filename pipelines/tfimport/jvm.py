@@ -177,8 +177,10 @@ def save_tensor_dictionary(tensors: Mapping[str, np.ndarray], local_path: str) -
     call(f"writing {local_path}", callBigDlFunc, "float", "saveTensorDictionary", jtensors, local_path)
 
 
-def load_tensor_dictionary(local_path: str) -> dict[str, np.ndarray]:
-    """Read a BigDL `.bin` into numpy arrays. Java deserialisation: only for files from trusted places."""
+def load_tensor_dictionary(local_path: str, source: str | None = None) -> dict[str, np.ndarray]:
+    """Read a BigDL `.bin` into numpy arrays; errors name `source` (the file the local copy was made from).
+    Java deserialisation: only for files from trusted places."""
+    shown = source or local_path
     from bigdl.dllib.utils.common import _get_gateway
 
     gateway = _get_gateway()
@@ -188,19 +190,19 @@ def load_tensor_dictionary(local_path: str) -> dict[str, np.ndarray]:
         any_ref = getattr(jvm.scala.reflect, "ClassTag$").__getattr__("MODULE$").AnyRef()
         obj = jvm.com.intel.analytics.bigdl.dllib.utils.File.load(local_path, any_ref)
         if not obj.getClass().getName().endswith("HashMap"):
-            raise TFImportError(f"{local_path}: a {obj.getClass().getName()}, not a BigDL variable dictionary")
+            raise TFImportError(f"{shown}: a {obj.getClass().getName()}, not a BigDL variable dictionary")
         out = {}
         for entry in obj.entrySet().toArray():
             name, jt = entry.getKey(), entry.getValue()
             if jt is None or not jt.getClass().getName().endswith("JTensor"):
-                raise TFImportError(f"{local_path}: entry {name} is not a JTensor")
+                raise TFImportError(f"{shown}: entry {name} is not a JTensor")
             shape = [int(d) for d in jt.shape()]
             storage = np.frombuffer(_floats_to_bytes(jvm, jt.storage()), dtype=">f4").astype(np.float32)
             out[str(name)] = storage.reshape(shape) if shape else storage.reshape(())
         return out
 
     try:
-        return call(f"reading the variable file {local_path}", read)
+        return call(f"reading the variable file {shown}", read)
     except TFImportError as e:
         raise TFImportError(f"{e} (is it a BigDL .bin written by saveTensorDictionary?)") from e.__cause__
 

@@ -84,6 +84,8 @@ def read_graph(pb_uri: str, spark: SparkSession | None = None):
         data = files.read_bytes(pb_uri, spark)
     except FileNotFoundError:
         raise GraphFormatError(f"{pb_uri}: no such file") from None
+    except IsADirectoryError:
+        raise GraphFormatError(f"{pb_uri}: a folder, not a .pb file") from None
     return g.parse_graph_def(data, source=pb_uri)
 
 
@@ -129,7 +131,9 @@ def import_tensorflow_model(
                 files.copy_to_local(bin_uri, local_bin, spark)
             except FileNotFoundError:
                 raise VariableMismatchError(f"{bin_uri}: no such file") from None
-            tensors = jvm.load_tensor_dictionary(local_bin)
+            except IsADirectoryError:
+                raise VariableMismatchError(f"{bin_uri}: a folder, not a .bin file") from None
+            tensors = jvm.load_tensor_dictionary(local_bin, source=bin_uri)
             check_variables(rewritten, tensors, source=bin_uri)
         block = _lstm_block(rewritten, inputs, outputs, tensors, source=pb_uri) if fuse_lstm else None
         if block is None:

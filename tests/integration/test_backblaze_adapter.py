@@ -50,7 +50,7 @@ DAY3 = [  # plain, new header, smart_5 empty in the whole file
     "2021-01-03,C,M2,4000,0,,1248,6,,30",
     "2021-01-03,E,M1,4000,0,,848,1,,29",
 ]
-NO_SERIAL = ["date,serial,failure", "2021-01-03,Z,0"]  # a file without serial_number: every line quarantined
+NO_SERIAL = ["date,serial,failure", "2021-01-03,Z,0"]  # a file without serial_number: quarantined whole
 
 
 def write_files(root: Path) -> Path:
@@ -70,10 +70,11 @@ def test_files_with_different_columns_are_read_by_their_own_header(spark, tmp_pa
     out = str(tmp_path / "ingest")
     counts = bb.ingest_backblaze(spark, str(root), out, CONFIG)
 
-    assert counts["files"] == 4 and counts["header_variants"] == 3
-    assert counts["read"] == 8 + 9 + 3 + 1 == counts["clean"] + counts["quarantined"]
+    assert counts["header_variants"] == 2  # of the files read
+    assert counts["files"]["listed"] == 4 and counts["files"]["read"] == 3
+    assert counts["files"]["quarantined"] == counts["files"]["quarantined_by_reason"]["schema_mismatch"] == 1
+    assert counts["read"] == 8 + 9 + 3 == counts["clean"] + counts["quarantined"]
     assert {k: v for k, v in counts["quarantined_by_reason"].items() if v} == {
-        "bad_header": 1,
         "malformed_line": 2,
         "missing_field": 1,
         "bad_date": 1,
@@ -84,9 +85,10 @@ def test_files_with_different_columns_are_read_by_their_own_header(spark, tmp_pa
         "after_failure": 1,
     }
     attributes = counts["attributes"]
-    assert attributes["smart_187_raw"]["files_absent"] == 2 and attributes["smart_187_raw"]["files_empty"] == 0
-    assert attributes["smart_5_raw"]["files_absent"] == 1 and attributes["smart_5_raw"]["files_empty"] == 1  # day 3
-    assert attributes["smart_5_normalized"]["files_absent"] == 3  # only day 1 has it
+    # Of the files read (other.csv is quarantined whole).
+    assert attributes["smart_187_raw"]["files_absent"] == 1 and attributes["smart_187_raw"]["files_empty"] == 0
+    assert attributes["smart_5_raw"]["files_absent"] == 0 and attributes["smart_5_raw"]["files_empty"] == 1  # day 3
+    assert attributes["smart_5_normalized"]["files_absent"] == 2  # only day 1 has it
     assert counts["feature_plan"] == {
         "raw": [5, 9, 187, 194],
         "normalized": [5],
@@ -235,7 +237,7 @@ def test_the_layouts_of_2013_2015_and_2023_are_read_by_column_name(spark, tmp_pa
         else:
             (root / f"{day}.csv").write_text(text)
     counts = bb.ingest_backblaze(spark, str(root), str(tmp_path / "ingest"), CONFIG)
-    assert counts["files"] == 3 and counts["header_variants"] == 3
+    assert counts["files"]["listed"] == counts["files"]["read"] == 3 and counts["header_variants"] == 3
     assert counts["read"] == 6 == counts["clean"] and counts["quarantined"] == 0
     clean = {r["device_id"]: r for r in spark.read.parquet(str(tmp_path / "ingest" / "clean")).collect()}
     assert set(clean) == set(expected)

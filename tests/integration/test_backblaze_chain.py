@@ -51,7 +51,11 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     # Every record of the real files is accounted for.
     ingest = metrics["counts"]["ingest"]
     assert ingest["read"] == lines == ingest["clean"] + ingest["quarantined"] and ingest["quarantined"] == 0
-    assert ingest["files"] == 4 and ingest["header_variants"] == 1 and ingest["devices"] == len(last_seen)
+    assert (
+        ingest["files"]["listed"] == ingest["files"]["read"] == 4
+        and ingest["header_variants"] == 1
+        and ingest["devices"] == len(last_seen)
+    )
     assert ingest["failed_devices"] == len(failed) == 15
     assert (
         ingest["disappeared_devices"] == sum(1 for s, d in last_seen.items() if d != DAYS[-1] and s not in failed) > 0

@@ -84,11 +84,17 @@ def test_a_killed_driver_resumes_from_its_checkpoint(data, tmp_path):
     assert json.loads((tmp_path / "run" / "training.json").read_text())["epochs"] == 30
 
 
-def test_existing_output_is_refused_or_kept_whole_when_a_job_dies(data, tmp_path):
-    out = tmp_path / "ingest"
-    _job("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL)
-    before = (out / "counts.json").read_text()
+def _previous_output(out) -> list:
+    """A stand-in for a previous run's output at `out`, and its files' names and bytes."""
+    out.mkdir()
+    (out / "previous.txt").write_text("the previous run's output")
+    (out / "_SUCCESS").touch()
+    return sorted((p.name, p.read_bytes()) for p in out.iterdir())
 
+
+def test_existing_output_is_refused(data, tmp_path):
+    out = tmp_path / "ingest"
+    before = _previous_output(out)
     refused = _job(
         "ingest_telemetry",
         "--input",
@@ -101,18 +107,42 @@ def test_existing_output_is_refused_or_kept_whole_when_a_job_dies(data, tmp_path
         check=False,
     )
     assert refused.returncode == 1 and "exists" in refused.stderr
+    assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
 
-    job = subprocess.Popen(
-        _command("ingest_telemetry", "--input", str(data / "fleet"), "--out", str(out), *SMALL),
-        stderr=subprocess.DEVNULL,
-    )
+
+def _backblaze_files(root) -> str:
+    from tests.integration.test_backblaze_adapter import write_files
+
+    if not (root / "backblaze").exists():
+        write_files(root / "backblaze")
+    return str(root / "backblaze")
+
+
+# Every job that writes an atomic output from inputs the `data` fixture has: (job, its arguments but --out).
+WRITERS = {
+    "generate_telemetry": lambda data: [*SMALL],
+    "ingest_telemetry": lambda data: ["--input", str(data / "fleet"), *SMALL],
+    "ingest_backblaze": lambda data: ["--input", _backblaze_files(data)],
+    "build_windows": lambda data: [
+        *("--clean", str(data / "ingest" / "clean"), "--failures", str(data / "fleet" / "failures.csv")),
+        *SMALL,
+    ],
+}
+
+
+@pytest.mark.parametrize("job", list(WRITERS))
+def test_a_job_killed_while_writing_leaves_the_previous_output_whole(data, tmp_path, job):
+    out = tmp_path / "out"
+    before = _previous_output(out)
+
+    running = subprocess.Popen(_command(job, *WRITERS[job](data), "--out", str(out)), stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not any(p.name.startswith("ingest._tmp-") for p in tmp_path.iterdir()) and time.time() < deadline:
-        time.sleep(0.2)
-    job.send_signal(signal.SIGKILL)  # half-way: the temporary output exists, the commit has not happened
-    job.wait(timeout=60)
-    assert (out / "counts.json").read_text() == before
-    assert (out / "_SUCCESS").exists()
+    while not any(p.name.startswith("out._tmp-") for p in tmp_path.iterdir()) and time.time() < deadline:
+        assert running.poll() is None, f"{job} ended before it wrote anything"
+        time.sleep(0.05)
+    running.send_signal(signal.SIGKILL)  # half-way: the temporary output exists, the commit has not happened
+    running.wait(timeout=60)
+    assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
 
 
 def test_help_shows_defaults_and_bad_config_exits_2():
