@@ -5,6 +5,7 @@
 LOCAL="${PIPELINES_LOCAL:-$ROOT/.local}"
 JARS="$LOCAL/hadoop/jars"
 HDFS_PORT="${HDFS_PORT:-19000}"
+# shellcheck disable=SC2034  # used by the scripts that source this file
 HDFS_URI="hdfs://127.0.0.1:$HDFS_PORT"
 JAVA_OPTS=(-Xmx512m -Dhadoop.log.dir="$HOME_DIR/logs" -Dlog4j.configuration="file:$CONF/log4j.properties"
   --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED

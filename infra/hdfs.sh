@@ -59,7 +59,7 @@ up() {
       echo "HDFS up at $URI (HADOOP_CONF_DIR=$CONF)"
       return
     fi
-    running namenode && running datanode || break
+    if ! { running namenode && running datanode; }; then break; fi
     sleep 1
   done
   echo "HDFS did not start; see $HOME_DIR/logs" >&2

@@ -91,7 +91,7 @@ up() {
       echo "YARN up at 127.0.0.1:$PORT (HADOOP_CONF_DIR=$CONF; web UI http://127.0.0.1:$((PORT + 56)))"
       return
     fi
-    running resourcemanager && running nodemanager || break
+    if ! { running resourcemanager && running nodemanager; }; then break; fi
     sleep 1
   done
   echo "YARN did not start; see $HOME_DIR/logs" >&2

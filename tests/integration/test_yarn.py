@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -247,6 +248,104 @@ def test_telemetry_chain_on_yarn_matches_local(spark, installed, chain_root, tmp
     # not the same on other partitions, and the test split has few failing devices).
     assert on_yarn["roc_auc"] > 0.6 and local["roc_auc"] > 0.6
     assert on_yarn["roc_auc"] > local["roc_auc"] - 0.15
+
+
+# The kill tests train longer (about 2 s an epoch here), so that the kill lands while training runs.
+LONGER = [*SETTINGS, "--set", "train.epochs=12"]
+
+
+def _container_pids(main_class: str) -> list[int]:
+    """The JVMs of this NodeManager's containers (their folder under .local/yarn/nm-local) running MAIN_CLASS (not the
+    container's launch script around them)."""
+    containers = str(PROJECT_ROOT / ".local" / "yarn" / "nm-local")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            if (
+                command[0].endswith("/java")
+                and main_class in command
+                and os.readlink(proc / "cwd").startswith(containers)
+            ):
+                pids.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.yarn
+def test_training_on_yarn_recovers_from_a_killed_executor_container(installed, chain_root, tmp_path):
+    """Client mode (the driver's log here): after the first epoch's checkpoint one executor's container is killed;
+    the driver reruns the stretch from its copy (bigdl.failure.retryTimes), YARN starts a new container and the run
+    finishes."""
+    run = f"{chain_root}/lstm-killed"
+    command = [*spark_submit("client"), "jobs/train_lstm.py", "--windows", f"{chain_root}/windows", "--run-dir", run]
+    job = subprocess.Popen(
+        [*command, *LONGER],
+        cwd=PROJECT_ROOT,
+        env=_environment(installed),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    for line in job.stdout:
+        lines.append(line)
+        if "epoch 1/12" in line:
+            break
+    pids = _container_pids("org.apache.spark.executor.YarnCoarseGrainedExecutorBackend")
+    assert len(pids) == 2, "".join(lines)[-4000:]
+    os.kill(pids[0], signal.SIGKILL)
+    killed_at = time.perf_counter()
+    lines.extend(job.stdout)
+    assert job.wait(timeout=900) == 0, "".join(lines)[-4000:]
+    log = "".join(lines)
+    print(f"\nfinished {time.perf_counter() - killed_at:.0f} s after the kill")
+    # Spark saw the container go; a barrier job running then fails and the driver reruns it from its copy
+    # ("running it again"), one about to start waits for YARN's new container (Spark's barrier slot check).
+    assert "Lost executor" in log and "Killed by external signal" in log, log[-4000:]
+    assert "running it again" in log or "requires 2 slots" in log, log[-4000:]
+    assert "trained 12 epochs" in log, log[-4000:]
+
+
+def _checkpointed(spark, run: str) -> bool:
+    checkpoints = f"{run}/checkpoints"
+    folders = fs.list_dir(spark, checkpoints)
+    return any(
+        name.startswith("model.") for folder in folders for name in fs.list_dir(spark, f"{checkpoints}/{folder}")
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.yarn
+def test_cluster_mode_driver_killed_then_resubmitted_with_resume(spark, installed, chain_root):
+    """The driver's container (the ApplicationMaster) killed after the first checkpoint: the application fails
+    (spark.yarn.maxAppAttempts=1), and the same submission with --resume continues from the checkpoint."""
+    run = f"{chain_root}/lstm-resumed"
+    args = ["jobs/train_lstm.py", "--windows", f"{chain_root}/windows", "--run-dir", run, *LONGER]
+    job = subprocess.Popen(
+        [*spark_submit("cluster"), *args],
+        cwd=PROJECT_ROOT,
+        env=_environment(installed),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    while not _checkpointed(spark, run):
+        assert job.poll() is None and time.monotonic() < deadline, "no checkpoint before the job ended"
+        time.sleep(2)
+    drivers = _container_pids("org.apache.spark.deploy.yarn.ApplicationMaster")
+    assert len(drivers) == 1
+    os.kill(drivers[0], signal.SIGKILL)
+    output, _ = job.communicate(timeout=300)
+    assert job.returncode != 0, output[-3000:]
+    assert not fs.exists(spark, f"{run}/training.json")
+
+    resumed = submit(installed, "cluster", *args[:1], "--resume", *args[1:])
+    assert "resuming from" in _container_logs(resumed, tail=10**7)
+    assert fs.read_json(spark, f"{run}/training.json")["epochs"] == 12
 
 
 def _options(line: list[str]) -> dict[str, str]:
