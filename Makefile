@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint venv shell clean hdfs-up hdfs-down cluster-up cluster-down package bench-deps
+.PHONY: demo test test-fast test-yarn lint venv shell clean hdfs-up hdfs-down yarn-up yarn-down cluster-up cluster-down package bench-deps
 
 venv: $(STAMP)
 
@@ -19,8 +19,14 @@ $(STAMP): infra/install.sh $(shell infra/install.sh --inputs)
 demo: $(STAMP)
 	$(BIN)/python -m jobs.demo $(if $(OUT),--out $(OUT))
 
+# Everything but the YARN tests (test-yarn).
 test: $(STAMP)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m "not yarn" $(PYTEST_ARGS)
+
+# The jobs on the development YARN (tests/integration/test_yarn.py): `make package` when dist/ is older than the
+# project, then about 13 minutes on 2 cores (the NodeManager unpacks a new venv in about 3 of them).
+test-yarn: $(STAMP)
+	$(BIN)/python -m pytest tests -m yarn $(PYTEST_ARGS)
 
 # The unit tests and the quick integration tests (no `slow` marker): a few minutes.
 test-fast: $(STAMP)
@@ -49,6 +55,13 @@ hdfs-up: $(STAMP)
 hdfs-down:
 	infra/hdfs.sh down
 
+# A development YARN (ResourceManager + NodeManager, the same Hadoop jars) on loopback, staging to the development HDFS.
+yarn-up: $(STAMP)
+	infra/yarn.sh up
+
+yarn-down:
+	infra/yarn.sh down
+
 # A standalone Spark cluster on loopback: a master and two one-core workers.
 cluster-up: $(STAMP)
 	infra/cluster.sh up
@@ -56,9 +69,11 @@ cluster-up: $(STAMP)
 cluster-down:
 	infra/cluster.sh down
 
-# What a cluster needs: the wheel, the --py-files archive, the configuration and a packed venv for --archives.
+# What a cluster needs: the wheel, the --py-files archive, the configuration and a packed venv for --archives; for YARN,
+# the jars of the Spark that pyspark ships (spark.yarn.archive: stored, not compressed, jars at the top).
 package: $(STAMP)
 	rm -rf dist build && mkdir -p dist
+	cd $$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars && zip -q -0 $(CURDIR)/dist/spark-jars.zip *.jar
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 	$(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
 	cd conf && ../$(BIN)/python -m zipfile -c ../dist/conf.zip base ci local spark log4j2.properties

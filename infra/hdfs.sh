@@ -3,29 +3,16 @@
 #   infra/hdfs.sh up     fetch jars (cached), write the config, format once, start, wait until writable
 #   infra/hdfs.sh down   stop both daemons by their recorded process ids
 #   infra/hdfs.sh env    print the exports Spark needs (HADOOP_CONF_DIR) and the file system URI
+#   infra/hdfs.sh dfs .. Hadoop's file system shell (hdfs dfs ...) on it: infra/hdfs.sh dfs -put -f FILE /apps/
 # State lives under $PIPELINES_LOCAL (default: .local/ in the repository): jars, config, data, logs, pids.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-LOCAL="${PIPELINES_LOCAL:-$ROOT/.local}"
-JARS="$LOCAL/hadoop/jars"
-HOME_DIR="$LOCAL/hdfs"
+HOME_DIR="${PIPELINES_LOCAL:-$ROOT/.local}/hdfs"
 CONF="$HOME_DIR/conf"
 PIDS="$HOME_DIR/pids"
-PORT="${HDFS_PORT:-19000}"
-URI="hdfs://127.0.0.1:$PORT"
-JAVA_OPTS=(-Xmx512m -Dhadoop.log.dir="$HOME_DIR/logs" -Dlog4j.configuration="file:$CONF/log4j.properties"
-  --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED
-  --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED)
-source "$ROOT/infra/lib.sh"
-
-fetch_jars() {
-  if [ ! -f "$JARS/.complete" ]; then
-    mkdir -p "$JARS"
-    mvn -q -B -f "$ROOT/infra/hadoop/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$JARS" -DincludeScope=runtime
-    touch "$JARS/.complete"
-  fi
-}
+source "$ROOT/infra/hadoop.sh"
+PORT="$HDFS_PORT"
+URI="$HDFS_URI"
 
 write_conf() {
   mkdir -p "$CONF" "$HOME_DIR/name" "$HOME_DIR/data" "$HOME_DIR/logs" "$PIDS"
@@ -54,22 +41,7 @@ XML
   <property><name>dfs.namenode.datanode.registration.ip-hostname-check</name><value>false</value></property>
 </configuration>
 XML
-  cat > "$CONF/log4j.properties" <<'PROPS'
-log4j.rootLogger=WARN, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=${hadoop.log.dir}/hdfs.log
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=%d{ISO8601} %p %c: %m%n
-PROPS
-}
-
-hadoop() { java "${JAVA_OPTS[@]}" -cp "$CONF:$JARS/*" "$@"; }
-
-start() {
-  local name="$1" class="$2"
-  if running "$name"; then return; fi
-  nohup java "${JAVA_OPTS[@]}" -cp "$CONF:$JARS/*" "$class" > "$HOME_DIR/logs/$name.out" 2>&1 &
-  echo $! > "$PIDS/$name.pid"
+  write_log4j hdfs
 }
 
 up() {
@@ -87,7 +59,7 @@ up() {
       echo "HDFS up at $URI (HADOOP_CONF_DIR=$CONF)"
       return
     fi
-    running namenode && running datanode || break
+    if ! { running namenode && running datanode; }; then break; fi
     sleep 1
   done
   echo "HDFS did not start; see $HOME_DIR/logs" >&2
@@ -108,5 +80,6 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   env) echo "export HADOOP_CONF_DIR=$CONF"; echo "# file system: $URI" ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  dfs) shift; hadoop org.apache.hadoop.fs.FsShell "$@" ;;
+  *) echo "usage: $0 up|down|status|env|dfs ARGS" >&2; exit 2 ;;
 esac

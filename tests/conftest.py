@@ -65,6 +65,15 @@ def hdfs():
 
 
 @pytest.fixture(scope="session")
+def yarn(hdfs):
+    """The Hadoop client configuration folder (HADOOP_CONF_DIR) of the development YARN (infra/yarn.sh, `make yarn-up`),
+    which stages jobs on the development HDFS."""
+    from pipelines import PROJECT_ROOT
+
+    yield from _service("yarn.sh", str(PROJECT_ROOT / ".local" / "yarn" / "conf"))
+
+
+@pytest.fixture(scope="session")
 def standalone_master():
     """The master URL of the loopback standalone cluster (infra/cluster.sh, `make cluster-up`)."""
     yield from _service("cluster.sh", "spark://127.0.0.1:17077")

@@ -35,7 +35,10 @@ def steps(*args: str, env: dict | None = None) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
-@pytest.mark.parametrize("script", ["infra/install.sh", "infra/shell.sh", "docker/entrypoint.sh"])
+SCRIPTS = ["infra/install.sh", "infra/shell.sh", "docker/entrypoint.sh", "infra/hdfs.sh", "infra/yarn.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_scripts_parse(script):
     result = subprocess.run(["bash", "-n", str(PROJECT_ROOT / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -44,7 +47,7 @@ def test_scripts_parse(script):
 def test_scripts_pass_shellcheck():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
-    scripts = [str(PROJECT_ROOT / s) for s in ("infra/install.sh", "infra/shell.sh", "docker/entrypoint.sh")]
+    scripts = [str(PROJECT_ROOT / s) for s in (*SCRIPTS, "infra/hadoop.sh", "infra/lib.sh")]
     result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
