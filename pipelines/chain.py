@@ -74,6 +74,7 @@ def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_
     save_model(result.model, run.model)
     record = {
         "epochs": result.epochs,
+        "kept_epoch": result.kept_epoch,
         "iterations": result.iterations,
         "batch_size": result.batch_size,
         "train_loss": result.train_loss,
@@ -112,16 +113,18 @@ def evaluate_run(
     lstm_val = predict_scores(
         model, val, length=spec.length, n_features=spec.n_features, batch_size=config.evaluate.batch_size
     )
-    val_scores = {"lstm": lstm_val, **{name: probability_scores(m, val) for name, m in others.items()}}
+    keys = ["device_id", "window_end", "label"]
+    scored_val = {"lstm": lstm_val, **{name: probability_scores(m, val) for name, m in others.items()}}
+    val_scores = with_model(scored_val, [*keys, "score"]).cache()  # every model's, computed once
+    by_model = {name: val_scores.where(F.col("model") == name) for name in scored_val}
     failure_list = sources.read_failures(spark, failures) if failures else None
     test = spark.read.parquet(run.predictions)
-    policies, at_policy = policies_by_model(val_scores, test, config.alerting, failures=failure_list)
+    policies, at_policy = policies_by_model(by_model, test, config.alerting, failures=failure_list)
     if config.alerting.stack:
         members = {name: policy.calibrator for name, policy in policies.items()}
-        keys = ["device_id", "window_end", "label"]
-        stack_val = stacked_scores(with_model(val_scores, [*keys, "score"]), members, keys=keys)
+        stack_val = stacked_scores(val_scores, members, keys=keys)
         stack_test = stacked_scores(test, members, keys=keys).withColumn("model", F.lit(STACK))
-        test = test.unionByName(stack_test, allowMissingColumns=True)
+        test = test.unionByName(stack_test, allowMissingColumns=True).cache()
         stack_policy, stack_point = policies_by_model({STACK: stack_val}, test, config.alerting, failures=failure_list)
         policies, at_policy = {**policies, **stack_policy}, {**at_policy, **stack_point}
     chosen = best_on_validation(at_policy) if config.alerting.model == "best" else config.alerting.model
@@ -142,7 +145,7 @@ def evaluate_run(
     if chosen == STACK:
         members_record = [
             {"name": name, **model_record(name), "calibration": policies[name].calibrator.to_dict()}
-            for name in val_scores
+            for name in scored_val
         ]
         record: dict[str, Any] = {"kind": STACK, "output_kind": "probability", "members": members_record}
     else:
@@ -168,6 +171,8 @@ def evaluate_run(
     metrics["alerting"] = {"model": chosen, **block}
     metrics["at_policy"] = at_policy
     val.unpersist()
+    val_scores.unpersist()
+    test.unpersist()
     run.merge_metrics(spark, metrics)
     write_report(spark, run_dir)
     return metrics

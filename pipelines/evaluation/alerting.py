@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -455,10 +456,10 @@ def policies_by_model(
     """Each model's alert policy, fitted on its validation scores (`val_scores`: model -> device_id, window_end, label,
     score), and what it does at that policy: `at_policy` on its test predictions (`test_predictions` where `model` is
     its name), with the validation split's own figures under "validation" (optimistic there: the thresholds were
-    chosen on it)."""
-    policies, points = {}, {}
-    for name, scores in val_scores.items():
-        scored = scores.cache()
+    chosen on it). The models are fitted side by side, from driver threads: their many small Spark jobs overlap."""
+
+    def fit(name: str) -> tuple[AlertPolicy, dict[str, Any]]:
+        scored = val_scores[name].cache()
         try:
             policy = fit_policy(scored, config)
             on_validation = policy_point(policy, scored, failures=failures)
@@ -466,9 +467,14 @@ def policies_by_model(
             scored.unpersist()
         on_validation["alerted_positive_device_days"] = policy.validation["alerted_positive_device_days"]
         test = test_predictions.where(F.col("model") == name)
-        policies[name] = policy
-        points[name] = {**policy_point(policy, test, failures=failures), "validation": on_validation}
-    return policies, points
+        return policy, {**policy_point(policy, test, failures=failures), "validation": on_validation}
+
+    with ThreadPoolExecutor(max_workers=min(len(val_scores), POLICY_THREADS) or 1) as pool:
+        fitted = dict(zip(val_scores, pool.map(fit, val_scores)))
+    return {name: policy for name, (policy, _) in fitted.items()}, {name: point for name, (_, point) in fitted.items()}
+
+
+POLICY_THREADS = 4
 
 
 def best_on_validation(points: dict[str, dict[str, Any]]) -> str:
