@@ -66,6 +66,7 @@ class WindowsConfig:
 
 OPTIMIZERS = ("adam", "sgd", "lars")
 LSTM_KINDS = ("fused", "reference")
+KEPT_EPOCHS = ("last", "best_val_loss")
 ENGINES = ("barrier", "distri")
 PEERS = ("logistic_window", "gbt_window")  # pipelines.evaluation.peers
 SCALINGS = ("none", "linear", "sqrt")
@@ -98,6 +99,7 @@ class TrainConfig:
     clip_value: float
     batch_size: int
     epochs: int
+    keep_epoch: str
     class_weights: list[float]
     seed: int | None
 
@@ -105,6 +107,7 @@ class TrainConfig:
         """Refuse settings BigDL cannot honour, naming the key."""
         checks = [
             (self.lstm in LSTM_KINDS, f"lstm must be one of {LSTM_KINDS}, not {self.lstm!r}"),
+            (self.keep_epoch in KEPT_EPOCHS, f"keep_epoch must be one of {KEPT_EPOCHS}, not {self.keep_epoch!r}"),
             (self.engine in ENGINES, f"engine must be one of {ENGINES}, not {self.engine!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}"),
             (self.lr_scaling in SCALINGS, f"lr_scaling must be one of {SCALINGS}, not {self.lr_scaling!r}"),

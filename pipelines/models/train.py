@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class TrainResult:
     model: object
     epochs: int
+    kept_epoch: int
     iterations: int
     batch_size: int
     train_loss: list[tuple[int, float]]
@@ -71,6 +72,19 @@ def latest_checkpoint(spark: SparkSession, checkpoint_dir: str) -> tuple[str, di
         return None
     newest = dict(snapshots[max(complete)])
     return newest.pop(""), newest
+
+
+def epoch_checkpoint(spark: SparkSession, checkpoint_dir: str, epoch: int, iterations_per_epoch: int) -> str:
+    """The model snapshot written at the end of `epoch` (the newest, when a resumed run wrote it again)."""
+    paths = [
+        path
+        for path in fs.list_files(spark, checkpoint_dir)
+        if re.fullmatch(r"model\.\d+", path.rsplit("/", 1)[-1])
+        and (snapshot_iteration(path) - 1) // iterations_per_epoch == epoch
+    ]
+    if not paths:
+        raise FileNotFoundError(f"no checkpoint of epoch {epoch} under {checkpoint_dir}")
+    return max(paths)
 
 
 def snapshot_iteration(path: str) -> int:
@@ -188,10 +202,19 @@ def train_lstm(
         optim_method = OptimMethod(OptimMethod.load(next(iter(newest[1].values()))), "float")
     state = optim_method_state(optim_method)
     epochs = progress[0].epochs()
+    model, kept = fitting.model, state["epoch"] - 1
+    if config.keep_epoch == "best_val_loss":
+        losses = {epoch: values["Loss"] for epoch, values in epochs.items() if values.get("Loss") is not None}
+        best = min(losses, key=lambda epoch: (losses[epoch], -epoch)) if losses else kept
+        if best != kept:
+            model = load_checkpoint_model(epoch_checkpoint(spark, checkpoint_dir, best, fitting.iterations_per_epoch))
+            log.info("kept epoch %d of %d: the lowest validation loss, %.4g", best, kept, losses[best])
+            kept = best
     train_summary = fitting.train_summary
     return TrainResult(
-        model=fitting.model,
+        model=model,
         epochs=state["epoch"] - 1,
+        kept_epoch=kept,
         iterations=state["neval"] - 1,
         batch_size=fitting.batch_size,
         train_loss=[(int(step), float(value)) for step, value, _ in train_summary.read_scalar("Loss")],

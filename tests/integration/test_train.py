@@ -111,3 +111,19 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
     training.save_model(resumed.model, path)
     again = training.predict_scores(training.load_model(path), val, length=LENGTH, n_features=N_FEATURES, batch_size=64)
     assert sorted(r.score for r in again.collect()) == pytest.approx(sorted(r.score for r in rows), abs=1e-6)
+
+
+def test_keep_epoch_best_val_loss_returns_that_epochs_checkpoint(spark, windows, tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = defaults(
+        TrainConfig, hidden_size=8, epochs=3, batch_size=64, learning_rate=0.05, keep_epoch="best_val_loss"
+    )
+    train, val = windows.where("device_id < 'd30'"), windows.where("device_id >= 'd30'")
+    result = training.train_lstm(
+        spark, train, val, config=config, length=LENGTH, n_features=N_FEATURES, run_dir=run_dir
+    )
+    losses = dict(result.validation["log_loss"])
+    assert result.epochs == 3 and result.kept_epoch == min(losses, key=lambda e: (losses[e], -e))
+    kept = training.epoch_checkpoint(spark, f"{run_dir}/checkpoints", result.kept_epoch, result.iterations // 3)
+    for returned, saved in zip(result.model.get_weights(), training.load_checkpoint_model(kept).get_weights()):
+        assert np.array_equal(returned, saved)
