@@ -178,8 +178,8 @@ def check_columns(check: FileCheck, required: Iterable[str]) -> FileCheck:
 
 
 def file_counts(checks: Sequence[FileCheck], by_reason: dict[str, int]) -> dict[str, Any]:
-    """`listed`, `read`, `quarantined`, `quarantined_by_reason` (as written, `count_by_reason`), checked:
-    listed = read + quarantined."""
+    """`listed`, `read`, `quarantined`, `quarantined_by_reason` (`by_reason`: as written, `count_by_reason`, or as
+    checked, `count_reasons`), checked: listed = read + quarantined."""
     counts: dict[str, Any] = {
         "listed": len(checks),
         "read": sum(1 for c in checks if c.reason is None),

@@ -27,7 +27,10 @@ from pipelines.config import load_config
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["--env", "ci", "--set", "generate.devices=16", "--set", "generate.days=8", "--set", "train.hidden_size=8"]
+SMALL = [
+    *("--env", "ci", "--set", "generate.devices=16", "--set", "generate.days=8", "--set", "train.hidden_size=8"),
+    *("--set", "evaluate.peers=[]"),
+]
 EEG_KEY = "interrupted-writers-test-key-0123456789"
 PAIRING = ["--augment-copies", "0", "--set", "eeg.pairing.batch_size=32", "--set", "eeg.pairing.epochs=2"]
 IN_CREATE, IN_MOVED_TO = 0x100, 0x80
