@@ -80,8 +80,10 @@ def list_files(spark: SparkSession, uri: str) -> list[str]:
 def atomic_file(spark: SparkSession, uri: str) -> Iterator[str]:
     """Yield a temporary sibling of file `uri` to write; on success it is renamed to `uri` (replacing it), on
     failure it is removed. A job killed while writing leaves the previous `uri` whole."""
-    parent, name = uri.rstrip("/").rsplit("/", 1)
-    tmp_uri = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"  # spelled as `uri` is, for writers outside Hadoop's
+    uri = uri.rstrip("/")
+    name = uri.rsplit("/", 1)[-1]
+    # Spelled as `uri` is (a relative path stays relative), for writers that do not go through Hadoop (BigDL's).
+    tmp_uri = f"{uri[: len(uri) - len(name)]}.{name}.{uuid.uuid4().hex}.tmp"
     fs, path = hadoop(spark, uri)
     tmp = hadoop(spark, tmp_uri)[1]
     try:

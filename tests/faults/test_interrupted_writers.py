@@ -205,3 +205,16 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_whole(made, tmp_p
             assert {k: after.get(k) for k in before[path]} == before[path], (path, killed_at)
         else:
             assert after == before[path], (path, killed_at)
+
+
+def test_a_file_written_through_a_temporary_replaces_the_previous_one_or_leaves_it(spark, tmp_path):
+    from pipelines.io import fs
+
+    fs.write_text(spark, str(tmp_path / "policy.json"), "previous")
+    with pytest.raises(RuntimeError), fs.atomic_file(spark, str(tmp_path / "policy.json")) as tmp:
+        Path(tmp).write_text("half")
+        raise RuntimeError("killed half-way")
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".crc")] == ["policy.json"]
+    assert (tmp_path / "policy.json").read_text() == "previous"
+    fs.write_text(spark, f"file://{tmp_path}/policy.json", "new")
+    assert (tmp_path / "policy.json").read_text() == "new"
