@@ -86,7 +86,7 @@ def finetune_run(
         class_weights=config.train.class_weights,
         summary_dir=run.summaries,
     )
-    save(result.model, run.tf_finetuned)
+    save(spark, result.model, run.tf_finetuned)
     test = sources.read_windows(spark, windows_root, "test")
     metrics, predictions = evaluate_imported(
         result.imported,

@@ -71,7 +71,7 @@ def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_
         run_dir=run_dir,
         resume=resume,
     )
-    save_model(result.model, run.model)
+    save_model(spark, result.model, run.model)
     record = {
         "epochs": result.epochs,
         "kept_epoch": result.kept_epoch,

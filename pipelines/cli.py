@@ -71,7 +71,7 @@ class JobParser(argparse.ArgumentParser):
     def _declare(self, role: str, dest: str, parts: Sequence[str], mode: str, fallback) -> None:
         self.paths += [PathSpec(role, dest, part, mode) for part in parts or ("",)]
         if fallback is not None:
-            # Applied by `run` when the option is not given, so the job and its --dry-run use the same path.
+            # Applied by `parse_job_args` when the option is not given, so the job and its --dry-run use the same path.
             self.fallbacks[dest] = fallback
 
 
@@ -144,9 +144,18 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def parse_job_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """A job's options, with the declared fallbacks applied to the paths not given."""
+    args = parser.parse_args(argv)
+    for dest, fallback in getattr(parser, "fallbacks", {}).items():
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, fallback(args))
+    return args
+
+
 def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argparse.ArgumentParser, argv=None) -> int:
     """Parse, load config, call `main`; turn any failure into one line on stderr and an exit code."""
-    args = parser.parse_args(argv)
+    args = parse_job_args(parser, argv)
     configure_logging(args.log_level)
     try:
         config: PipelineConfig = load_config(env=args.env, overrides=args.overrides)
@@ -157,9 +166,6 @@ def run(main: Callable[[argparse.Namespace, PipelineConfig], None], parser: argp
     except ConfigError as e:
         log.error("configuration error: %s", e)
         return EXIT_BAD_CONFIG
-    for dest, fallback in getattr(parser, "fallbacks", {}).items():
-        if getattr(args, dest, None) is None:
-            setattr(args, dest, fallback(args))
     if getattr(args, "dry_run", False):
         plan = dry_run_plan(parser, args, config, job=os.path.splitext(os.path.basename(main.__code__.co_filename))[0])
         report(yaml.safe_dump(plan, sort_keys=False, default_flow_style=False).rstrip())

@@ -6,6 +6,12 @@ either by the driver through that FileSystem (`via="driver"`: only the header by
 data cross the wire, a few files at a time) or by the executors from Spark's `binaryFile` source (`via="spark"`:
 whole files are read, but in parallel). Either way the bytes are parsed on the executors and each file becomes
 one header row or one quarantine row; reports are always read and decoded on the executors.
+
+Quarantine reasons are the ingests' (`probe.FILE_REASONS`): `empty`, `not_text` (a report with NUL bytes or not
+UTF-8), `corrupt_edf` (the detail starts with the EDF reader's own code: `truncated_header`, `corrupt_header`, ...),
+and `missing` or `unreadable` for a listed file gone or unreadable when read. Details give offsets and field names,
+never report text or header values. An EDF whose data section is shorter than its header says is read (`tolerated`
+holds `data_truncated`); its whole records are there to read. No file readable is an `InputError`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from py4j.protocol import Py4JJavaError
+from pyspark import RDD
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -28,6 +36,7 @@ from pyspark.sql.types import (
 from pipelines.eeg import edf
 from pipelines.eeg.schema import HEADER_SCHEMA, QUARANTINE_SCHEMA, REPORT_SCHEMA
 from pipelines.errors import InputError
+from pipelines.io import probe
 from pipelines.io.fs import hadoop
 
 log = logging.getLogger(__name__)
@@ -47,57 +56,76 @@ _COMBINED = StructType(
 
 @dataclass
 class ReadResult:
-    """What a reader made of every file it listed: the parsed rows, the quarantine, and counts that add up.
+    """What a reader made of every file it listed: the parsed rows, the quarantine, and one check per file.
 
     Both frames are projections of one cached frame; `unpersist()` releases it.
     """
 
     rows: DataFrame
     quarantine: DataFrame
-    read: int
-    parsed: int
-    quarantined_by_reason: dict[str, int]
+    checks: list[probe.FileCheck]
     _cached: DataFrame
+
+    @property
+    def read(self) -> int:
+        return len(self.checks)
+
+    @property
+    def parsed(self) -> int:
+        return sum(1 for c in self.checks if c.reason is None)
+
+    @property
+    def quarantined_by_reason(self) -> dict[str, int]:
+        return {r: n for r, n in probe.count_reasons(self.checks).items() if n}
 
     @property
     def quarantined(self) -> int:
         return sum(self.quarantined_by_reason.values())
 
     def counts(self) -> dict:
+        """`read`, `parsed`, `quarantined`, `quarantined_by_reason` and the ingests' `files` block."""
         return {
             "read": self.read,
             "parsed": self.parsed,
             "quarantined": self.quarantined,
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "files": probe.file_counts(self.checks, probe.count_reasons(self.checks)),
         }
 
     def unpersist(self) -> None:
         self._cached.unpersist()
 
 
-def _split(combined: DataFrame, row_columns: list[str], what: str, listed: int) -> ReadResult:
-    """Cache `combined` (rows with a `reason` column, None for good rows), count it once, and split it."""
+def _split(
+    spark: SparkSession, combined: DataFrame, row_columns: list[str], files: list[tuple[str, int]], what: str, uri: str
+) -> ReadResult:
+    """Cache `combined` (rows with a `reason` column, None for good rows) and split it; a listed file the reader
+    skipped is quarantined with `probe.why_skipped`'s reason. No file parsed is an `InputError`."""
     combined = combined.cache()
-    by_reason = {r["reason"]: int(r["count"]) for r in combined.groupBy("reason").count().collect()}
-    parsed = by_reason.pop(None, 0)
-    if parsed + sum(by_reason.values()) != listed:
+    seen = {
+        probe.file_key(r["path"]): probe.FileCheck(r["path"], r["reason"], r["detail"] or "")
+        for r in combined.select("path", "reason", "detail").collect()
+    }
+    checks, skipped = [], []
+    for path, size in files:
+        check = seen.get(probe.file_key(path))
+        if check is None:
+            check = probe.FileCheck(path).quarantine(*probe.why_skipped(spark, path))
+            skipped.append((path, path.rsplit("/", 1)[-1], size, check.reason, check.detail))
+        checks.append(check)
+    probe.log_quarantined(checks)
+    log.info("%s under %s: %s", what, uri, probe.describe(checks))
+    if not any(c.reason is None for c in checks):
         combined.unpersist()
-        raise RuntimeError(f"listed {listed} {what} but accounted for {parsed + sum(by_reason.values())}")
+        raise InputError(f"no readable {what} under {uri}: {probe.describe(checks)}")
     rows = combined.where(F.col("reason").isNull()).select(*row_columns)
     quarantine = (
         combined.where(F.col("reason").isNotNull())
         .withColumnRenamed("path", "source_file")
         .select(*QUARANTINE_SCHEMA.fieldNames())
+        .unionByName(spark.createDataFrame(skipped, QUARANTINE_SCHEMA))
     )
-    log.info(
-        "%s: %d read, %d parsed, %d quarantined %s",
-        what,
-        listed,
-        parsed,
-        sum(by_reason.values()),
-        dict(sorted(by_reason.items())),
-    )
-    return ReadResult(rows, quarantine, listed, parsed, by_reason, combined)
+    return ReadResult(rows, quarantine, checks, combined)
 
 
 def list_files(spark: SparkSession, uri: str, glob: str) -> list[tuple[str, int]]:
@@ -156,7 +184,8 @@ def header_row(path: str, size: int, data: bytes) -> tuple:
     try:
         h = edf.parse_header(data, file_size=size)
     except edf.EdfHeaderError as e:
-        return (path, name, size) + (None,) * (len(HEADER_SCHEMA.fields) - 3) + (e.reason, e.detail)
+        reason, detail = ("empty", "no bytes") if e.reason == edf.EMPTY_FILE else ("corrupt_edf", str(e))
+        return (path, name, size) + (None,) * (len(HEADER_SCHEMA.fields) - 3) + (reason, detail)
     rates = [h.sample_rate(s) for s in h.data_signals]
     edf_type = f"EDF+{h.edf_plus}" if h.edf_plus else "EDF"
     return (
@@ -203,29 +232,47 @@ def read_edf_headers(
     if via == "driver":
         # py4j serves each driver thread on its own connection: a few threads hide the round trips.
         with ThreadPoolExecutor(max_workers=DRIVER_READERS) as pool:
-            heads = list(pool.map(lambda f: read_header_bytes(spark, f[0]) if f[1] else b"", files))
-        payload = [(path, size, head) for (path, size), head in zip(files, heads)]
+            heads = list(pool.map(lambda f: _header_or_none(spark, *f), files))
+        payload = [(path, size, head) for (path, size), head in zip(files, heads) if head is not None]
         rdd = sc.parallelize(payload, slices).mapPartitions(_parse_partition)
     elif via == "spark":
         # Spark's file sources skip empty files: those are decided here, the others are read on the executors.
         rdd = sc.parallelize([(path, 0, b"") for path, size in files if size == 0], 1).mapPartitions(_parse_partition)
-        content = (
-            spark.read.format("binaryFile")
-            .option("recursiveFileLookup", "true")
-            .option("pathGlobFilter", _case_blind(EDF_GLOB))
-            .load(uri)
-        )
-        listed = {path for path, _ in files}
         parsed = (
-            content.select("path", "length", "content")
-            .rdd.filter(lambda r: str(r["path"]) in listed)
-            .map(lambda r: (str(r["path"]), int(r["length"]), _header_slice(bytes(r["content"]))))
+            _listed_content(spark, uri, EDF_GLOB, files)
+            .map(lambda r: (r[0], r[1], _header_slice(bytes(r[2]))))
             .mapPartitions(_parse_partition)
         )
         rdd = rdd.union(parsed)
     else:
         raise ValueError(f"via must be 'driver' or 'spark', not {via!r}")
-    return _split(spark.createDataFrame(rdd, _COMBINED), HEADER_SCHEMA.fieldNames(), "EDF files", len(files))
+    return _split(spark, spark.createDataFrame(rdd, _COMBINED), HEADER_SCHEMA.fieldNames(), files, "EDF files", uri)
+
+
+def _header_or_none(spark: SparkSession, path: str, size: int) -> bytes | None:
+    """`read_header_bytes`, b"" for an empty file, None when the file cannot be read (gone, no permission)."""
+    if not size:
+        return b""
+    try:
+        return read_header_bytes(spark, path)
+    except Py4JJavaError:
+        return None
+
+
+def _listed_content(spark: SparkSession, uri: str, glob: str, files: list[tuple[str, int]]) -> RDD:
+    """(path, length, content) of the listed files under `uri` that Spark's `binaryFile` source reads; files gone or
+    unreadable by then are left out, for `_split` to account for."""
+    listed = {path for path, _ in files}
+    content = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", _case_blind(glob))
+        .option("ignoreMissingFiles", "true")
+        .option("ignoreCorruptFiles", "true")
+        .load(uri)
+        .select("path", "length", "content")
+    )
+    return content.rdd.filter(lambda r: str(r[0]) in listed).map(lambda r: (str(r[0]), int(r[1]), r[2]))
 
 
 def tolerated_counts(headers: DataFrame) -> dict[str, int]:
@@ -286,7 +333,6 @@ def read_signals(
     return edf.decode_records(header, data, channels=channels, unknown=unknown, physical=physical)
 
 
-REPORT_REASONS = ("empty_report", "not_utf8", "binary_content")
 _REPORT_COMBINED = StructType(
     [
         StructField("report_id", StringType(), False),
@@ -300,17 +346,19 @@ _REPORT_COMBINED = StructType(
 
 
 def decode_report(content: bytes) -> tuple[str | None, str | None, str | None]:
-    """(text, reason, detail): strict UTF-8 (a BOM is dropped); empty, non-UTF-8 and binary files get a reason."""
+    """(text, reason, detail): strict UTF-8 (a BOM is dropped, line ends made `\\n`); an empty or blank file is
+    `empty`, NUL bytes or bytes that are not UTF-8 are `not_text` (the detail gives an offset, never text)."""
     if content.startswith(b"\xef\xbb\xbf"):
         content = content[3:]
+    nul = content.find(b"\x00")
+    if nul >= 0:
+        return None, "not_text", f"NUL byte at {nul}"
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as e:
-        return None, "not_utf8", f"undecodable byte at offset {e.start}"
-    if "\x00" in text:
-        return None, "binary_content", "NUL characters"
+        return None, "not_text", f"not UTF-8 at byte {e.start}"
     if not text.strip():
-        return None, "empty_report", f"{len(content)} bytes, no text"
+        return None, "empty", f"{len(content)} bytes, no text"
     return text.replace("\r\n", "\n").replace("\r", "\n"), None, None
 
 
@@ -336,23 +384,12 @@ def read_reports(spark: SparkSession, uri: str, *, partitions: int | None = None
             yield (path_.rsplit("/", 1)[-1], path_, int(size), text, reason, detail)
 
     rdd = sc.parallelize([(path, 0, b"") for path, size in files if size == 0], 1)
-    raw = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", _case_blind(REPORT_GLOB))
-        .load(uri)
-        .select("path", "length", "content")
-    )
+    raw = _listed_content(spark, uri, REPORT_GLOB, files)
     if partitions:
         raw = raw.repartition(partitions)
-    listed = {path for path, _ in files}
-    rdd = rdd.union(
-        raw.rdd.filter(lambda r: str(r["path"]) in listed).map(
-            lambda r: (str(r["path"]), int(r["length"]), r["content"])
-        )
-    )
+    rdd = rdd.union(raw)
     combined = spark.createDataFrame(rdd.mapPartitions(decode), _REPORT_COMBINED).withColumnRenamed(
         "report_id", "file_name"
     )
     combined = combined.withColumn("report_id", F.col("file_name"))
-    return _split(combined, REPORT_SCHEMA.fieldNames(), "report files", len(files))
+    return _split(spark, combined, REPORT_SCHEMA.fieldNames(), files, "report files", uri)

@@ -76,21 +76,37 @@ def list_files(spark: SparkSession, uri: str) -> list[str]:
     return sorted(found)
 
 
-def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
-    """Write `data` to `uri` via a temporary file and a rename, so readers never see half of it."""
+@contextmanager
+def atomic_file(spark: SparkSession, uri: str) -> Iterator[str]:
+    """Yield a temporary sibling of file `uri` to write; on success it is renamed to `uri` (replacing it), on
+    failure it is removed. A job killed while writing leaves the previous `uri` whole."""
+    uri = uri.rstrip("/")
+    name = uri.rsplit("/", 1)[-1]
+    # Spelled as `uri` is (a relative path stays relative), for writers that do not go through Hadoop (BigDL's).
+    tmp_uri = f"{uri[: len(uri) - len(name)]}.{name}.{uuid.uuid4().hex}.tmp"
     fs, path = hadoop(spark, uri)
-    gateway = jvm(spark)
-    tmp = gateway.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.{uuid.uuid4().hex}.tmp")
-    out = fs.create(tmp, True)
+    tmp = hadoop(spark, tmp_uri)[1]
     try:
-        out.write(bytearray(data))
-    finally:
-        out.close()
+        yield tmp_uri
+    except BaseException:
+        fs.delete(tmp, False)
+        raise
     if fs.exists(path):
         fs.delete(path, False)
     if not fs.rename(tmp, path):
         fs.delete(tmp, False)
         raise OSError(f"could not rename into {uri}")
+
+
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
+    """Write `data` to `uri` via a temporary file and a rename, so readers never see half of it."""
+    with atomic_file(spark, uri) as tmp:
+        fs, tmp_path = hadoop(spark, tmp)
+        out = fs.create(tmp_path, True)
+        try:
+            out.write(bytearray(data))
+        finally:
+            out.close()
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:

@@ -10,6 +10,7 @@ is parsed; plain files are checked on their first `HEAD_BYTES`. Reasons (`FILE_R
 - `corrupt_compression`: a compressed stream that is truncated or corrupt.
 - `not_text`: NUL bytes, or not UTF-8, in the head.
 - `schema_mismatch`: the header lacks a required column or repeats one (`check_columns`).
+- `corrupt_edf`: an EDF header that cannot be interpreted (`pipelines.eeg.sources`; the detail names the field).
 
 A compressed file that breaks part way is quarantined whole: none of its rows is read. A plain file is checked on its
 head only, so damage further in reaches the row checks, which quarantine the lines concerned.
@@ -38,7 +39,7 @@ from pipelines.io import fs
 
 log = logging.getLogger(__name__)
 
-FILE_REASONS = ("missing", "unreadable", "empty", "corrupt_compression", "not_text", "schema_mismatch")
+FILE_REASONS = ("missing", "unreadable", "empty", "corrupt_compression", "not_text", "schema_mismatch", "corrupt_edf")
 HEAD_BYTES = 1 << 16
 _DECOMPRESSORS: dict[str, Callable[[io.BytesIO], io.BufferedIOBase]] = {
     ".gz": lambda data: gzip.GzipFile(fileobj=data),
@@ -93,13 +94,14 @@ def probe(spark: SparkSession, paths: Sequence[str]) -> list[FileCheck]:
     for path in paths:
         check = found.get(file_key(path))
         if check is None:  # skipped by the reader
-            check = FileCheck(path).quarantine(*_skipped(spark, path))
+            check = FileCheck(path).quarantine(*why_skipped(spark, path))
         checks.append(dataclasses.replace(check, path=path))
     return checks
 
 
-def _skipped(spark: SparkSession, path: str) -> tuple[str, str]:
-    """Why the reader skipped a file: it is gone, it has no bytes (Spark leaves those out), or it cannot be read."""
+def why_skipped(spark: SparkSession, path: str) -> tuple[str, str]:
+    """(reason, detail) of a listed file a reader skipped: it is gone, it has no bytes (Spark leaves those out),
+    or it cannot be read."""
     fsys, hadoop_path = fs.hadoop(spark, path)
     if not fsys.exists(hadoop_path):
         return "missing", "gone before it was read"
@@ -176,8 +178,8 @@ def check_columns(check: FileCheck, required: Iterable[str]) -> FileCheck:
 
 
 def file_counts(checks: Sequence[FileCheck], by_reason: dict[str, int]) -> dict[str, Any]:
-    """`listed`, `read`, `quarantined`, `quarantined_by_reason` (as written, `count_by_reason`), checked:
-    listed = read + quarantined."""
+    """`listed`, `read`, `quarantined`, `quarantined_by_reason` (`by_reason`: as written, `count_by_reason`, or as
+    checked, `count_reasons`), checked: listed = read + quarantined."""
     counts: dict[str, Any] = {
         "listed": len(checks),
         "read": sum(1 for c in checks if c.reason is None),
@@ -189,9 +191,14 @@ def file_counts(checks: Sequence[FileCheck], by_reason: dict[str, int]) -> dict[
     return counts
 
 
+def count_reasons(checks: Sequence[FileCheck]) -> dict[str, int]:
+    """Files per reason, every one of `FILE_REASONS` present (0 when none)."""
+    return {r: sum(1 for c in checks if c.reason == r) for r in FILE_REASONS}
+
+
 def describe(checks: Sequence[FileCheck]) -> str:
     """The files' fate in a few words: "3 file(s) listed, 1 read, 2 quarantined (empty 1, not_text 1)"."""
-    bad = {r: sum(1 for c in checks if c.reason == r) for r in FILE_REASONS}
+    bad = count_reasons(checks)
     reasons = ", ".join(f"{r} {n}" for r, n in bad.items() if n)
     read = sum(1 for c in checks if c.reason is None)
     return f"{len(checks)} file(s) listed, {read} read, {sum(bad.values())} quarantined" + (

@@ -396,9 +396,10 @@ def load_checkpoint_model(path: str):
     return Layer.of(callBigDlFunc("float", "loadBigDL", path))
 
 
-def save_model(model, uri: str) -> None:
-    """Save in BigDL's format (definition + weights); any Hadoop URI."""
-    model.saveModel(uri, over_write=True)
+def save_model(spark: SparkSession, model, uri: str) -> None:
+    """Save in BigDL's format (definition + weights), any Hadoop URI, through a temporary file (`fs.atomic_file`)."""
+    with fs.atomic_file(spark, uri) as tmp:
+        model.saveModel(tmp, over_write=True)
 
 
 def load_model(uri: str):

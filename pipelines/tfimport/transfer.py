@@ -253,8 +253,8 @@ def fine_tune(
     return result
 
 
-def save(model, uri: str) -> None:
+def save(spark: SparkSession, model, uri: str) -> None:
     """BigDL's format (definition + weights), any Hadoop URI; `pipelines.models.train.load_model` reads it."""
     from pipelines.models.train import save_model
 
-    jvm.call(f"saving {uri}", save_model, model, uri)
+    jvm.call(f"saving {uri}", save_model, spark, model, uri)

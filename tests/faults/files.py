@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -46,21 +47,24 @@ def corrupt(data: bytes) -> bytes:
     return bytes(flipped)
 
 
-def write_batch(folder: Path, table: list[Fault]) -> Path:
-    """Every file of `table` in `folder`, plus a directory named like a data file; unreadable.csv gets mode 000."""
+def write_batch(folder: Path, table: list[Fault], suffix: str = ".csv") -> Path:
+    """Every file of `table` in `folder`, plus a directory named like a data file (`folder<suffix>`); the files
+    expected `unreadable` get mode 000."""
     folder.mkdir(parents=True)
     for fault in table:
         (folder / fault.name).write_bytes(fault.make(fault.id(table)))
-    (folder / "folder.csv").mkdir()  # a directory where a file is expected: walked like any folder, holds nothing
-    if (folder / "unreadable.csv").exists():
-        (folder / "unreadable.csv").chmod(0)
+    (folder / f"folder{suffix}").mkdir()  # a directory where a file is expected: walked like any folder, holds nothing
+    for fault in table:
+        if fault.reason == "unreadable":
+            (folder / fault.name).chmod(0)
     return folder
 
 
 @contextmanager
-def deleted_after_listing(path: Path) -> Iterator[None]:
-    """Inside this block, `path` disappears right after the input is listed, before any file is read."""
-    listed = probe.list_files
+def deleted_after_listing(path: Path, lister: ModuleType = probe) -> Iterator[None]:
+    """Inside this block, `path` disappears right after the input is listed by `lister.list_files`, before any
+    file is read."""
+    listed = lister.list_files
 
     def list_then_delete(*args, **kwargs):
         found = listed(*args, **kwargs)
@@ -68,5 +72,5 @@ def deleted_after_listing(path: Path) -> Iterator[None]:
         return found
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(probe, "list_files", list_then_delete)
+        patch.setattr(lister, "list_files", list_then_delete)
         yield

@@ -38,7 +38,8 @@ def test_counts_add_up_and_outputs_are_complete(spark, extracted):
     counts = json.loads((out / "counts.json").read_text())
     truth = [json.loads(line) for line in (root / "truth" / "reports.jsonl").read_text().splitlines()]
     assert counts["read"] == len(truth) == counts["written"] + counts["quarantined"]
-    assert counts["quarantined_by_reason"] == {"empty_report": 1, "not_utf8": 1, "extraction_failed": 0}
+    assert counts["quarantined_by_reason"] == {"empty": 1, "not_text": 1, "extraction_failed": 0}
+    assert counts["files"]["listed"] == counts["read"] and counts["files"]["quarantined"] == 2
     findings = spark.read.parquet(str(out / "findings"))
     assert findings.count() == counts["written"] == spark.read.json(str(out / "findings_json")).count()
     assert spark.read.parquet(str(out / "reports_deid")).count() == counts["written"]

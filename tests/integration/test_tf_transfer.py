@@ -95,7 +95,7 @@ def test_fine_tune_freezes_replaces_the_head_trains_and_saves(spark, pair, windo
     assert set(metrics) == METRIC_KEYS and metrics["roc_auc"] > 0.7
 
     path = str(tmp_path / "tuned.bigdl")
-    save(result.model, path)
+    save(spark, result.model, path)
     batch = np.asarray([r.features for r in test.limit(8).collect()], np.float32).reshape(-1, T, F)
     assert np.abs(forward(load_model(path), batch) - forward(result.model, batch)).max() <= 1e-6
 

@@ -108,7 +108,7 @@ def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, 
         assert resumed.validation[curve][-1][1] == pytest.approx(metrics[curve], abs=tolerance), curve
 
     path = str(tmp_path / "model.bigdl")
-    training.save_model(resumed.model, path)
+    training.save_model(spark, resumed.model, path)
     again = training.predict_scores(training.load_model(path), val, length=LENGTH, n_features=N_FEATURES, batch_size=64)
     assert sorted(r.score for r in again.collect()) == pytest.approx(sorted(r.score for r in rows), abs=1e-6)
 
