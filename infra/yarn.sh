@@ -22,19 +22,7 @@ write_conf() {
   mkdir -p "$CONF" "$HOME_DIR/logs" "$HOME_DIR/nm-local" "$HOME_DIR/nm-logs" "$PIDS"
   # The clients' configuration too (HADOOP_CONF_DIR for spark-submit): the development HDFS is the default file
   # system, where spark-submit stages what a job ships and where the NodeManager localises it from.
-  cat > "$CONF/core-site.xml" <<XML
-<?xml version="1.0"?>
-<configuration>
-  <property><name>fs.defaultFS</name><value>$HDFS_URI</value></property>
-  <property><name>hadoop.tmp.dir</name><value>$HOME_DIR/tmp</value></property>
-</configuration>
-XML
-  cat > "$CONF/hdfs-site.xml" <<XML
-<?xml version="1.0"?>
-<configuration>
-  <property><name>dfs.replication</name><value>1</value></property>
-</configuration>
-XML
+  write_hdfs_site
   cat > "$CONF/yarn-site.xml" <<XML
 <?xml version="1.0"?>
 <configuration>
