@@ -19,12 +19,12 @@ $(STAMP): infra/install.sh $(shell infra/install.sh --inputs)
 demo: $(STAMP)
 	$(BIN)/python -m jobs.demo $(if $(OUT),--out $(OUT))
 
-# Everything but the YARN tests (test-yarn).
+# Every test; the HDFS, standalone cluster and YARN tests start their daemons when they are not running (.ci/run
+# starts them first) and the YARN tests run `make package` when dist/ is older than the project.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not yarn" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-# The jobs on the development YARN (tests/integration/test_yarn.py): `make package` when dist/ is older than the
-# project, then about 13 minutes on 2 cores (the NodeManager unpacks a new venv in about 3 of them).
+# The jobs on the development YARN alone (tests/integration/test_yarn.py, part of make test).
 test-yarn: $(STAMP)
 	$(BIN)/python -m pytest tests -m yarn $(PYTEST_ARGS)
 
@@ -78,7 +78,9 @@ PACK ?= pipelines bigdl-dllib-spark3 matplotlib tensorboard
 SITE := lib/python3.11/site-packages
 package: $(STAMP)
 	rm -rf dist build && mkdir -p dist
-	cd $$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars && zip -q -0 $(CURDIR)/dist/spark-jars.zip *.jar
+	# dated as the jars: unchanged on HDFS (-put -p), the same resource for YARN, not localised again
+	cd $$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars && \
+	  zip -q -0 $(CURDIR)/dist/spark-jars.zip *.jar && touch -r . $(CURDIR)/dist/spark-jars.zip
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 	$(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
 	cd conf && ../$(BIN)/python -m zipfile -c ../dist/conf.zip base ci local spark log4j2.properties

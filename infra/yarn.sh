@@ -55,7 +55,7 @@ write_conf() {
   <property><name>yarn.nodemanager.pmem-check-enabled</name><value>false</value></property>
   <property><name>yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage</name><value>98</value></property>
   <property><name>yarn.log-aggregation-enable</name><value>false</value></property>
-  <!-- Unpacked archives (the venv: 2.5 GB) no application uses any more are deleted beyond this size. -->
+  <!-- Unpacked archives (the venv: 0.5 GB, Spark's jars: 0.3 GB) no application uses any more are deleted beyond this size. -->
   <property><name>yarn.nodemanager.localizer.cache.target-size-mb</name><value>6144</value></property>
   <!-- A finished application's container folders stay a minute (for a look at what it was given). -->
   <property><name>yarn.nodemanager.delete.debug-delay-sec</name><value>60</value></property>
