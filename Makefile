@@ -19,12 +19,12 @@ $(STAMP): infra/install.sh $(shell infra/install.sh --inputs)
 demo: $(STAMP)
 	$(BIN)/python -m jobs.demo $(if $(OUT),--out $(OUT))
 
-# Everything but the YARN tests (test-yarn).
+# Every test; the HDFS, standalone cluster and YARN tests start their daemons when they are not running (.ci/run
+# starts them first) and the YARN tests run `make package` when dist/ is older than the project.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not yarn" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-# The jobs on the development YARN (tests/integration/test_yarn.py): `make package` when dist/ is older than the
-# project, then about 13 minutes on 2 cores (the NodeManager unpacks a new venv in about 3 of them).
+# The jobs on the development YARN alone (tests/integration/test_yarn.py, part of make test).
 test-yarn: $(STAMP)
 	$(BIN)/python -m pytest tests -m yarn $(PYTEST_ARGS)
 
@@ -71,17 +71,29 @@ cluster-down:
 
 # What a cluster needs: the wheel, the --py-files archive, the configuration and a packed venv for --archives; for YARN,
 # the jars of the Spark that pyspark ships (spark.yarn.archive: stored, not compressed, jars at the top).
+# PACK: the packed venv's distributions, with those they require. By default what the Oozie workflow's jobs import:
+# the project's requirements, BigDL, matplotlib and TensorBoard (the report); PACK=all: all of .venv (TensorFlow and
+# OpenVINO too, for the jobs that import them).
+PACK ?= pipelines bigdl-dllib-spark3 matplotlib tensorboard
+SITE := lib/python3.11/site-packages
 package: $(STAMP)
 	rm -rf dist build && mkdir -p dist
-	cd $$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars && zip -q -0 $(CURDIR)/dist/spark-jars.zip *.jar
+	# dated as the jars: unchanged on HDFS (-put -p), the same resource for YARN, not localised again
+	cd $$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars && \
+	  zip -q -0 $(CURDIR)/dist/spark-jars.zip *.jar && touch -r . $(CURDIR)/dist/spark-jars.zip
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 	$(BIN)/python -m zipfile -c dist/pipelines.zip pipelines jobs
 	cd conf && ../$(BIN)/python -m zipfile -c ../dist/conf.zip base ci local spark log4j2.properties
-	# venv-pack refuses editable installs, so the packed environment gets the wheel in a venv of its own.
-	PYTHON=$(PYTHON) infra/install.sh --only deps dist/venv
-	dist/venv/bin/pip install --quiet --no-deps dist/pipelines-*.whl
+	# venv-pack refuses editable installs: the packed venv is a venv of its own, with .venv's distributions and the
+	# project's wheel; Spark's and BigDL's jars stay out (spark.yarn.archive and --jars ship them).
+	$(PYTHON) -m venv --without-pip dist/venv
+	$(BIN)/python infra/copy_dists.py dist/venv $(PACK)
+	$(BIN)/pip install --quiet --no-deps --target dist/venv/$(SITE) dist/pipelines-*.whl
 	$(BIN)/pip install --quiet venv-pack==0.2.0
-	$(BIN)/venv-pack -p dist/venv -o dist/pipelines-venv.tar.gz
+	$(BIN)/venv-pack -q -p dist/venv -o dist/pipelines-venv.tar.gz --compress-level 1 \
+	  --exclude '$(SITE)/pyspark/jars/*' --exclude '$(SITE)/bigdl/share/*/lib/*.jar'
+	# readable by all: installed on HDFS with -put -p, a public resource YARN unpacks once for every application
+	chmod a+r dist/pipelines-venv.tar.gz
 	rm -rf dist/venv build
 
 clean:

@@ -7,6 +7,7 @@ JARS="$LOCAL/hadoop/jars"
 HDFS_PORT="${HDFS_PORT:-19000}"
 # shellcheck disable=SC2034  # used by the scripts that source this file
 HDFS_URI="hdfs://127.0.0.1:$HDFS_PORT"
+HDFS_HOME="$LOCAL/hdfs"
 JAVA_OPTS=(-Xmx512m -Dhadoop.log.dir="$HOME_DIR/logs" -Dlog4j.configuration="file:$CONF/log4j.properties"
   --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED
   --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED)
@@ -21,6 +22,34 @@ fetch_jars() {
     mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$JARS" -DincludeScope=runtime
     echo "$stamp" > "$JARS/.complete"
   fi
+}
+
+# core-site.xml and hdfs-site.xml of the development HDFS: its daemons' configuration (infra/hdfs.sh) and its clients'
+# (infra/yarn.sh's, for spark-submit and the NodeManager).
+write_hdfs_site() {
+  cat > "$CONF/core-site.xml" <<XML
+<?xml version="1.0"?>
+<configuration>
+  <property><name>fs.defaultFS</name><value>$HDFS_URI</value></property>
+  <property><name>hadoop.tmp.dir</name><value>$HOME_DIR/tmp</value></property>
+</configuration>
+XML
+  cat > "$CONF/hdfs-site.xml" <<XML
+<?xml version="1.0"?>
+<configuration>
+  <property><name>dfs.replication</name><value>1</value></property>
+  <property><name>dfs.permissions.enabled</name><value>false</value></property>
+  <property><name>dfs.namenode.name.dir</name><value>file://$HDFS_HOME/name</value></property>
+  <property><name>dfs.datanode.data.dir</name><value>file://$HDFS_HOME/data</value></property>
+  <property><name>dfs.namenode.rpc-address</name><value>127.0.0.1:$HDFS_PORT</value></property>
+  <property><name>dfs.namenode.http-address</name><value>127.0.0.1:$((HDFS_PORT + 870))</value></property>
+  <property><name>dfs.datanode.address</name><value>127.0.0.1:$((HDFS_PORT + 866))</value></property>
+  <property><name>dfs.datanode.http.address</name><value>127.0.0.1:$((HDFS_PORT + 864))</value></property>
+  <property><name>dfs.datanode.ipc.address</name><value>127.0.0.1:$((HDFS_PORT + 867))</value></property>
+  <property><name>dfs.namenode.safemode.extension</name><value>0</value></property>
+  <property><name>dfs.namenode.datanode.registration.ip-hostname-check</name><value>false</value></property>
+</configuration>
+XML
 }
 
 # A log4j 1 configuration that writes every daemon's log to ${hadoop.log.dir}/NAME.log.

@@ -11,36 +11,12 @@ HOME_DIR="${PIPELINES_LOCAL:-$ROOT/.local}/hdfs"
 CONF="$HOME_DIR/conf"
 PIDS="$HOME_DIR/pids"
 source "$ROOT/infra/hadoop.sh"
-PORT="$HDFS_PORT"
-URI="$HDFS_URI"
 
 write_conf() {
   mkdir -p "$CONF" "$HOME_DIR/name" "$HOME_DIR/data" "$HOME_DIR/logs" "$PIDS"
   # The daemons' web UIs look for these folders on the class path; Maven's hadoop-hdfs jar has none.
   mkdir -p "$CONF/webapps/hdfs" "$CONF/webapps/datanode" "$CONF/webapps/static" "$CONF/webapps/secondary"
-  cat > "$CONF/core-site.xml" <<XML
-<?xml version="1.0"?>
-<configuration>
-  <property><name>fs.defaultFS</name><value>$URI</value></property>
-  <property><name>hadoop.tmp.dir</name><value>$HOME_DIR/tmp</value></property>
-</configuration>
-XML
-  cat > "$CONF/hdfs-site.xml" <<XML
-<?xml version="1.0"?>
-<configuration>
-  <property><name>dfs.replication</name><value>1</value></property>
-  <property><name>dfs.permissions.enabled</name><value>false</value></property>
-  <property><name>dfs.namenode.name.dir</name><value>file://$HOME_DIR/name</value></property>
-  <property><name>dfs.datanode.data.dir</name><value>file://$HOME_DIR/data</value></property>
-  <property><name>dfs.namenode.rpc-address</name><value>127.0.0.1:$PORT</value></property>
-  <property><name>dfs.namenode.http-address</name><value>127.0.0.1:$((PORT + 870))</value></property>
-  <property><name>dfs.datanode.address</name><value>127.0.0.1:$((PORT + 866))</value></property>
-  <property><name>dfs.datanode.http.address</name><value>127.0.0.1:$((PORT + 864))</value></property>
-  <property><name>dfs.datanode.ipc.address</name><value>127.0.0.1:$((PORT + 867))</value></property>
-  <property><name>dfs.namenode.safemode.extension</name><value>0</value></property>
-  <property><name>dfs.namenode.datanode.registration.ip-hostname-check</name><value>false</value></property>
-</configuration>
-XML
+  write_hdfs_site
   write_log4j hdfs
 }
 
@@ -55,8 +31,8 @@ up() {
   local probe="$HOME_DIR/probe.txt"
   echo ok > "$probe"
   for _ in $(seq 1 90); do
-    if hadoop org.apache.hadoop.fs.FsShell -put -f "$probe" "$URI/.probe" > /dev/null 2>&1; then
-      echo "HDFS up at $URI (HADOOP_CONF_DIR=$CONF)"
+    if hadoop org.apache.hadoop.fs.FsShell -put -f "$probe" "$HDFS_URI/.probe" > /dev/null 2>&1; then
+      echo "HDFS up at $HDFS_URI (HADOOP_CONF_DIR=$CONF)"
       return
     fi
     if ! { running namenode && running datanode; }; then break; fi
@@ -79,7 +55,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  env) echo "export HADOOP_CONF_DIR=$CONF"; echo "# file system: $URI" ;;
+  env) echo "export HADOOP_CONF_DIR=$CONF"; echo "# file system: $HDFS_URI" ;;
   dfs) shift; hadoop org.apache.hadoop.fs.FsShell "$@" ;;
   *) echo "usage: $0 up|down|status|env|dfs ARGS" >&2; exit 2 ;;
 esac

@@ -22,19 +22,7 @@ write_conf() {
   mkdir -p "$CONF" "$HOME_DIR/logs" "$HOME_DIR/nm-local" "$HOME_DIR/nm-logs" "$PIDS"
   # The clients' configuration too (HADOOP_CONF_DIR for spark-submit): the development HDFS is the default file
   # system, where spark-submit stages what a job ships and where the NodeManager localises it from.
-  cat > "$CONF/core-site.xml" <<XML
-<?xml version="1.0"?>
-<configuration>
-  <property><name>fs.defaultFS</name><value>$HDFS_URI</value></property>
-  <property><name>hadoop.tmp.dir</name><value>$HOME_DIR/tmp</value></property>
-</configuration>
-XML
-  cat > "$CONF/hdfs-site.xml" <<XML
-<?xml version="1.0"?>
-<configuration>
-  <property><name>dfs.replication</name><value>1</value></property>
-</configuration>
-XML
+  write_hdfs_site
   cat > "$CONF/yarn-site.xml" <<XML
 <?xml version="1.0"?>
 <configuration>
@@ -67,7 +55,7 @@ XML
   <property><name>yarn.nodemanager.pmem-check-enabled</name><value>false</value></property>
   <property><name>yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage</name><value>98</value></property>
   <property><name>yarn.log-aggregation-enable</name><value>false</value></property>
-  <!-- Unpacked archives (the venv: 2.5 GB) no application uses any more are deleted beyond this size. -->
+  <!-- Unpacked archives (the venv: 0.5 GB, Spark's jars: 0.3 GB) no application uses any more are deleted beyond this size. -->
   <property><name>yarn.nodemanager.localizer.cache.target-size-mb</name><value>6144</value></property>
   <!-- A finished application's container folders stay a minute (for a look at what it was given). -->
   <property><name>yarn.nodemanager.delete.debug-delay-sec</name><value>60</value></property>
