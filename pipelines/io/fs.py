@@ -84,13 +84,15 @@ def atomic_file(spark: SparkSession, uri: str) -> Iterator[str]:
     name = uri.rsplit("/", 1)[-1]
     # Spelled as `uri` is (a relative path stays relative), for writers that do not go through Hadoop (BigDL's).
     tmp_uri = f"{uri[: len(uri) - len(name)]}.{name}.{uuid.uuid4().hex}.tmp"
-    fs, path = hadoop(spark, uri)
-    tmp = hadoop(spark, tmp_uri)[1]
     try:
         yield tmp_uri
     except BaseException:
+        fs, tmp = hadoop(spark, tmp_uri)
         fs.delete(tmp, False)
         raise
+    # Looked up after the write: BigDL's writers close the cached FileSystem of an hdfs:// path when they finish.
+    fs, path = hadoop(spark, uri)
+    tmp = hadoop(spark, tmp_uri)[1]
     if fs.exists(path):
         fs.delete(path, False)
     if not fs.rename(tmp, path):
