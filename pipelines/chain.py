@@ -116,16 +116,15 @@ def evaluate_run(
     keys = ["device_id", "window_end", "label"]
     scored_val = {"lstm": lstm_val, **{name: probability_scores(m, val) for name, m in others.items()}}
     val_scores = with_model(scored_val, [*keys, "score"]).cache()  # every model's, computed once
-    by_model = {name: val_scores.where(F.col("model") == name) for name in scored_val}
     failure_list = sources.read_failures(spark, failures) if failures else None
     test = spark.read.parquet(run.predictions)
-    policies, at_policy = policies_by_model(by_model, test, config.alerting, failures=failure_list)
+    policies, at_policy = policies_by_model(val_scores, test, config.alerting, failures=failure_list)
     if config.alerting.stack:
         members = {name: policy.calibrator for name, policy in policies.items()}
-        stack_val = stacked_scores(val_scores, members, keys=keys)
+        stack_val = stacked_scores(val_scores, members, keys=keys).withColumn("model", F.lit(STACK))
         stack_test = stacked_scores(test, members, keys=keys).withColumn("model", F.lit(STACK))
         test = test.unionByName(stack_test, allowMissingColumns=True).cache()
-        stack_policy, stack_point = policies_by_model({STACK: stack_val}, test, config.alerting, failures=failure_list)
+        stack_policy, stack_point = policies_by_model(stack_val, test, config.alerting, failures=failure_list)
         policies, at_policy = {**policies, **stack_policy}, {**at_policy, **stack_point}
     chosen = best_on_validation(at_policy) if config.alerting.model == "best" else config.alerting.model
     if chosen not in policies:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +31,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipelines.config import AlertingConfig
-from pipelines.evaluation.calibration import Calibrator, fit_calibrator, log_profile, reliability
-from pipelines.evaluation.lead_time import collect_lead_times, lead_days_at, summarize
+from pipelines.evaluation.calibration import Calibrator, calibrated_column, fit_calibrators, log_profile, reliability
+from pipelines.evaluation.lead_time import collect_lead_times, lead_days_at, lead_times, summarize
 from pipelines.evaluation.metrics import confusion_matrix_at
 from pipelines.io.fs import atomic_output as fs_atomic
 from pipelines.io.fs import read_json, write_json
@@ -136,13 +135,17 @@ def check_config(config: AlertingConfig) -> None:
 # ---------------------------------------------------------------------------------------------------- device-days
 
 
-def device_days(predictions: DataFrame, *, prob_col: str = "probability", label_col: str = "label") -> DataFrame:
-    """`device_id, day, probability, label`: per device and UTC day, the highest probability and label; the negative
-    days of failing devices (devices with a positive day) are left out (see the module's docstring)."""
-    days = predictions.groupBy("device_id", F.to_date("window_end").alias("day")).agg(
+def device_days(
+    predictions: DataFrame, *, prob_col: str = "probability", label_col: str = "label", by: Sequence[str] = ()
+) -> DataFrame:
+    """`*by, device_id, day, probability, label`: per device and UTC day (and per value of the `by` columns, a
+    model's name), the highest probability and label; the negative days of failing devices (devices with a positive
+    day) are left out (see the module's docstring)."""
+    keys = [*by, "device_id"]
+    days = predictions.groupBy(*keys, F.to_date("window_end").alias("day")).agg(
         F.max(prob_col).alias("probability"), F.max(F.col(label_col).cast("int")).alias("label")
     )
-    failing = days.withColumn("_failing", F.max("label").over(Window.partitionBy("device_id")))
+    failing = days.withColumn("_failing", F.max("label").over(Window.partitionBy(*keys)))
     return failing.where((F.col("label") == 1) | (F.col("_failing") == 0)).drop("_failing")
 
 
@@ -160,29 +163,34 @@ def thresholds_for_false_alarm_rates(
     days: DataFrame, targets: Sequence[float], *, prob_col: str = "probability"
 ) -> list[float]:
     """`threshold_for_false_alarm_rate` for several targets in one Spark job."""
-    rows = _grouped_thresholds(days.withColumn(WEIGHT, F.lit(1)), targets, group=F.lit(0), prob_col=prob_col)
+    one = days.withColumn(WEIGHT, F.lit(1)).withColumn(_ALL, F.lit(0))
+    rows = _grouped_thresholds(one, targets, by=[_ALL], prob_col=prob_col)
     if not rows:
         raise ValueError("threshold_for_false_alarm_rate: no predictions")
-    if not rows[0][1]:
+    thresholds, n_neg = rows[(0,)]
+    if not n_neg:
         log.warning("no negative device-days: every probability is within the false-alarm target")
-    return rows[0][0]
+    return thresholds
+
+
+_ALL = "_all"  # a constant grouping column: the whole frame as one group
 
 
 def _grouped_thresholds(
-    days: DataFrame, targets: Sequence[float], *, group: Column, prob_col: str = "probability"
-) -> list[tuple[list[float], float]]:
-    """Per `group`: the thresholds for `targets` on `days`' negatives counted `weight` times each, and that
-    group's weighted number of negatives. One Spark job; one row per group reaches the driver."""
-    grouped = days.groupBy(group.alias("g"), F.col(prob_col).cast("double").alias("t")).agg(
+    days: DataFrame, targets: Sequence[float], *, by: Sequence[str], prob_col: str = "probability"
+) -> dict[tuple, tuple[list[float], float]]:
+    """Per group of the `by` columns: the thresholds for `targets` on `days`' negatives counted `weight` times each,
+    and that group's weighted number of negatives. One Spark job; one row per group reaches the driver."""
+    grouped = days.groupBy(*by, F.col(prob_col).cast("double").alias("t")).agg(
         F.sum(F.when(F.col("label") == 0, F.col(WEIGHT)).otherwise(0)).cast("long").alias("neg")
     )
     # Thresholds from high to low only add false alarms: the valid ones are a prefix, its end is the answer.
-    above = Window.partitionBy("g").orderBy(F.col("t").desc()).rowsBetween(Window.unboundedPreceding, 0)
+    above = Window.partitionBy(*by).orderBy(F.col("t").desc()).rowsBetween(Window.unboundedPreceding, 0)
     cum = grouped.withColumn("fp", F.sum("neg").over(above)).withColumn(
-        "n_neg", F.sum("neg").over(Window.partitionBy("g"))
+        "n_neg", F.sum("neg").over(Window.partitionBy(*by))
     )
     rows = (
-        cum.groupBy("g")
+        cum.groupBy(*by)
         .agg(
             *[
                 F.min(F.when(F.col("fp") <= F.lit(float(target)) * F.col("n_neg"), F.col("t"))).alias(f"ok{i}")
@@ -191,14 +199,14 @@ def _grouped_thresholds(
             F.max(F.when(F.col("neg") > 0, F.col("t"))).alias("max_negative"),
             F.max("n_neg").alias("n_neg"),
         )
-        .orderBy("g")
         .collect()
     )
-    out = []
+    out = {}
     for row in rows:
         above_every_negative = math.nextafter(float(row["max_negative"] or 0.0), math.inf)
         found = [row[f"ok{i}"] for i in range(len(targets))]
-        out.append(([above_every_negative if t is None else float(t) for t in found], float(row["n_neg"] or 0)))
+        thresholds = [above_every_negative if t is None else float(t) for t in found]
+        out[tuple(row[k] for k in by)] = (thresholds, float(row["n_neg"] or 0))
     return out
 
 
@@ -211,41 +219,78 @@ def false_alarm_rates(
     days: DataFrame, thresholds: Sequence[float], *, prob_col: str = "probability"
 ) -> list[dict[str, Any]]:
     """`false_alarm_rate` at several thresholds in one Spark job."""
+    rates = _grouped_rates(
+        days.withColumn(_ALL, F.lit(0)), [F.lit(t) for t in thresholds], by=[_ALL], prob_col=prob_col
+    )
+    return rates.get((0,)) or [_rate_record(0, 0, 0, 0)] * len(thresholds)
+
+
+def _grouped_rates(
+    days: DataFrame, thresholds: Sequence[Column], *, by: Sequence[str], prob_col: str = "probability"
+) -> dict[tuple, list[dict[str, Any]]]:
+    """Per group of the `by` columns: `false_alarm_rate`'s record at each of `thresholds` (columns, so that they can
+    differ by group). One Spark job."""
     negative, positive = F.col("label") == 0, F.col("label") == 1
-    row = days.agg(
-        F.sum(F.when(negative, 1).otherwise(0)).alias("neg"),
-        F.sum(F.when(positive, 1).otherwise(0)).alias("pos"),
-        *[
-            F.sum(F.when(negative & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"fa{i}")
-            for i, t in enumerate(thresholds)
-        ],
-        *[
-            F.sum(F.when(positive & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"tp{i}")
-            for i, t in enumerate(thresholds)
-        ],
-    ).collect()[0]
-    neg, pos = int(row["neg"] or 0), int(row["pos"] or 0)
-    out = []
-    for i in range(len(thresholds)):
-        fa, tp = int(row[f"fa{i}"] or 0), int(row[f"tp{i}"] or 0)
-        out.append(
-            {
-                "device_days": neg + pos,
-                "negative_device_days": neg,
-                "false_alarm_device_days": fa,
-                "false_alarm_rate_per_device_day": fa / neg if neg else None,
-                "positive_device_days": pos,
-                "alerted_positive_device_days": tp,
-            }
+    rows = (
+        days.groupBy(*by)
+        .agg(
+            F.sum(F.when(negative, 1).otherwise(0)).alias("neg"),
+            F.sum(F.when(positive, 1).otherwise(0)).alias("pos"),
+            *[
+                F.sum(F.when(negative & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"fa{i}")
+                for i, t in enumerate(thresholds)
+            ],
+            *[
+                F.sum(F.when(positive & (F.col(prob_col) >= t), 1).otherwise(0)).alias(f"tp{i}")
+                for i, t in enumerate(thresholds)
+            ],
         )
-    return out
+        .collect()
+    )
+    return {
+        tuple(row[k] for k in by): [
+            _rate_record(int(row["neg"] or 0), int(row["pos"] or 0), int(row[f"fa{i}"] or 0), int(row[f"tp{i}"] or 0))
+            for i in range(len(thresholds))
+        ]
+        for row in rows
+    }
+
+
+def _rate_record(neg: int, pos: int, fa: int, tp: int) -> dict[str, Any]:
+    return {
+        "device_days": neg + pos,
+        "negative_device_days": neg,
+        "false_alarm_device_days": fa,
+        "false_alarm_rate_per_device_day": fa / neg if neg else None,
+        "positive_device_days": pos,
+        "alerted_positive_device_days": tp,
+    }
+
+
+def by_model(values: dict[str, float], *, model_col: str = "model") -> Column:
+    """A column holding `values[model]` on each row (null for a model not in `values`)."""
+    pairs = [item for name, value in values.items() for item in (F.lit(name), F.lit(float(value)))]
+    return F.create_map(*pairs)[F.col(model_col)]
 
 
 # ---------------------------------------------------------------------------------------------------- the policy
 
 
 def fit_policy(val_predictions: DataFrame, config: AlertingConfig, *, score_col: str = "score") -> AlertPolicy:
-    """Calibrate on `val_predictions` (device_id, window_end, label, score) and choose the thresholds there.
+    """Calibrate on `val_predictions` (device_id, window_end, label, score) and choose the thresholds there: the
+    policy of `fit_policies` for one model."""
+    one = val_predictions.withColumn(MODEL, F.lit(""))
+    return fit_policies(one, config, score_col=score_col)[""]
+
+
+MODEL = "model"
+
+
+def fit_policies(
+    val_predictions: DataFrame, config: AlertingConfig, *, score_col: str = "score"
+) -> dict[str, AlertPolicy]:
+    """Per model (`model` column of `val_predictions`: model, device_id, window_end, label, score): calibrate and
+    choose the thresholds on its validation predictions, every model in the same Spark jobs.
 
     With `threshold_confidence` c > 0, the validation devices are resampled (`bootstrap_replicates` replicates, each
     device drawn Poisson(1) times with all its days): each replicate gives its own thresholds, and the policy takes
@@ -253,54 +298,63 @@ def fit_policy(val_predictions: DataFrame, config: AlertingConfig, *, score_col:
     sample of devices at hand. The validation block gives the point estimate at the chosen threshold and its
     bootstrap interval (`INTERVAL`)."""
     check_config(config)
-    calibrator = fit_calibrator(val_predictions, method=config.calibration, score_col=score_col)
-    days = device_days(val_predictions.withColumn("probability", calibrator.column(score_col))).cache()
+    calibrators = fit_calibrators(val_predictions, method=config.calibration, group=MODEL, score_col=score_col)
+    probability = calibrated_column(calibrators, score_col=score_col, model_col=MODEL)
+    days = device_days(val_predictions.withColumn("probability", probability), by=[MODEL]).cache()
     targets = [config.target_false_alarm_rate, config.review_false_alarm_rate]
     replicated = None
     try:
-        by_target, review = thresholds_for_false_alarm_rates(days, targets)
-        point = by_target
+        weighted = days.withColumn(WEIGHT, F.lit(1))
+        point = {key[0]: t for key, (t, _) in _grouped_thresholds(weighted, targets, by=[MODEL]).items()}
+        chosen = dict(point)
         if config.threshold_confidence > 0:
             replicated = bootstrap_replicates(days, config.bootstrap_replicates).cache()
-            per_replicate = [
-                t for t, n_neg in _grouped_thresholds(replicated, targets, group=F.col(REPLICATE)) if n_neg
-            ]
-            if per_replicate:
-                by_target, review = (
-                    float(np.quantile([t[i] for t in per_replicate], config.threshold_confidence, method="higher"))
-                    for i in range(2)
-                )
-        alert = 1.0 / (1.0 + config.cost_ratio) if config.policy == "cost" else by_target
-        review = min(review, alert)
-        validation, at_review = false_alarm_rates(days, [alert, review])
-        validation["review_false_alarm_rate_per_device_day"] = at_review["false_alarm_rate_per_device_day"]
-        validation["point_threshold"] = point
-        validation["threshold_confidence"] = config.threshold_confidence
-        if replicated is not None:
-            validation["bootstrap_replicates"] = config.bootstrap_replicates
-            validation["false_alarm_rate_interval"] = _interval(replicate_false_alarm_rates(replicated, alert))
+            per_replicate = _grouped_thresholds(replicated, targets, by=[MODEL, REPLICATE])
+            for name in calibrators:
+                found = [t for (model, _), (t, n_neg) in per_replicate.items() if model == name and n_neg]
+                if found:
+                    chosen[name] = [
+                        float(np.quantile([t[i] for t in found], config.threshold_confidence, method="higher"))
+                        for i in range(2)
+                    ]
+        alert = {
+            name: 1.0 / (1.0 + config.cost_ratio) if config.policy == "cost" else chosen[name][0]
+            for name in calibrators
+        }
+        review = {name: min(chosen[name][1], alert[name]) for name in calibrators}
+        rates = _grouped_rates(days, [by_model(alert), by_model(review)], by=[MODEL])
+        intervals = replicate_false_alarm_rates(replicated, alert) if replicated is not None else {}
     finally:
         days.unpersist()
         if replicated is not None:
             replicated.unpersist()
-    policy = AlertPolicy(
-        calibrator=calibrator,
-        alert_threshold=float(alert),
-        review_threshold=float(review),
-        policy=config.policy,
-        target_false_alarm_rate=config.target_false_alarm_rate if config.policy == "false_alarm_rate" else None,
-        review_false_alarm_rate=config.review_false_alarm_rate,
-        cost_ratio=config.cost_ratio if config.policy == "cost" else None,
-        validation=validation,
-    )
-    log.info("alert policy: %s", policy.describe())
-    return policy
+    policies = {}
+    for name, calibrator in calibrators.items():
+        validation, at_review = rates[(name,)]
+        validation["review_false_alarm_rate_per_device_day"] = at_review["false_alarm_rate_per_device_day"]
+        validation["point_threshold"] = point[name][0]
+        validation["threshold_confidence"] = config.threshold_confidence
+        if replicated is not None:
+            validation["bootstrap_replicates"] = config.bootstrap_replicates
+            validation["false_alarm_rate_interval"] = _interval(intervals.get(name, []))
+        policies[name] = AlertPolicy(
+            calibrator=calibrator,
+            alert_threshold=float(alert[name]),
+            review_threshold=float(review[name]),
+            policy=config.policy,
+            target_false_alarm_rate=config.target_false_alarm_rate if config.policy == "false_alarm_rate" else None,
+            review_false_alarm_rate=config.review_false_alarm_rate,
+            cost_ratio=config.cost_ratio if config.policy == "cost" else None,
+            validation=validation,
+        )
+        log.info("alert policy%s: %s", f" of {name}" if name else "", policies[name].describe())
+    return policies
 
 
 def bootstrap_replicates(days: DataFrame, replicates: int, *, seed: int = BOOTSTRAP_SEED) -> DataFrame:
     """`days` once per replicate (`replicate` 0..replicates-1) with a `weight`: how many times the replicate draws
-    the device (Poisson(1), the same for all its days, from a hash of device, replicate and seed); rows of weight 0
-    are left out. Resampling devices, not days, keeps a device's correlated days together."""
+    the device (Poisson(1), the same for all its days and every model, from a hash of device, replicate and seed);
+    rows of weight 0 are left out. Resampling devices, not days, keeps a device's correlated days together."""
     span = 1 << 30
     u = F.pmod(F.xxhash64(F.col("device_id").cast("string"), F.col(REPLICATE), F.lit(seed)), F.lit(span)) / span
     weight = F.when(u < _POISSON_CDF[0], 0)
@@ -310,18 +364,22 @@ def bootstrap_replicates(days: DataFrame, replicates: int, *, seed: int = BOOTST
     return each.withColumn(WEIGHT, weight.otherwise(len(_POISSON_CDF))).where(F.col(WEIGHT) > 0)
 
 
-def replicate_false_alarm_rates(replicated: DataFrame, threshold: float) -> list[float]:
-    """The weighted false-alarm rate at `threshold` of each replicate that has negatives."""
+def replicate_false_alarm_rates(replicated: DataFrame, thresholds: dict[str, float]) -> dict[str, list[float]]:
+    """Per model: the weighted false-alarm rate at its threshold of each replicate that has negatives."""
     negative = F.when(F.col("label") == 0, F.col(WEIGHT)).otherwise(0)
     rows = (
-        replicated.groupBy(REPLICATE)
+        replicated.groupBy(MODEL, REPLICATE)
         .agg(
             F.sum(negative).alias("neg"),
-            F.sum(F.when(F.col("probability") >= threshold, negative).otherwise(0)).alias("fa"),
+            F.sum(F.when(F.col("probability") >= by_model(thresholds), negative).otherwise(0)).alias("fa"),
         )
         .collect()
     )
-    return [row["fa"] / row["neg"] for row in rows if row["neg"]]
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        if row["neg"]:
+            out.setdefault(row[MODEL], []).append(row["fa"] / row["neg"])
+    return out
 
 
 def _interval(values: Sequence[float]) -> list[float] | None:
@@ -435,46 +493,55 @@ def at_policy(block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def policy_point(policy: AlertPolicy, test_predictions: DataFrame, *, failures: DataFrame | None) -> dict[str, Any]:
-    """`at_policy` of `policy` on the test predictions, without the rest of `evaluate_policy` (a few Spark jobs)."""
-    applied = policy.apply(test_predictions).cache()
+def policy_points(
+    policies: dict[str, AlertPolicy], scored: DataFrame, *, failures: DataFrame | None
+) -> dict[str, dict[str, Any]]:
+    """`at_policy` of each model's policy on its rows of `scored` (model, device_id, window_end, label, score),
+    without the rest of `evaluate_policy`: every model in the same few Spark jobs."""
+    calibrators = {name: policy.calibrator for name, policy in policies.items()}
+    thresholds = {name: policy.alert_threshold for name, policy in policies.items()}
+    applied = (
+        scored.where(F.col(MODEL).isin(list(policies)))
+        .withColumn("probability", calibrated_column(calibrators, model_col=MODEL))
+        .cache()
+    )
     try:
-        far = false_alarm_rate(device_days(applied), policy.alert_threshold)
-        leads = [r["lead_time_days"] for r in collect_lead_times(applied, failures)] if failures is not None else []
+        rates = _grouped_rates(device_days(applied, by=[MODEL]), [by_model(thresholds)], by=[MODEL])
+        leads: dict[str, list[float | None]] = {name: [] for name in policies}
+        if failures is not None:
+            alerts = applied.withColumn("alert", F.col("probability") >= by_model(thresholds))
+            for row in lead_times(alerts, failures, by=[MODEL]).select(MODEL, "lead_time_days").collect():
+                leads[row[MODEL]].append(row["lead_time_days"])
     finally:
         applied.unpersist()
-    return at_policy({"threshold": policy.alert_threshold, **far, "lead_time": summarize(leads)})
+    empty = _rate_record(0, 0, 0, 0)
+    return {
+        name: at_policy(
+            {"threshold": thresholds[name], **rates.get((name,), [empty])[0], "lead_time": summarize(leads[name])}
+        )
+        for name in policies
+    }
 
 
 def policies_by_model(
-    val_scores: dict[str, DataFrame],
+    val_scores: DataFrame,
     test_predictions: DataFrame,
     config: AlertingConfig,
     *,
     failures: DataFrame | None,
 ) -> tuple[dict[str, AlertPolicy], dict[str, dict[str, Any]]]:
-    """Each model's alert policy, fitted on its validation scores (`val_scores`: model -> device_id, window_end, label,
+    """Each model's alert policy, fitted on its validation scores (`val_scores`: model, device_id, window_end, label,
     score), and what it does at that policy: `at_policy` on its test predictions (`test_predictions` where `model` is
     its name), with the validation split's own figures under "validation" (optimistic there: the thresholds were
-    chosen on it). The models are fitted side by side, from driver threads: their many small Spark jobs overlap."""
-
-    def fit(name: str) -> tuple[AlertPolicy, dict[str, Any]]:
-        scored = val_scores[name].cache()
-        try:
-            policy = fit_policy(scored, config)
-            on_validation = policy_point(policy, scored, failures=failures)
-        finally:
-            scored.unpersist()
-        on_validation["alerted_positive_device_days"] = policy.validation["alerted_positive_device_days"]
-        test = test_predictions.where(F.col("model") == name)
-        return policy, {**policy_point(policy, test, failures=failures), "validation": on_validation}
-
-    with ThreadPoolExecutor(max_workers=min(len(val_scores), POLICY_THREADS) or 1) as pool:
-        fitted = dict(zip(val_scores, pool.map(fit, val_scores)))
-    return {name: policy for name, (policy, _) in fitted.items()}, {name: point for name, (_, point) in fitted.items()}
-
-
-POLICY_THREADS = 4
+    chosen on it). All models are fitted and measured together, in the same Spark jobs."""
+    policies = fit_policies(val_scores, config)
+    on_validation = policy_points(policies, val_scores, failures=failures)
+    on_test = policy_points(policies, test_predictions, failures=failures)
+    points = {}
+    for name, policy in policies.items():
+        on_validation[name]["alerted_positive_device_days"] = policy.validation["alerted_positive_device_days"]
+        points[name] = {**on_test[name], "validation": on_validation[name]}
+    return policies, points
 
 
 def best_on_validation(points: dict[str, dict[str, Any]]) -> str:

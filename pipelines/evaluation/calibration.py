@@ -3,9 +3,10 @@
 A model trained on down-sampled negatives (or simply over-confident) gives scores that rank devices well but are
 not probabilities. A `Calibrator` maps scores to probabilities, fitted on the validation split's predictions:
 
-- `platt`: p = sigmoid(a * logit(score) + b), a logistic regression on the score's logit (Spark ML, on the
-  executors) with Platt's smoothed targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2), so it stays finite on separable
-  data and with few positives. Strictly increasing in the score: it never reorders devices.
+- `platt`: p = sigmoid(a * logit(score) + b), a logistic regression on the score's logit with Platt's smoothed
+  targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2), so it stays finite on separable data and with few positives; fitted
+  by Newton's method on counts of finely rounded logits aggregated on the cluster. Strictly increasing in the score:
+  it never reorders devices.
 - `isotonic`: the non-decreasing step-wise-linear fit of Spark ML's `IsotonicRegression` (pool adjacent violators,
   distributed). Flexible, but with few positives it overfits and makes ties.
 - `none`: the score itself.
@@ -117,55 +118,106 @@ def _interp_udf(xs: list[float], ys: list[float]):
 def fit_calibrator(
     predictions: DataFrame, *, method: str, label_col: str = "label", score_col: str = "score"
 ) -> Calibrator:
-    """Fit `method` on `predictions` (label 0/1, score) with Spark ML on the executors."""
+    """Fit `method` on `predictions` (label 0/1, score) on the cluster."""
+    group = F.lit("")
+    return fit_calibrators(predictions, method=method, group=group, label_col=label_col, score_col=score_col)[""]
+
+
+def fit_calibrators(
+    predictions: DataFrame,
+    *,
+    method: str,
+    group: Column | str = "model",
+    label_col: str = "label",
+    score_col: str = "score",
+) -> dict[str, Calibrator]:
+    """A calibrator per value of `group` (a model's name), all fitted in the same few Spark jobs: the counts in one,
+    Platt's in one more (see `_fit_platt`); isotonic fits Spark ML's model per group."""
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, not {method!r}")
     data = predictions.select(
-        F.col(label_col).cast("int").alias("label"), F.col(score_col).cast("double").alias("score")
+        (F.col(group) if isinstance(group, str) else group).cast("string").alias("g"),
+        F.col(label_col).cast("int").alias("label"),
+        F.col(score_col).cast("double").alias("score"),
     )
-    row = data.agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("p")).collect()[0]
-    n, p = int(row["n"]), int(row["p"] or 0)
-    if n == 0:
+    counts = {
+        r["g"]: (int(r["n"]), int(r["p"] or 0))
+        for r in data.groupBy("g").agg(F.count(F.lit(1)).alias("n"), F.sum("label").alias("p")).collect()
+    }
+    if not counts:
         raise ValueError("cannot fit a calibration on empty predictions")
-    fitted_on = {"rows": n, "positives": p}
-    if method == "none":
-        return Calibrator("none", fitted_on=fitted_on)
-    if p == 0 or p == n:
-        log.warning(
-            "calibration data hold one class only (%d positives of %d); the fit is a prior, not a mapping", p, n
-        )
-    if method == "platt":
-        a, b = _fit_platt(data, positives=p, negatives=n - p)
-        log.info("Platt calibration on %d predictions (%d positive): a=%.4f, b=%.4f", n, p, a, b)
-        return Calibrator("platt", a=a, b=b, fitted_on=fitted_on)
-    xs, ys = _fit_isotonic(data)
-    log.info("isotonic calibration on %d predictions (%d positive): %d knots", n, p, len(xs))
-    return Calibrator("isotonic", knots_x=tuple(xs), knots_y=tuple(ys), fitted_on=fitted_on)
-
-
-def _fit_platt(data: DataFrame, *, positives: int, negatives: int) -> tuple[float, float]:
-    from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.functions import array_to_vector
-
-    t_pos = (positives + 1.0) / (positives + 2.0)
-    t_neg = 1.0 / (negatives + 2.0)
-    clipped = F.least(F.greatest(F.col("score"), F.lit(_EPS)), F.lit(1 - _EPS))
-    target = F.when(F.col("label") == 1, F.lit(t_pos)).otherwise(F.lit(t_neg))
-    # Each prediction stands for a soft target t: a row of class 1 with weight t and one of class 0 with 1 - t.
-    soft = data.select(
-        array_to_vector(F.array(F.log(clipped / (F.lit(1.0) - clipped)))).alias("x"),
-        F.explode(
-            F.array(
-                F.struct(F.lit(1.0).alias("y"), target.alias("w")),
-                F.struct(F.lit(0.0).alias("y"), (F.lit(1.0) - target).alias("w")),
+    for name, (n, p) in counts.items():
+        if p in (0, n):
+            log.warning(
+                "calibration data of %s hold one class only (%d positives of %d); the fit is a prior, not a mapping",
+                name or "the model",
+                p,
+                n,
             )
-        ).alias("t"),
-    ).select("x", F.col("t.y").alias("y"), F.col("t.w").alias("w"))
-    lr = LogisticRegression(
-        featuresCol="x", labelCol="y", weightCol="w", regParam=0.0, standardization=False, maxIter=100, tol=1e-9
-    )
-    model = lr.fit(soft)
-    return float(model.coefficients[0]), float(model.intercept)
+    fitted_on = {name: {"rows": n, "positives": p} for name, (n, p) in counts.items()}
+    if method == "none":
+        return {name: Calibrator("none", fitted_on=fitted_on[name]) for name in counts}
+    if method == "platt":
+        out = {}
+        for name, (a, b) in _fit_platt(data, counts).items():
+            n, p = counts[name]
+            log.info("Platt calibration on %d predictions (%d positive): a=%.4f, b=%.4f", n, p, a, b)
+            out[name] = Calibrator("platt", a=a, b=b, fitted_on=fitted_on[name])
+        return out
+    out = {}
+    for name in counts:
+        xs, ys = _fit_isotonic(data.where(F.col("g") == name))
+        log.info("isotonic calibration on %d predictions (%d positive): %d knots", *counts[name], len(xs))
+        out[name] = Calibrator("isotonic", knots_x=tuple(xs), knots_y=tuple(ys), fitted_on=fitted_on[name])
+    return out
+
+
+PLATT_GRID = 1e-3  # the score's logit is rounded to this step for Platt's fit (at most 2 * 32,000 rows per group)
+
+
+def _fit_platt(data: DataFrame, counts: dict[str, tuple[int, int]]) -> dict[str, tuple[float, float]]:
+    """(a, b) per group `g` of `data` (g, label, score): Platt's fit with his smoothed targets, by Newton's method
+    with step halving on the driver, over the counts of (label, logit rounded to `PLATT_GRID`) from one Spark job.
+    The rounding moves a logit by at most half a step, far below what the fit resolves."""
+    clipped = F.least(F.greatest(F.col("score"), F.lit(_EPS)), F.lit(1 - _EPS))
+    logit = F.round(F.log(clipped / (F.lit(1.0) - clipped)) / F.lit(PLATT_GRID)).cast("long")
+    rows = data.groupBy("g", "label", logit.alias("x")).agg(F.count(F.lit(1)).alias("n")).collect()
+    out = {}
+    for name, (n, p) in counts.items():
+        mine = [r for r in rows if r["g"] == name]
+        x = np.array([r["x"] * PLATT_GRID for r in mine])
+        weight = np.array([r["n"] for r in mine], dtype=np.float64)
+        target = np.where(np.array([r["label"] for r in mine]) == 1, (p + 1.0) / (p + 2.0), 1.0 / (n - p + 2.0))
+        out[name] = _newton_platt(x, target, weight)
+    return out
+
+
+def _newton_platt(x: np.ndarray, target: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """argmin over (a, b) of the weighted cross-entropy of sigmoid(a * x + b) against the soft `target`."""
+
+    def loss(theta: np.ndarray) -> float:
+        z = theta[0] * x + theta[1]
+        return float(np.sum(weight * (np.logaddexp(0.0, z) - target * z)))
+
+    prior = float(np.sum(weight * target) / np.sum(weight))
+    theta = np.array([0.0, math.log(prior / (1.0 - prior))])
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    current = loss(theta)
+    for _ in range(100):
+        p = _sigmoid(design @ theta)
+        gradient = design.T @ (weight * (p - target))
+        hessian = design.T @ (design * (weight * p * (1.0 - p))[:, None]) + 1e-12 * np.sum(weight) * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        while scale > 1e-10 and loss(theta - scale * step) > current:
+            scale /= 2
+        if scale <= 1e-10:
+            break
+        theta = theta - scale * step
+        previous, current = current, loss(theta)
+        if previous - current <= 1e-12 * max(abs(current), 1.0):
+            break
+    return float(theta[0]), float(theta[1])
 
 
 def _fit_isotonic(data: DataFrame) -> tuple[list[float], list[float]]:
@@ -184,6 +236,20 @@ def calibrate(
 ) -> DataFrame:
     """`df` with `out_col`, the calibrated probability of `score_col`."""
     return df.withColumn(out_col, calibrator.column(score_col))
+
+
+def calibrated_column(
+    calibrators: dict[str, Calibrator], *, score_col: str = "score", model_col: str = "model"
+) -> Column:
+    """The calibrated probability of `score_col` by each row's model: `calibrators[model]` (null for other models)."""
+    probability: Column | None = None
+    for name, calibrator in calibrators.items():
+        is_model = F.col(model_col) == name
+        mapped = calibrator.column(score_col)
+        probability = F.when(is_model, mapped) if probability is None else probability.when(is_model, mapped)
+    if probability is None:
+        raise ValueError("no calibrators given")
+    return probability
 
 
 def reliability(predictions: DataFrame, *, prob_col: str, label_col: str = "label", bins: int = 10) -> dict[str, Any]:

@@ -20,16 +20,20 @@ from pyspark.sql import functions as F
 SECONDS_PER_DAY = 86400.0
 
 
-def lead_times(alerts: DataFrame, failures: DataFrame, *, alert_col: str = "alert") -> DataFrame:
-    """`device_id, failure_time, windows, first_alert, lead_time_days` for the failed devices present in `alerts`.
+def lead_times(
+    alerts: DataFrame, failures: DataFrame, *, alert_col: str = "alert", by: Sequence[str] = ()
+) -> DataFrame:
+    """`*by, device_id, failure_time, windows, first_alert, lead_time_days` for the failed devices present in
+    `alerts` (per value of the `by` columns, a model's name).
 
     `alerts` has `device_id, window_end` and a boolean `alert_col`; `failures` has `device_id, failure_time`
     (the first failure of a device counts).
     """
     failed = failures.groupBy("device_id").agg(F.min("failure_time").alias("failure_time"))
-    joined = alerts.select("device_id", "window_end", F.col(alert_col).alias("_alert")).join(failed, "device_id")
+    columns = [*(F.col(c) for c in by), F.col("device_id"), F.col("window_end"), F.col(alert_col).alias("_alert")]
+    joined = alerts.select(*columns).join(failed, "device_id")
     early = F.col("_alert") & (F.col("window_end") < F.col("failure_time"))
-    per_device = joined.groupBy("device_id", "failure_time").agg(
+    per_device = joined.groupBy(*by, "device_id", "failure_time").agg(
         F.count(F.lit(1)).alias("windows"),
         F.min(F.when(early, F.col("window_end"))).alias("first_alert"),
     )

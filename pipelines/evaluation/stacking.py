@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.evaluation.calibration import Calibrator
+from pipelines.evaluation.calibration import Calibrator, calibrated_column
 
 STACK = "stack"
 
@@ -18,13 +18,7 @@ STACK = "stack"
 def stacked_scores(scores: DataFrame, calibrators: dict[str, Calibrator], *, keys: Sequence[str]) -> DataFrame:
     """`scores` (model, *keys, score) of the members named in `calibrators` -> (*keys, score): the mean of the
     members' calibrated probabilities, for the windows every member scored."""
-    probability: Column | None = None
-    for name, calibrator in calibrators.items():
-        is_member = F.col("model") == name
-        calibrated = calibrator.column("score")
-        probability = F.when(is_member, calibrated) if probability is None else probability.when(is_member, calibrated)
-    if probability is None:
-        raise ValueError("a stack needs at least one member")
+    probability = calibrated_column(calibrators)
     return (
         scores.where(F.col("model").isin(list(calibrators)))
         .groupBy(*keys)

@@ -136,6 +136,46 @@ def test_a_conservative_threshold_keeps_the_false_alarm_target_on_unseen_devices
         fit_policy(val, defaults(AlertingConfig, threshold_confidence=1.0))
 
 
+def test_policies_fitted_together_equal_each_models_own(spark):
+    """Every model's policy and operating point come from the same Spark jobs; grouping must not mix them up."""
+    config = defaults(AlertingConfig, calibration="platt", target_false_alarm_rate=0.02, bootstrap_replicates=20)
+    day = lambda d: T0 + timedelta(days=d)  # noqa: E731
+    frames = {}
+    for name, seed in (("sharp", 3), ("dull", 4)):
+        rng = np.random.default_rng(seed)
+        rows = [
+            (f"d{d}", day(k), 0, float(rng.beta(1, 8 if name == "sharp" else 3))) for d in range(80) for k in range(5)
+        ]
+        rows += [
+            (f"f{d}", day(k), int(k >= 3), float(rng.beta(4 if name == "sharp" else 2, 2)))
+            for d in range(8)
+            for k in range(5)
+        ]
+        frames[name] = spark.createDataFrame(rows, "device_id string, window_end timestamp, label int, score double")
+    together = (
+        frames["sharp"]
+        .withColumn("model", F.lit("sharp"))
+        .unionByName(frames["dull"].withColumn("model", F.lit("dull")))
+    )
+    failures = spark.createDataFrame([(f"f{d}", day(5)) for d in range(8)], "device_id string, failure_time timestamp")
+    policies, points = alerting.policies_by_model(together, together, config, failures=failures)
+    assert set(policies) == {"sharp", "dull"}
+    for name, frame in frames.items():
+        alone = fit_policy(frame, config)
+        assert policies[name].alert_threshold == pytest.approx(alone.alert_threshold, rel=1e-9)
+        assert policies[name].review_threshold == pytest.approx(alone.review_threshold, rel=1e-9)
+        mine = policies[name].calibrator
+        assert (mine.a, mine.b) == pytest.approx((alone.calibrator.a, alone.calibrator.b))
+        assert mine.fitted_on == alone.calibrator.fitted_on
+        assert policies[name].validation.keys() == alone.validation.keys()
+        for key, value in alone.validation.items():
+            assert policies[name].validation[key] == pytest.approx(value), key
+        one = alerting.policy_points({name: alone}, frame.withColumn("model", F.lit(name)), failures=failures)[name]
+        assert {k: v for k, v in points[name].items() if k != "validation"} == pytest.approx(one)
+    assert points["sharp"]["detected"] >= points["dull"]["detected"]
+    assert points["sharp"]["failed_devices"] == 8
+
+
 def test_lead_time_edges(spark):
     day = lambda d, h=0: T0 + timedelta(days=d, hours=h)  # noqa: E731
     rows = [

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.evaluation.calibration import Calibrator, expected_calibration_error
+from pipelines.evaluation.calibration import Calibrator, _newton_platt, expected_calibration_error
 from pipelines.evaluation.lead_time import summarize
 
 
@@ -72,3 +72,16 @@ def test_the_policy_in_force_is_the_one_catching_most_failed_devices_on_validati
     assert best_on_validation({**points, "lstm": point(4, 0.008, days=8)}) == "lstm"  # a tie on all goes to the LSTM
     no_failures = {"lstm": point(0, 0.01, failed=0, days=2), "baseline": point(0, 0.01, failed=0, days=5)}
     assert best_on_validation(no_failures) == "baseline"  # without a failure list: positive device-days
+
+
+def test_newton_platt_recovers_the_generating_mapping():
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.0, 2.0, 40_000)
+    y = (rng.random(x.size) < 1 / (1 + np.exp(-(1.7 * x - 2.0)))).astype(float)
+    a, b = _newton_platt(x, y, np.ones_like(x))
+    assert a == pytest.approx(1.7, abs=0.06) and b == pytest.approx(-2.0, abs=0.06)
+    # Counts of repeated rows are weights: the same fit from the distinct rows.
+    values, counts = np.unique(np.stack([np.round(x, 1), y]), axis=1, return_counts=True)
+    assert _newton_platt(values[0], values[1], counts.astype(float)) == pytest.approx(
+        _newton_platt(np.round(x, 1), y, np.ones_like(x)), rel=1e-6
+    )
