@@ -1,7 +1,7 @@
 """Reading EEG archives from any Hadoop URI: EDF headers (without the signals), signals on demand, report files.
 
-Files are listed by the JVM's Hadoop FileSystem (recursively; names starting with `.` or `_` skipped), because
-Spark's file sources silently drop empty files and every file read must be counted. EDF headers are then read
+Files are listed by `probe.list_files` (the JVM's Hadoop FileSystem, recursively; names starting with `.` or `_`
+skipped), because Spark's file sources silently drop empty files and every file read must be counted. EDF headers are then read
 either by the driver through that FileSystem (`via="driver"`: only the header bytes plus a small probe of the
 data cross the wire, a few files at a time) or by the executors from Spark's `binaryFile` source (`via="spark"`:
 whole files are read, but in parallel). Either way the bytes are parsed on the executors and each file becomes
@@ -128,29 +128,6 @@ def _split(
     return ReadResult(rows, quarantine, checks, combined)
 
 
-def list_files(spark: SparkSession, uri: str, glob: str) -> list[tuple[str, int]]:
-    """(path, size) of the files under `uri` (recursively) whose names match `glob` case-insensitively.
-
-    Names starting with `.` or `_` (checksums, markers, temporary files) are skipped. Listed by the JVM's
-    Hadoop FileSystem: Spark's file sources would silently drop empty files, which must be counted.
-    """
-    import fnmatch
-
-    hfs, path = hadoop(spark, uri)
-    if not hfs.exists(path):
-        raise InputError(f"input {uri} does not exist")
-    pattern = glob.lower()
-    found = []
-    it = hfs.listFiles(path, True)
-    while it.hasNext():
-        status = it.next()
-        name = str(status.getPath().getName())
-        if name.startswith((".", "_")) or not fnmatch.fnmatchcase(name.lower(), pattern):
-            continue
-        found.append((str(status.getPath().toString()), int(status.getLen())))
-    return sorted(found)
-
-
 def read_prefix(spark: SparkSession, uri: str, n: int, offset: int = 0) -> bytes:
     """Up to `n` bytes of `uri` from `offset`, through the JVM's Hadoop FileSystem."""
     hfs, path = hadoop(spark, uri)
@@ -223,7 +200,7 @@ def read_edf_headers(
     spark: SparkSession, uri: str, *, via: str = "driver", partitions: int | None = None
 ) -> ReadResult:
     """Every `*.edf` file under `uri` as a `HEADER_SCHEMA` row or a `QUARANTINE_SCHEMA` row, never both."""
-    files = list_files(spark, uri, EDF_GLOB)
+    files = probe.list_files(spark, uri, [EDF_GLOB])
     if not files:
         raise InputError(f"no EDF files under {uri}")
     sc = spark.sparkContext
@@ -367,7 +344,7 @@ def read_reports(spark: SparkSession, uri: str, *, partitions: int | None = None
 
     The quarantine holds no report text.
     """
-    files = list_files(spark, uri, REPORT_GLOB)
+    files = probe.list_files(spark, uri, [REPORT_GLOB])
     if not files:
         raise InputError(f"no report files (*.txt) under {uri}")
     names = [path.rsplit("/", 1)[-1] for path, _ in files]
