@@ -65,17 +65,6 @@ def list_dir(spark: SparkSession, uri: str) -> list[str]:
     return sorted(status.getPath().getName() for status in fs.listStatus(path))
 
 
-def list_files(spark: SparkSession, uri: str) -> list[str]:
-    """Full paths of all files under `uri`, at any depth (empty when it does not exist)."""
-    fs, path = hadoop(spark, uri)
-    if not fs.exists(path):
-        return []
-    found, files = [], fs.listFiles(path, True)
-    while files.hasNext():
-        found.append(files.next().getPath().toString())
-    return sorted(found)
-
-
 @contextmanager
 def atomic_file(spark: SparkSession, uri: str) -> Iterator[str]:
     """Yield a temporary sibling of file `uri` to write; on success it is renamed to `uri` (replacing it), on
