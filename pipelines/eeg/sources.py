@@ -75,21 +75,18 @@ class ReadResult:
         return sum(1 for c in self.checks if c.reason is None)
 
     @property
-    def quarantined_by_reason(self) -> dict[str, int]:
-        return {r: n for r, n in probe.count_reasons(self.checks).items() if n}
-
-    @property
     def quarantined(self) -> int:
-        return sum(self.quarantined_by_reason.values())
+        return sum(probe.count_reasons(self.checks).values())
 
     def counts(self) -> dict:
         """`read`, `parsed`, `quarantined`, `quarantined_by_reason` and the ingests' `files` block."""
+        by_reason = probe.count_reasons(self.checks)
         return {
             "read": self.read,
             "parsed": self.parsed,
-            "quarantined": self.quarantined,
-            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
-            "files": probe.file_counts(self.checks, probe.count_reasons(self.checks)),
+            "quarantined": sum(by_reason.values()),
+            "quarantined_by_reason": {r: n for r, n in sorted(by_reason.items()) if n},
+            "files": probe.file_counts(self.checks, by_reason),
         }
 
     def unpersist(self) -> None:
