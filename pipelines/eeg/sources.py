@@ -1,7 +1,7 @@
 """Reading EEG archives from any Hadoop URI: EDF headers (without the signals), signals on demand, report files.
 
-Files are listed by the JVM's Hadoop FileSystem (recursively; names starting with `.` or `_` skipped), because
-Spark's file sources silently drop empty files and every file read must be counted. EDF headers are then read
+Files are listed by `probe.list_files` (the JVM's Hadoop FileSystem, recursively; names starting with `.` or `_`
+skipped), because Spark's file sources silently drop empty files and every file read must be counted. EDF headers are then read
 either by the driver through that FileSystem (`via="driver"`: only the header bytes plus a small probe of the
 data cross the wire, a few files at a time) or by the executors from Spark's `binaryFile` source (`via="spark"`:
 whole files are read, but in parallel). Either way the bytes are parsed on the executors and each file becomes
@@ -75,21 +75,18 @@ class ReadResult:
         return sum(1 for c in self.checks if c.reason is None)
 
     @property
-    def quarantined_by_reason(self) -> dict[str, int]:
-        return {r: n for r, n in probe.count_reasons(self.checks).items() if n}
-
-    @property
     def quarantined(self) -> int:
-        return sum(self.quarantined_by_reason.values())
+        return sum(probe.count_reasons(self.checks).values())
 
     def counts(self) -> dict:
         """`read`, `parsed`, `quarantined`, `quarantined_by_reason` and the ingests' `files` block."""
+        by_reason = probe.count_reasons(self.checks)
         return {
             "read": self.read,
             "parsed": self.parsed,
-            "quarantined": self.quarantined,
-            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
-            "files": probe.file_counts(self.checks, probe.count_reasons(self.checks)),
+            "quarantined": sum(by_reason.values()),
+            "quarantined_by_reason": {r: n for r, n in sorted(by_reason.items()) if n},
+            "files": probe.file_counts(self.checks, by_reason),
         }
 
     def unpersist(self) -> None:
@@ -126,29 +123,6 @@ def _split(
         .unionByName(spark.createDataFrame(skipped, QUARANTINE_SCHEMA))
     )
     return ReadResult(rows, quarantine, checks, combined)
-
-
-def list_files(spark: SparkSession, uri: str, glob: str) -> list[tuple[str, int]]:
-    """(path, size) of the files under `uri` (recursively) whose names match `glob` case-insensitively.
-
-    Names starting with `.` or `_` (checksums, markers, temporary files) are skipped. Listed by the JVM's
-    Hadoop FileSystem: Spark's file sources would silently drop empty files, which must be counted.
-    """
-    import fnmatch
-
-    hfs, path = hadoop(spark, uri)
-    if not hfs.exists(path):
-        raise InputError(f"input {uri} does not exist")
-    pattern = glob.lower()
-    found = []
-    it = hfs.listFiles(path, True)
-    while it.hasNext():
-        status = it.next()
-        name = str(status.getPath().getName())
-        if name.startswith((".", "_")) or not fnmatch.fnmatchcase(name.lower(), pattern):
-            continue
-        found.append((str(status.getPath().toString()), int(status.getLen())))
-    return sorted(found)
 
 
 def read_prefix(spark: SparkSession, uri: str, n: int, offset: int = 0) -> bytes:
@@ -223,7 +197,7 @@ def read_edf_headers(
     spark: SparkSession, uri: str, *, via: str = "driver", partitions: int | None = None
 ) -> ReadResult:
     """Every `*.edf` file under `uri` as a `HEADER_SCHEMA` row or a `QUARANTINE_SCHEMA` row, never both."""
-    files = list_files(spark, uri, EDF_GLOB)
+    files = probe.list_files(spark, uri, [EDF_GLOB])
     if not files:
         raise InputError(f"no EDF files under {uri}")
     sc = spark.sparkContext
@@ -367,7 +341,7 @@ def read_reports(spark: SparkSession, uri: str, *, partitions: int | None = None
 
     The quarantine holds no report text.
     """
-    files = list_files(spark, uri, REPORT_GLOB)
+    files = probe.list_files(spark, uri, [REPORT_GLOB])
     if not files:
         raise InputError(f"no report files (*.txt) under {uri}")
     names = [path.rsplit("/", 1)[-1] for path, _ in files]

@@ -65,39 +65,57 @@ def list_dir(spark: SparkSession, uri: str) -> list[str]:
     return sorted(status.getPath().getName() for status in fs.listStatus(path))
 
 
-def list_files(spark: SparkSession, uri: str) -> list[str]:
-    """Full paths of all files under `uri`, at any depth (empty when it does not exist)."""
+def _sibling(uri: str, suffix: str) -> str:
+    """The hidden sibling `.<name><suffix>` of `uri`, spelled as `uri` is (a relative path stays relative)."""
+    name = uri.rsplit("/", 1)[-1]
+    return f"{uri[: len(uri) - len(name)]}.{name}{suffix}"
+
+
+def _restore(spark: SparkSession, uri: str) -> None:
+    """Finish a `_commit` to `uri` that was killed half-way: the previous version it moved aside is put back when
+    `uri` is missing, and deleted when the new version made it."""
     fs, path = hadoop(spark, uri)
-    if not fs.exists(path):
-        return []
-    found, files = [], fs.listFiles(path, True)
-    while files.hasNext():
-        found.append(files.next().getPath().toString())
-    return sorted(found)
+    previous = hadoop(spark, _sibling(uri, ".previous"))[1]
+    if not fs.exists(previous):
+        return
+    if fs.exists(path):
+        fs.delete(previous, True)
+    elif not fs.rename(previous, path):
+        raise OSError(f"could not restore the previous {uri}")
+
+
+def _commit(spark: SparkSession, tmp_uri: str, uri: str) -> None:
+    """Rename `tmp_uri` to `uri`. A previous `uri` is first moved aside (`.<name>.previous`) and deleted last, so a
+    commit killed in between leaves it for `_restore`, which every writer of `uri` runs first."""
+    fs, path = hadoop(spark, uri)
+    tmp, previous = hadoop(spark, tmp_uri)[1], hadoop(spark, _sibling(uri, ".previous"))[1]
+    replacing = bool(fs.exists(path))
+    if replacing and not fs.rename(path, previous):
+        raise OSError(f"could not move the previous {uri} aside")
+    if not fs.rename(tmp, path):
+        if replacing:
+            fs.rename(previous, path)
+        raise OSError(f"could not rename {tmp_uri} to {uri}")
+    if replacing:
+        fs.delete(previous, True)
 
 
 @contextmanager
 def atomic_file(spark: SparkSession, uri: str) -> Iterator[str]:
     """Yield a temporary sibling of file `uri` to write; on success it is renamed to `uri` (replacing it), on
-    failure it is removed. A job killed while writing leaves the previous `uri` whole."""
+    failure it is removed. A job killed while writing leaves the previous `uri` whole; killed while committing, it
+    leaves it moved aside, for the next writer to put back (`_commit`)."""
     uri = uri.rstrip("/")
-    name = uri.rsplit("/", 1)[-1]
-    # Spelled as `uri` is (a relative path stays relative), for writers that do not go through Hadoop (BigDL's).
-    tmp_uri = f"{uri[: len(uri) - len(name)]}.{name}.{uuid.uuid4().hex}.tmp"
+    _restore(spark, uri)
+    # Spelled as `uri` is, for writers that do not go through Hadoop (BigDL's).
+    tmp_uri = _sibling(uri, f".{uuid.uuid4().hex}.tmp")
     try:
         yield tmp_uri
+        # Looked up after the write: BigDL's writers close the cached FileSystem of an hdfs:// path when they finish.
+        _commit(spark, tmp_uri, uri)
     except BaseException:
-        fs, tmp = hadoop(spark, tmp_uri)
-        fs.delete(tmp, False)
+        delete(spark, tmp_uri)
         raise
-    # Looked up after the write: BigDL's writers close the cached FileSystem of an hdfs:// path when they finish.
-    fs, path = hadoop(spark, uri)
-    tmp = hadoop(spark, tmp_uri)[1]
-    if fs.exists(path):
-        fs.delete(path, False)
-    if not fs.rename(tmp, path):
-        fs.delete(tmp, False)
-        raise OSError(f"could not rename into {uri}")
 
 
 def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
@@ -143,10 +161,12 @@ def read_json(spark: SparkSession, uri: str) -> Any:
 def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool | None = None) -> Iterator[str]:
     """Yield a temporary sibling of `uri` to write into; on success it replaces `uri`, on failure it is removed.
 
-    A job that dies half-way leaves the previous output of `uri` untouched. An existing output is
-    replaced unless `overwrite` is False or, when it is None, the `if_exists_policy` is "refuse".
+    A job that dies half-way leaves the previous output of `uri` untouched (moved aside, for the next writer to put
+    back, when it dies committing: `_commit`). An existing output is replaced unless `overwrite` is False or, when it
+    is None, the `if_exists_policy` is "refuse".
     """
     uri = uri.rstrip("/")
+    _restore(spark, uri)
     if overwrite is None:
         overwrite = _if_exists.get() == "replace"
     if exists(spark, uri) and not overwrite:
@@ -154,25 +174,16 @@ def atomic_output(spark: SparkSession, uri: str, *, overwrite: bool | None = Non
     tmp = f"{uri}._tmp-{uuid.uuid4().hex[:12]}"
     try:
         yield tmp
+        fs, tmp_path = hadoop(spark, tmp)
+        fs.mkdirs(tmp_path)
+        success = hadoop(spark, f"{tmp}/_SUCCESS")[1]
+        if not fs.exists(success):
+            fs.create(success, True).close()
+        fs.mkdirs(hadoop(spark, uri)[1].getParent())
+        _commit(spark, tmp, uri)
     except BaseException:
         delete(spark, tmp)
         raise
-    fs, final = hadoop(spark, uri)
-    _, tmp_path = hadoop(spark, tmp)
-    if not fs.exists(tmp_path):
-        fs.mkdirs(tmp_path)
-    fs.mkdirs(final.getParent())
-    old = None
-    if fs.exists(final):
-        old = f"{uri}._old-{uuid.uuid4().hex[:12]}"
-        fs.rename(final, hadoop(spark, old)[1])
-    if not fs.rename(tmp_path, final):
-        raise OSError(f"could not commit {tmp} to {uri}")
-    if old:
-        delete(spark, old)
-    success = hadoop(spark, f"{uri}/_SUCCESS")[1]
-    if not fs.exists(success):
-        fs.create(success, True).close()
 
 
 def write_local_dir(spark: SparkSession, uri: str, fill: Callable[[str], object]) -> None:

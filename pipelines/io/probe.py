@@ -35,6 +35,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.errors import InputError
 from pipelines.io import fs
 
 log = logging.getLogger(__name__)
@@ -60,23 +61,26 @@ class FileCheck:
         return dataclasses.replace(self, reason=reason, detail=detail)
 
 
-def list_files(spark: SparkSession, uri: str, patterns: Sequence[str]) -> list[str]:
-    """Files at `uri` (a file, a folder searched recursively, or a glob) whose names match one of `patterns`;
-    hidden names (`.x`, `_x`) are left out, as Spark does."""
+def list_files(spark: SparkSession, uri: str, patterns: Sequence[str]) -> list[tuple[str, int]]:
+    """(path, size) of the files at `uri` (a file, a folder searched recursively, or a glob) whose names match one of
+    `patterns` case-insensitively, sorted by path; nothing at `uri` is an `InputError`.
+
+    Hidden names (`.x`, `_x`: checksums, markers, temporary files) are left out, as Spark does. Listed by the JVM's
+    Hadoop FileSystem: Spark's file sources would silently drop empty files, which must be counted.
+    """
     fsys, path = fs.hadoop(spark, uri.rstrip("/"))
-    found: list[str] = []
-    for status in fsys.globStatus(path) or []:
-        if status.isDirectory():
-            files = fsys.listFiles(status.getPath(), True)
-            while files.hasNext():
-                found.append(files.next().getPath().toString())
-        else:
-            found.append(status.getPath().toString())
-
-    def wanted(name: str) -> bool:
-        return not name.startswith((".", "_")) and any(fnmatch.fnmatch(name.lower(), p) for p in patterns)
-
-    return sorted({f for f in found if wanted(f.rsplit("/", 1)[-1])})
+    matched = fsys.globStatus(path)
+    if not matched:
+        raise InputError(f"input {uri} does not exist")
+    found: dict[str, int] = {}
+    for status in matched:
+        files = fsys.listFiles(status.getPath(), True)  # a file lists itself
+        while files.hasNext():
+            file = files.next()
+            name = str(file.getPath().getName()).lower()
+            if not name.startswith((".", "_")) and any(fnmatch.fnmatchcase(name, p.lower()) for p in patterns):
+                found[str(file.getPath().toString())] = int(file.getLen())
+    return sorted(found.items())
 
 
 def file_key(uri: str) -> tuple[str, str]:

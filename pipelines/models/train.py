@@ -17,7 +17,7 @@ from pyspark.rdd import RDD
 from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.config import TrainConfig
-from pipelines.io import fs
+from pipelines.io import fs, probe
 from pipelines.layout import RunLayout
 from pipelines.models import extension, optim
 from pipelines.models.fit import Fitting, fit
@@ -60,36 +60,57 @@ def to_samples(windows: DataFrame, *, length: int, n_features: int) -> RDD:
     return windows.select("features", "label").rdd.mapPartitions(sample_builder(length, n_features))
 
 
+_SNAPSHOT_NAME = re.compile(r"(model|optimMethod-(.*))\.(\d+)")
+
+
+def _snapshots(spark: SparkSession, checkpoint_dir: str) -> dict[int, dict[str, str]]:
+    """{iteration: {"": model path, optimised module: optim-method path}} of the complete snapshots under
+    `checkpoint_dir` (any Hadoop URI): a model and every optim method its folder has, none of them empty.
+
+    The iteration is the counter in the names (`model.16`: written after 15 iterations). BigDL nests a folder per
+    `optimize()` call; an iteration written again by a later call (a resumed run) is taken from the later folder.
+    """
+    if not fs.exists(spark, checkpoint_dir):
+        return {}
+    written: dict[tuple[int, str], dict[str, tuple[str, int]]] = {}
+    modules: dict[str, set[str]] = {}
+    for path, size in probe.list_files(spark, checkpoint_dir, ["*"]):
+        folder, name = path.rsplit("/", 1)
+        match = _SNAPSHOT_NAME.fullmatch(name)
+        if match:
+            module = match.group(2) or ""
+            written.setdefault((int(match.group(3)), folder), {})[module] = (path, size)
+            modules.setdefault(folder, set()).add(module)
+    snapshots = {}
+    for (iteration, folder), files in sorted(written.items()):
+        complete = "" in files and len(files) > 1 and files.keys() == modules[folder]
+        if complete and all(size > 0 for _, size in files.values()):
+            snapshots[iteration] = {module: path for module, (path, _) in files.items()}
+    return snapshots
+
+
+def _snapshot_epoch(iteration: int, iterations_per_epoch: int) -> int:
+    """The epoch after which the snapshot of `iteration` was written."""
+    return (iteration - 1) // iterations_per_epoch
+
+
 def latest_checkpoint(spark: SparkSession, checkpoint_dir: str) -> tuple[str, dict[str, str]] | None:
     """(model path, {optimised module: optim-method path}) of the newest complete snapshot (any Hadoop URI)."""
-    snapshots: dict[int, dict[str, str]] = {}
-    for path in fs.list_files(spark, checkpoint_dir):
-        match = re.fullmatch(r"(model|optimMethod-(.*))\.(\d+)", path.rsplit("/", 1)[-1])
-        if match:
-            snapshots.setdefault(int(match.group(3)), {})[match.group(2) or ""] = path
-    complete = [step for step, files in snapshots.items() if "" in files and len(files) > 1]
-    if not complete:
+    snapshots = _snapshots(spark, checkpoint_dir)
+    if not snapshots:
         return None
-    newest = dict(snapshots[max(complete)])
+    newest = dict(snapshots[max(snapshots)])
     return newest.pop(""), newest
 
 
 def epoch_checkpoint(spark: SparkSession, checkpoint_dir: str, epoch: int, iterations_per_epoch: int) -> str:
-    """The model snapshot written at the end of `epoch` (the newest, when a resumed run wrote it again)."""
-    paths = [
-        path
-        for path in fs.list_files(spark, checkpoint_dir)
-        if re.fullmatch(r"model\.\d+", path.rsplit("/", 1)[-1])
-        and (snapshot_iteration(path) - 1) // iterations_per_epoch == epoch
-    ]
-    if not paths:
+    """The model of the complete snapshot written at the end of `epoch` (the newest, when a resumed run wrote it
+    again)."""
+    snapshots = _snapshots(spark, checkpoint_dir)
+    found = [i for i in snapshots if _snapshot_epoch(i, iterations_per_epoch) == epoch]
+    if not found:
         raise FileNotFoundError(f"no checkpoint of epoch {epoch} under {checkpoint_dir}")
-    return max(paths)
-
-
-def snapshot_iteration(path: str) -> int:
-    """The iteration counter in a snapshot's name (`model.16`: written after 15 iterations)."""
-    return int(path.rsplit(".", 1)[-1])
+    return snapshots[max(found)][""]
 
 
 def train_lstm(
@@ -159,8 +180,8 @@ def train_lstm(
 
     def logged(fitting: Fitting) -> EpochProgress:
         def checkpointed() -> int:
-            newest = latest_checkpoint(spark, checkpoint_dir)
-            return 0 if newest is None else (snapshot_iteration(newest[0]) - 1) // fitting.iterations_per_epoch
+            newest = max(_snapshots(spark, checkpoint_dir), default=None)
+            return 0 if newest is None else _snapshot_epoch(newest, fitting.iterations_per_epoch)
 
         progress.append(
             EpochProgress(

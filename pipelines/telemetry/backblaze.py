@@ -210,7 +210,7 @@ def read_raw(spark: SparkSession, uri: str, *, attributes: str | list[int]) -> t
     The second value: {"checks": [every listed file's `FileCheck`], "header_variants", "columns": [attribute
     columns], "absent": {column: [files without it]}}.
     """
-    files = probe.list_files(spark, uri, FILE_PATTERNS)
+    files = [path for path, _ in probe.list_files(spark, uri, FILE_PATTERNS)]
     if not files:
         raise InputError(f"no Backblaze files (*.csv, *.csv.gz) at {uri}")
     checks = [probe.check_columns(c, REQUIRED) for c in probe.probe(spark, files)]

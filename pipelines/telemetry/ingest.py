@@ -96,7 +96,7 @@ def read_raw(spark: SparkSession, uri: str) -> tuple[DataFrame | None, list[File
     """
     checks = [
         probe.check_columns(c, REQUIRED_COLUMNS)
-        for c in probe.probe(spark, probe.list_files(spark, uri, FILE_PATTERNS))
+        for c in probe.probe(spark, [path for path, _ in probe.list_files(spark, uri, FILE_PATTERNS)])
     ]
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for check in checks:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -61,10 +60,10 @@ def write_batch(folder: Path, table: list[Fault], suffix: str = ".csv") -> Path:
 
 
 @contextmanager
-def deleted_after_listing(path: Path, lister: ModuleType = probe) -> Iterator[None]:
-    """Inside this block, `path` disappears right after the input is listed by `lister.list_files`, before any
-    file is read."""
-    listed = lister.list_files
+def deleted_after_listing(path: Path) -> Iterator[None]:
+    """Inside this block, `path` disappears right after the input is listed by `probe.list_files`, before any file
+    is read."""
+    listed = probe.list_files
 
     def list_then_delete(*args, **kwargs):
         found = listed(*args, **kwargs)
@@ -72,5 +71,5 @@ def deleted_after_listing(path: Path, lister: ModuleType = probe) -> Iterator[No
         return found
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lister, "list_files", list_then_delete)
+        patch.setattr(probe, "list_files", list_then_delete)
         yield

@@ -84,7 +84,7 @@ def assert_accounted(result: sources.ReadResult, table: list[Fault]) -> None:
 @pytest.mark.parametrize("via", ["driver", "spark"])
 def test_every_edf_file_is_read_or_quarantined_with_its_reason(spark, tmp_path, caplog, via):
     folder = edf_batch(tmp_path / "edf")
-    with deleted_after_listing(folder / "vanishing.edf", sources):
+    with deleted_after_listing(folder / "vanishing.edf"):
         result = sources.read_edf_headers(spark, str(folder), via=via)
     assert_accounted(result, EDF_TABLE)
     details = {r["file_name"]: r["detail"] for r in result.quarantine.collect()}
@@ -104,7 +104,7 @@ def test_a_truncated_edf_gives_the_records_it_holds(spark, tmp_path):
 
 def test_every_report_is_read_or_quarantined_with_its_reason(spark, tmp_path, caplog):
     folder = report_batch(tmp_path / "reports")
-    with deleted_after_listing(folder / "vanishing.txt", sources):
+    with deleted_after_listing(folder / "vanishing.txt"):
         result = sources.read_reports(spark, str(folder))
     assert_accounted(result, REPORT_TABLE)
     assert {r["report_id"]: r["text"] for r in result.rows.collect()} == {"good.txt": REPORT, "bom_crlf.txt": REPORT}

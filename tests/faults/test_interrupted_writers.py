@@ -218,3 +218,63 @@ def test_a_file_written_through_a_temporary_replaces_the_previous_one_or_leaves_
     assert (tmp_path / "policy.json").read_text() == "previous"
     fs.write_text(spark, f"file://{tmp_path}/policy.json", "new")
     assert (tmp_path / "policy.json").read_text() == "new"
+
+
+def _dying_commit(monkeypatch, target: Path) -> None:
+    """From here on, renaming anything but the moved-aside previous version to `target` dies (as a SIGKILL would):
+    a commit is killed between moving the previous `target` aside and renaming the new one into place."""
+    from pipelines.io import fs
+
+    hadoop = fs.hadoop
+
+    class Dying:
+        def __init__(self, fsys):
+            self.fsys = fsys
+
+        def __getattr__(self, name):
+            return getattr(self.fsys, name)
+
+        def rename(self, src, dst):
+            if dst.getName() == target.name and not src.getName().endswith(".previous"):
+                raise SystemExit("killed")
+            return self.fsys.rename(src, dst)
+
+    def dying(spark, uri):
+        fsys, path = hadoop(spark, uri)
+        return Dying(fsys), path
+
+    monkeypatch.setattr(fs, "hadoop", dying)
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_commit_killed_between_its_renames_leaves_the_previous_version_for_the_next_writer(
+    spark, tmp_path, monkeypatch, kind
+):
+    from pipelines.io import fs
+
+    target = tmp_path / "out"
+    atomic = fs.atomic_file if kind == "file" else fs.atomic_output
+
+    def write(text: str, *, fail: bool = False) -> None:
+        with atomic(spark, str(target)) as tmp:
+            if kind == "folder":
+                Path(tmp).mkdir()
+                tmp = f"{tmp}/part"
+            Path(tmp).write_text(text)
+            if fail:
+                raise RuntimeError("failed")
+
+    def read() -> str:
+        return (target if kind == "file" else target / "part").read_text()
+
+    write("previous")
+    with monkeypatch.context() as patch:
+        _dying_commit(patch, target)
+        with pytest.raises(SystemExit):
+            write("new")
+    assert not target.exists() and (tmp_path / ".out.previous").exists()
+    with pytest.raises(RuntimeError):
+        write("failed", fail=True)  # the next writer puts the previous version back first
+    assert read() == "previous"
+    write("new")
+    assert read() == "new" and [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pipelines import PROJECT_ROOT
 from pipelines.config import IngestConfig, defaults
 from pipelines.errors import InputError
+from pipelines.io import probe
 from pipelines.telemetry.ingest import QUARANTINE_COLUMNS, REASONS, classify, ingest, read_devices, read_raw
 from pipelines.telemetry.schema import CLEAN_SCHEMA, RAW_COLUMNS
 
@@ -131,6 +132,19 @@ def test_missing_or_empty_input_is_an_input_error(spark, tmp_path, case):
     with pytest.raises(InputError, match="not found|no readable telemetry file|no telemetry records"):
         ingest(spark, str(target), str(tmp_path / "out"), CONFIG)
     assert not (tmp_path / "out").exists()
+
+
+def test_listing_walks_folders_and_globs_skips_hidden_names_and_gives_sizes(spark, tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "a.CSV").write_bytes(b"12")
+    (tmp_path / "in" / "sub" / "b.csv").write_bytes(b"")
+    for name in ("_SUCCESS", ".a.CSV.crc", "c.txt"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    found = probe.list_files(spark, str(tmp_path / "in"), ["*.csv"])
+    assert {path.rsplit("/", 1)[-1]: size for path, size in found} == {"a.CSV": 2, "b.csv": 0}
+    assert probe.list_files(spark, f"{tmp_path}/in/*", ["*.csv"]) == found
+    with pytest.raises(InputError, match="does not exist"):
+        probe.list_files(spark, str(tmp_path / "nope"), ["*.csv"])
 
 
 def test_columns_are_read_by_name(spark, tmp_path):

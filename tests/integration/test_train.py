@@ -52,6 +52,29 @@ def test_round_batch_size():
     assert round_batch_size(1, 4) == 4
 
 
+def test_checkpoints_are_taken_by_iteration_and_complete(spark, tmp_path):
+    """model.100 is newer than model.99; a snapshot with an empty file or without one of its folder's optim
+    methods is passed over."""
+    folder = tmp_path / "checkpoints" / "20261201_120000"
+    folder.mkdir(parents=True)
+
+    def snapshot(iteration, model=b"m", modules=("a", "b")):
+        (folder / f"model.{iteration}").write_bytes(model)
+        for module in modules:
+            (folder / f"optimMethod-{module}.{iteration}").write_bytes(b"o")
+
+    for iteration in (99, 100, 120):
+        snapshot(iteration)
+    snapshot(150, model=b"")
+    snapshot(160, modules=("a",))
+    uri = str(tmp_path / "checkpoints")
+    assert training.epoch_checkpoint(spark, uri, 1, 50).endswith("/model.100")
+    model, optim_methods = training.latest_checkpoint(spark, uri)
+    assert model.endswith("/model.120") and sorted(optim_methods) == ["a", "b"]
+    assert optim_methods["b"].endswith("/optimMethod-b.120")
+    assert training.latest_checkpoint(spark, str(tmp_path / "none")) is None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine, resume_engine", [("barrier", "distri"), ("distri", "barrier")])
 def test_training_lowers_loss_checkpoints_and_resumes(spark, windows, tmp_path, caplog, engine, resume_engine):
