@@ -47,7 +47,7 @@ parser.writes(
     fallback=lambda args: f"runs/backblaze-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}",
 )
 parser.writes("out", "config.json", RunLayout.MODEL, RunLayout.TRAINING, RunLayout.METRICS, mode="overwrite")
-parser.writes("out", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, mode="append")
+parser.writes("out", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, RunLayout.MEMBERS, mode="append")
 
 
 def data_notes(counts: dict, window_counts: dict, config) -> list[str]:

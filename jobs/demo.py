@@ -51,7 +51,13 @@ parser.writes(
     f"{MODEL_RUN}/{RunLayout.METRICS}",
     mode="overwrite",
 )
-parser.writes("out", f"{MODEL_RUN}/{RunLayout.CHECKPOINTS}", f"{MODEL_RUN}/{RunLayout.SUMMARIES}", mode="append")
+parser.writes(
+    "out",
+    f"{MODEL_RUN}/{RunLayout.CHECKPOINTS}",
+    f"{MODEL_RUN}/{RunLayout.SUMMARIES}",
+    f"{MODEL_RUN}/{RunLayout.MEMBERS}",
+    mode="append",
+)
 
 
 def run_demo(spark, out: str, config) -> dict:

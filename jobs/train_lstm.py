@@ -20,7 +20,7 @@ parser.add_argument("--windows", required=True, help="folder written by build_wi
 parser.add_argument("--run-dir", required=True, help="run folder: checkpoints/, summaries/, model/, training.json")
 parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
 parser.reads("windows")
-parser.writes("run_dir", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, mode="append")
+parser.writes("run_dir", RunLayout.CHECKPOINTS, RunLayout.SUMMARIES, RunLayout.MEMBERS, mode="append")
 parser.writes("run_dir", RunLayout.MODEL, RunLayout.TRAINING, mode="overwrite")
 
 

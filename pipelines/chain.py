@@ -4,6 +4,7 @@ as keywords): what the jobs, the demos and the schedulers run. The model's steps
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,7 +32,8 @@ from pipelines.evaluation.scoring import (
 from pipelines.evaluation.stacking import STACK, stacked_scores, with_model
 from pipelines.io import fs
 from pipelines.layout import RunLayout
-from pipelines.models.train import load_model, predict_scores, save_model, train_lstm
+from pipelines.models.lstm import average_members
+from pipelines.models.train import TrainResult, latest_checkpoint, load_model, predict_scores, save_model, train_lstm
 from pipelines.telemetry import sources
 from pipelines.telemetry.ingest import ingest
 from pipelines.telemetry.schema import WindowSpec
@@ -58,21 +60,60 @@ def windows_run(spark: SparkSession, config: PipelineConfig, *, clean: str, fail
 
 
 def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_dir: str, resume: bool = False) -> dict:
-    """Train on the train split, validate on val, save the model; returns the training record (training.json)."""
+    """Train on the train split, validate on val, save the model; returns the training record (training.json).
+
+    With `train.members` K > 1, K LSTMs are trained (seeds seed, seed + 100, ...; each in members/<k>/ with its own
+    checkpoints, model and record) and the model saved is their average (`average_members`); with `resume`, members
+    already saved are loaded and the first unfinished one resumes from its checkpoints."""
     run = RunLayout(run_dir)
     spec = sources.read_window_spec(spark, windows)
-    result = train_lstm(
-        spark,
-        sources.read_windows(spark, windows, "train"),
-        sources.read_windows(spark, windows, "val"),
-        config=config.train,
-        length=spec.length,
-        n_features=spec.n_features,
-        run_dir=run_dir,
-        resume=resume,
-    )
-    save_model(spark, result.model, run.model)
-    record = {
+    train = sources.read_windows(spark, windows, "train")
+    val = sources.read_windows(spark, windows, "val")
+    members = config.train.members
+
+    def member(index: int, member_run: RunLayout, member_resume: bool) -> tuple[Any, dict]:
+        seed = config.train.seed
+        if members > 1:
+            seed = None if seed is None else seed + 100 * index
+            log.info("ensemble member %d of %d (seed %s)", index + 1, members, seed)
+        result = train_lstm(
+            spark,
+            train,
+            val,
+            config=dataclasses.replace(config.train, seed=seed),
+            length=spec.length,
+            n_features=spec.n_features,
+            run_dir=member_run.root,
+            resume=member_resume,
+        )
+        return result.model, {**training_record(result), "seed": seed}
+
+    if members == 1:
+        model, record = member(0, run, resume)
+    else:
+        trained = []
+        for index in range(members):
+            member_run = RunLayout(run.path(f"{RunLayout.MEMBERS}/{index}"))
+            if resume and fs.exists(spark, member_run.model) and fs.exists(spark, member_run.training):
+                trained.append((load_model(member_run.model), fs.read_json(spark, member_run.training)))
+                log.info("ensemble member %d of %d: trained before, loaded", index + 1, members)
+                continue
+            started = resume and latest_checkpoint(spark, member_run.checkpoints) is not None
+            member_model, member_record = member(index, member_run, started)
+            save_model(spark, member_model, member_run.model)
+            fs.write_json(spark, member_run.training, member_record)
+            trained.append((member_model, member_record))
+        model = average_members([m for m, _ in trained])
+        record = {**trained[0][1], "members": [r for _, r in trained]}
+    save_model(spark, model, run.model)
+    fs.write_json(spark, run.training, record)
+    log.info("trained %d epochs (%d iterations); model in %s", record["epochs"], record["iterations"], run.model)
+    return record
+
+
+def training_record(result: TrainResult) -> dict:
+    """training.json's content for one trained LSTM."""
+    return {
         "epochs": result.epochs,
         "kept_epoch": result.kept_epoch,
         "iterations": result.iterations,
@@ -81,9 +122,6 @@ def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_
         "validation": result.validation,
         "learning_rate": result.learning_rate,
     }
-    fs.write_json(spark, run.training, record)
-    log.info("trained %d epochs (%d iterations); model in %s", result.epochs, result.iterations, run.model)
-    return record
 
 
 def evaluate_run(

@@ -100,6 +100,7 @@ class TrainConfig:
     batch_size: int
     epochs: int
     keep_epoch: str
+    members: int
     class_weights: list[float]
     seed: int | None
 
@@ -112,6 +113,7 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}"),
             (self.lr_scaling in SCALINGS, f"lr_scaling must be one of {SCALINGS}, not {self.lr_scaling!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {self.schedule!r}"),
+            (self.members >= 1, "members must be at least 1"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.base_batch_size > 0, "base_batch_size must be positive"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),

@@ -22,6 +22,7 @@ class RunLayout:
     FINETUNE_RECORD: ClassVar[str] = "finetune.json"
     CHECKPOINTS: ClassVar[str] = "checkpoints"
     SUMMARIES: ClassVar[str] = "summaries"
+    MEMBERS: ClassVar[str] = "members"  # an ensemble's members, each a run folder of its own
     TRAINING: ClassVar[str] = "training.json"
     METRICS: ClassVar[str] = "metrics.json"
     PREDICTIONS: ClassVar[str] = "predictions"

@@ -61,3 +61,16 @@ def build_lstm(
         )
         model.set_weights(reference.get_weights())
     return model
+
+
+def average_members(members: list):
+    """One model of `members` (classifiers giving log-probabilities): the log of the mean of their probabilities,
+    so that it is used, saved and scored as any one of them."""
+    from bigdl.dllib.nn.layer import CAddTable, ConcatTable, Exp, Log, MulConstant, Sequential
+
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    branches = ConcatTable()
+    for member in members:
+        branches.add(Sequential().add(member).add(Exp()))
+    return Sequential().add(branches).add(CAddTable()).add(MulConstant(1.0 / len(members))).add(Log())

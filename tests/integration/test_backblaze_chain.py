@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pipelines.cli import run
 from pipelines.config import load_config
 from pipelines.evaluation.report import read_event_scalars
+from pipelines.telemetry import backblaze, sources
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_report_chromium import CHROMIUM, images_in_browser  # noqa: E402
@@ -108,6 +109,33 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert first_days.count() > 0
     assert first_days.where((F.col("features")[n - 1] != 0) | (F.col("features")[2 * n - 1] != 1)).count() == 0
     assert alerting["model"] == "stack" and policy["scoring"]["kind"] == "stack"
+
+    # The LSTM is an ensemble of two (conf/ci): the model averages its members' probabilities.
+    from pipelines.chain import train_run
+    from pipelines.models.train import load_model, predict_scores
+
+    training = json.loads((out / "training.json").read_text())
+    assert [m["seed"] for m in training["members"]] == [0, 100]
+    test_windows = sources.read_windows(spark, str(out / "windows"), "test").limit(200)
+
+    def scores(model_path) -> dict:
+        scored = predict_scores(load_model(str(model_path)), test_windows, length=2, n_features=n, batch_size=64)
+        return {(r["device_id"], r["window_end"]): r["score"] for r in scored.collect()}
+
+    member_scores = [scores(out / "members" / str(k) / "model" / "lstm.bigdl") for k in (0, 1)]
+    ensemble = scores(out / "model" / "lstm.bigdl")
+    assert len(ensemble) == 200 and member_scores[0] != member_scores[1]
+    for key, p in ensemble.items():
+        assert p == pytest.approx((member_scores[0][key] + member_scores[1][key]) / 2, abs=1e-5)
+    # --resume on the finished run loads both members instead of training them again.
+    member_model = out / "members" / "1" / "model" / "lstm.bigdl"
+    written = member_model.stat().st_mtime_ns
+    derived = backblaze.pipeline_config(config, ingest["features"])
+    assert (
+        train_run(spark, derived, windows=str(out / "windows"), run_dir=str(out), resume=True)["members"]
+        == (training["members"])
+    )
+    assert member_model.stat().st_mtime_ns == written
     members = policy["scoring"]["members"]
     assert [m["name"] for m in members] == ["lstm", "baseline", "logistic_window", "gbt_window"]
     assert [m["kind"] for m in members] == ["bigdl", "spark_ml", "spark_ml", "spark_ml"]
@@ -121,7 +149,8 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     assert risk["scored_at"].startswith("2013-04-17")
 
     training = json.loads((out / "training.json").read_text())
-    events = read_event_scalars(str(out / "summaries" / "lstm" / "train"))  # the report's fallback source
+    # The report's fallback source; an ensemble's curves in training.json are its first member's.
+    events = read_event_scalars(str(out / "members" / "0" / "summaries" / "lstm" / "train"))
     assert [list(p) for p in events["Loss"]] == training["train_loss"]
 
     index = out / "report" / "index.html"
@@ -169,7 +198,8 @@ def test_seeds_run_once_each_on_one_ingest_and_report_mean_and_spread(spark, tmp
     for day in DAYS:
         shutil.copy(REAL / f"{day}.csv.gz", data)
     out = tmp_path / "seeds"
-    argv = ["--env", "ci", "--set", "backblaze.train.epochs=1", "--set", "evaluate.peers=[gbt_window]"]
+    argv = ["--env", "ci", "--set", "backblaze.train.epochs=1", "--set", "backblaze.train.members=1"]
+    argv += ["--set", "evaluate.peers=[gbt_window]"]
     argv += ["--set", "alerting.model=gbt_window"]  # a Spark ML model's policy in force, scoring the fleet
     code = run(
         backblaze_demo.main, backblaze_demo.parser, [*argv, "--input", str(data), "--out", str(out), "--seeds", "2"]
