@@ -17,7 +17,7 @@ from pipelines.config import PipelineConfig
 from pipelines.errors import InputError
 from pipelines.evaluation.alerting import best_on_validation, fit_policy, load_policy, policies_by_model, run_alerting
 from pipelines.evaluation.baseline import probability_scores
-from pipelines.evaluation.calibration import Calibrator
+from pipelines.evaluation.calibration import Calibrator, fit_calibrator, fit_calibrators
 from pipelines.evaluation.evaluate import evaluate_models
 from pipelines.evaluation.peers import window_summary
 from pipelines.evaluation.report import write_report
@@ -156,14 +156,17 @@ def evaluate_run(
     val_scores = with_model(scored_val, [*keys, "score"]).cache()  # every model's, computed once
     failure_list = sources.read_failures(spark, failures) if failures else None
     test = spark.read.parquet(run.predictions)
-    policies, at_policy = policies_by_model(val_scores, test, config.alerting, failures=failure_list)
-    if config.alerting.stack:
-        members = {name: policy.calibrator for name, policy in policies.items()}
-        stack_val = stacked_scores(val_scores, members, keys=keys).withColumn("model", F.lit(STACK))
-        stack_test = stacked_scores(test, members, keys=keys).withColumn("model", F.lit(STACK))
+    calibrators = fit_calibrators(val_scores, method=config.alerting.calibration)
+    validation, stack_val = val_scores, None
+    if config.alerting.stack:  # its members calibrated first, its policy then fitted with theirs
+        stack_val = stacked_scores(val_scores, calibrators, keys=keys).withColumn("model", F.lit(STACK)).cache()
+        stack_test = stacked_scores(test, calibrators, keys=keys).withColumn("model", F.lit(STACK))
+        calibrators[STACK] = fit_calibrator(stack_val, method=config.alerting.calibration)
+        validation = val_scores.unionByName(stack_val)
         test = test.unionByName(stack_test, allowMissingColumns=True).cache()
-        stack_policy, stack_point = policies_by_model(stack_val, test, config.alerting, failures=failure_list)
-        policies, at_policy = {**policies, **stack_policy}, {**at_policy, **stack_point}
+    policies, at_policy = policies_by_model(
+        validation, test, config.alerting, failures=failure_list, calibrators=calibrators
+    )
     chosen = best_on_validation(at_policy) if config.alerting.model == "best" else config.alerting.model
     if chosen not in policies:
         raise InputError(f"alerting.model {chosen!r} is not one of the evaluated models {sorted(policies)}")
@@ -209,6 +212,8 @@ def evaluate_run(
     metrics["at_policy"] = at_policy
     val.unpersist()
     val_scores.unpersist()
+    if stack_val is not None:
+        stack_val.unpersist()
     test.unpersist()
     run.merge_metrics(spark, metrics)
     write_report(spark, run_dir)

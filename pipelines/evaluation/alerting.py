@@ -287,10 +287,15 @@ MODEL = "model"
 
 
 def fit_policies(
-    val_predictions: DataFrame, config: AlertingConfig, *, score_col: str = "score"
+    val_predictions: DataFrame,
+    config: AlertingConfig,
+    *,
+    score_col: str = "score",
+    calibrators: dict[str, Calibrator] | None = None,
 ) -> dict[str, AlertPolicy]:
-    """Per model (`model` column of `val_predictions`: model, device_id, window_end, label, score): calibrate and
-    choose the thresholds on its validation predictions, every model in the same Spark jobs.
+    """Per model (`model` column of `val_predictions`: model, device_id, window_end, label, score): calibrate
+    (unless its calibrator is given in `calibrators`) and choose the thresholds on its validation predictions, every
+    model in the same Spark jobs.
 
     With `threshold_confidence` c > 0, the validation devices are resampled (`bootstrap_replicates` replicates, each
     device drawn Poisson(1) times with all its days): each replicate gives its own thresholds, and the policy takes
@@ -298,7 +303,8 @@ def fit_policies(
     sample of devices at hand. The validation block gives the point estimate at the chosen threshold and its
     bootstrap interval (`INTERVAL`)."""
     check_config(config)
-    calibrators = fit_calibrators(val_predictions, method=config.calibration, group=MODEL, score_col=score_col)
+    if calibrators is None:
+        calibrators = fit_calibrators(val_predictions, method=config.calibration, group=MODEL, score_col=score_col)
     probability = calibrated_column(calibrators, score_col=score_col, model_col=MODEL)
     days = device_days(val_predictions.withColumn("probability", probability), by=[MODEL]).cache()
     targets = [config.target_false_alarm_rate, config.review_false_alarm_rate]
@@ -529,12 +535,14 @@ def policies_by_model(
     config: AlertingConfig,
     *,
     failures: DataFrame | None,
+    calibrators: dict[str, Calibrator] | None = None,
 ) -> tuple[dict[str, AlertPolicy], dict[str, dict[str, Any]]]:
     """Each model's alert policy, fitted on its validation scores (`val_scores`: model, device_id, window_end, label,
     score), and what it does at that policy: `at_policy` on its test predictions (`test_predictions` where `model` is
     its name), with the validation split's own figures under "validation" (optimistic there: the thresholds were
-    chosen on it). All models are fitted and measured together, in the same Spark jobs."""
-    policies = fit_policies(val_scores, config)
+    chosen on it). All models are fitted and measured together, in the same Spark jobs; `calibrators`: as for
+    `fit_policies`."""
+    policies = fit_policies(val_scores, config, calibrators=calibrators)
     on_validation = policy_points(policies, val_scores, failures=failures)
     on_test = policy_points(policies, test_predictions, failures=failures)
     points = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
@@ -32,17 +33,18 @@ def evaluate_models(
     lstm = predict_scores(
         model, test, length=length, n_features=n_features, batch_size=config.evaluate.batch_size
     ).withColumn("model", F.lit("lstm"))
-    others = {"baseline": fit_baseline(train, n_features=n_features, class_weights=config.train.class_weights)}
-    peers = fit_peers(
-        train,
-        length=length,
-        n_features=n_features,
-        peers=config.evaluate.peers,
-        class_weights=config.train.class_weights,
-        gbt_iterations=config.evaluate.gbt_iterations,
-        seed=config.train.seed or 0,
-    )
-    others.update(peers)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the baseline beside the peers
+        baseline = pool.submit(fit_baseline, train, n_features=n_features, class_weights=config.train.class_weights)
+        peers = fit_peers(
+            train,
+            length=length,
+            n_features=n_features,
+            peers=config.evaluate.peers,
+            class_weights=config.train.class_weights,
+            gbt_iterations=config.evaluate.gbt_iterations,
+            seed=config.train.seed or 0,
+        )
+        others = {"baseline": baseline.result(), **peers}
     summarised = window_summary(test, length=length, n_features=n_features).cache() if peers else test
     predictions = lstm
     for name, fitted in others.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel, Transformer
@@ -96,11 +97,14 @@ def fit_peers(
         ],
     }
     data = data.cache()
-    try:
-        fitted = {}
-        for name in peers:
-            fitted[name] = Pipeline(stages=[summarize, *stages[name]]).fit(data)
-            log.info("fitted peer %s on %s", name, "weighted classes" if weight_col else "unweighted classes")
+
+    def fit(name: str) -> PipelineModel:
+        model = Pipeline(stages=[summarize, *stages[name]]).fit(data)
+        log.info("fitted peer %s on %s", name, "weighted classes" if weight_col else "unweighted classes")
+        return model
+
+    try:  # side by side: their many small Spark jobs overlap
+        with ThreadPoolExecutor(max_workers=max(len(peers), 1)) as pool:
+            return dict(zip(peers, pool.map(fit, peers)))
     finally:
         data.unpersist()
-    return fitted
