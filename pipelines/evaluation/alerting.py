@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 POLICIES = ("false_alarm_rate", "cost")
 ALERT, UNCERTAIN, OK = "alert", "uncertain", "ok"
 FAR_TARGETS = (0.001, 0.005, 0.01, 0.02, 0.05)
-WEIGHT, REPLICATE = "weight", "replicate"
+WEIGHT, REPLICATE, MODEL = "weight", "replicate", "model"
 INTERVAL = (0.05, 0.95)  # the validation estimate's bootstrap interval
 BOOTSTRAP_SEED = 0
 # P(N <= k) for N ~ Poisson(1), k = 0..7: a device's count in a bootstrap replicate (P(N > 7) < 1e-5).
@@ -281,9 +281,6 @@ def fit_policy(val_predictions: DataFrame, config: AlertingConfig, *, score_col:
     policy of `fit_policies` for one model."""
     one = val_predictions.withColumn(MODEL, F.lit(""))
     return fit_policies(one, config, score_col=score_col)[""]
-
-
-MODEL = "model"
 
 
 def fit_policies(

@@ -106,6 +106,7 @@ def test_dry_run_says_what_happens_to_existing_outputs(tmp_path, capfd):
     assert actions == {
         "checkpoints": "add",
         "summaries": "create",
+        "members": "create",  # an ensemble's (train.members > 1)
         "model/lstm.bigdl": "create",
         "training.json": "overwrite",
     }
