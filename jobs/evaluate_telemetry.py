@@ -1,4 +1,4 @@
-"""Evaluate the trained LSTM, the baseline and the peers on the test split, put the best alert policy in force; writes metrics.json.
+"""Evaluate the LSTM, the baseline and the peers on the test split, put the best alert policy in force, report.
 
 python -m jobs.evaluate_telemetry --windows OUT/windows --run-dir OUT/run
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from pipelines.chain import evaluate_run
+from pipelines.chain import evaluate_run, report_run
 from pipelines.cli import job_parser, run
 from pipelines.context import get_or_create
 from pipelines.layout import RunLayout
@@ -29,6 +29,7 @@ parser.writes("run_dir", RunLayout.METRICS, mode="merge")
 def main(args, config) -> None:
     spark = get_or_create(master=args.master, app_name="evaluate_telemetry")
     metrics = evaluate_run(spark, config, windows=args.windows, run_dir=args.run_dir, failures=args.failures)
+    report_run(spark, config, run_dir=args.run_dir)
     for name in ("test", "baseline"):
         log.info(
             "%s: %s",

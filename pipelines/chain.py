@@ -128,8 +128,8 @@ def evaluate_run(
     spark: SparkSession, config: PipelineConfig, *, windows: str, run_dir: str, failures: str | None = None
 ) -> dict:
     """Evaluate every model, fit each one's alert policy on the validation split, put the chosen model's policy in
-    force (`alerting.model`; `best`: the best on validation), write predictions, alerting and the report, and merge
-    the figures into the run's metrics.json."""
+    force (`alerting.model`; `best`: the best on validation), write predictions and alerting, and merge the figures
+    into the run's metrics.json (`report_run` renders them)."""
     run = RunLayout(run_dir)
     if not fs.exists(spark, run.model):
         raise InputError(f"no trained model at {run.model}: run train_lstm first")
@@ -216,7 +216,6 @@ def evaluate_run(
         stack_val.unpersist()
     test.unpersist()
     run.merge_metrics(spark, metrics)
-    write_report(spark, run_dir)
     return metrics
 
 

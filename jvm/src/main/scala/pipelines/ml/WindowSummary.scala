@@ -9,7 +9,9 @@ import org.apache.spark.sql.SparkSession
 object WindowSummary {
   val Name = "window_summary"
 
-  def summarise(values: Seq[Double], length: Int, features: Int): Array[Double] = {
+  /** `values`: as Spark hands an array column to a Scala UDF, a `List`; indexed once copied into an array. */
+  def summarise(window: Seq[Double], length: Int, features: Int): Array[Double] = {
+    val values = window.toArray
     require(values.length == length * features, s"features must hold $length x $features values")
     val out = new Array[Double](5 * features)
     var j = 0
