@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from pyspark.ml import PipelineModel
@@ -14,6 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import PipelineConfig
+from pipelines.context import total_cores
 from pipelines.errors import InputError
 from pipelines.evaluation.alerting import best_on_validation, fit_policy, load_policy, policies_by_model, run_alerting
 from pipelines.evaluation.baseline import probability_scores
@@ -32,6 +34,7 @@ from pipelines.evaluation.scoring import (
 from pipelines.evaluation.stacking import STACK, stacked_scores, with_model
 from pipelines.io import fs
 from pipelines.layout import RunLayout
+from pipelines.models.fit import cached_samples
 from pipelines.models.lstm import average_members
 from pipelines.models.train import TrainResult, latest_checkpoint, load_model, predict_scores, save_model, train_lstm
 from pipelines.telemetry import sources
@@ -71,7 +74,7 @@ def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_
     val = sources.read_windows(spark, windows, "val")
     members = config.train.members
 
-    def member(index: int, member_run: RunLayout, member_resume: bool) -> tuple[Any, dict]:
+    def member(index: int, member_run: RunLayout, member_resume: bool, samples=None) -> tuple[Any, dict]:
         seed = config.train.seed
         if members > 1:
             seed = None if seed is None else seed + 100 * index
@@ -85,6 +88,7 @@ def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_
             n_features=spec.n_features,
             run_dir=member_run.root,
             resume=member_resume,
+            samples=samples,
         )
         return result.model, {**training_record(result), "seed": seed}
 
@@ -92,17 +96,22 @@ def train_run(spark: SparkSession, config: PipelineConfig, *, windows: str, run_
         model, record = member(0, run, resume)
     else:
         trained = []
-        for index in range(members):
-            member_run = RunLayout(run.path(f"{RunLayout.MEMBERS}/{index}"))
-            if resume and fs.exists(spark, member_run.model) and fs.exists(spark, member_run.training):
-                trained.append((load_model(member_run.model), fs.read_json(spark, member_run.training)))
-                log.info("ensemble member %d of %d: trained before, loaded", index + 1, members)
-                continue
-            started = resume and latest_checkpoint(spark, member_run.checkpoints) is not None
-            member_model, member_record = member(index, member_run, started)
-            save_model(spark, member_model, member_run.model)
-            fs.write_json(spark, member_run.training, member_record)
-            trained.append((member_model, member_record))
+        with ExitStack() as releases:
+            samples = None  # one cache of the rows as Samples for every member trained
+            for index in range(members):
+                member_run = RunLayout(run.path(f"{RunLayout.MEMBERS}/{index}"))
+                if resume and fs.exists(spark, member_run.model) and fs.exists(spark, member_run.training):
+                    trained.append((load_model(member_run.model), fs.read_json(spark, member_run.training)))
+                    log.info("ensemble member %d of %d: trained before, loaded", index + 1, members)
+                    continue
+                if samples is None:
+                    shape = (spec.length, spec.n_features)
+                    samples = releases.enter_context(cached_samples(train, val, shape=shape, cores=total_cores(spark)))
+                started = resume and latest_checkpoint(spark, member_run.checkpoints) is not None
+                member_model, member_record = member(index, member_run, started, samples)
+                save_model(spark, member_model, member_run.model)
+                fs.write_json(spark, member_run.training, member_record)
+                trained.append((member_model, member_record))
         model = average_members([m for m, _ in trained])
         record = {**trained[0][1], "members": [r for _, r in trained]}
     save_model(spark, model, run.model)

@@ -31,9 +31,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipelines.config import AlertingConfig
-from pipelines.evaluation.calibration import Calibrator, calibrated_column, fit_calibrators, log_profile, reliability
-from pipelines.evaluation.lead_time import collect_lead_times, lead_days_at, lead_times, summarize
-from pipelines.evaluation.metrics import confusion_matrix_at
+from pipelines.evaluation.calibration import Calibrator, calibrated_column, fit_calibrators, reliability_profiles
+from pipelines.evaluation.lead_time import first_alerts, lead_time_records, summarize
 from pipelines.io.fs import atomic_output as fs_atomic
 from pipelines.io.fs import read_json, write_json
 from pipelines.layout import RunLayout
@@ -389,29 +388,6 @@ def _interval(values: Sequence[float]) -> list[float] | None:
     return [float(v) for v in np.quantile(values, INTERVAL)] if values else None
 
 
-def operating_points(
-    days: DataFrame,
-    failures: DataFrame | None,
-    scored: DataFrame,
-    *,
-    targets=FAR_TARGETS,
-    prob_col: str = "probability",
-) -> list[dict[str, Any]]:
-    """For each target false-alarm rate: the threshold chosen on `days` itself, the rate reached, device recall and
-    lead times (from the windows in `scored`). Chosen on the data it is measured on, so optimistic: for comparing
-    models, not for setting policy. Three Spark jobs whatever the number of targets."""
-    thresholds = thresholds_for_false_alarm_rates(days, targets, prob_col=prob_col)
-    rates = false_alarm_rates(days, thresholds, prob_col=prob_col)
-    leads = lead_days_at(scored, failures, thresholds, prob_col=prob_col) if failures is not None else None
-    points = []
-    for i, (target, t) in enumerate(zip(targets, thresholds)):
-        point = {"target_false_alarm_rate": target, "threshold": t, **rates[i]}
-        if leads is not None:
-            point.update(summarize(leads[i]))
-        points.append(point)
-    return points
-
-
 def evaluate_policy(
     policy: AlertPolicy,
     test_predictions: DataFrame,
@@ -419,35 +395,45 @@ def evaluate_policy(
     failures: DataFrame | None,
     bins: int = 10,
     score_col: str = "score",
+    targets: Sequence[float] = FAR_TARGETS,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The policy on the test split: the `alerting` block of metrics.json and the per-device lead times.
 
     Keys: threshold, review_threshold, false_alarm_rate_per_device_day, recall (failed devices alerted before their
     failure), mean/median lead time in days, the window-level confusion matrix at the alert threshold, reliability
     of the raw scores and of the calibrated probabilities (equal-width bins, and log-spaced bins for the figures), and
-    optimistic operating points (see `operating_points`).
-    Without `failures` the lead-time figures are None.
+    operating points: for each of `targets`, the threshold chosen on the test split itself, the rate reached, device
+    recall and lead times (optimistic: for comparing models, not for setting policy).
+    Without `failures` the lead-time figures are None. Four Spark queries, whatever the number of targets.
     """
     applied = policy.apply(test_predictions, score_col=score_col).cache()
     try:
         days = device_days(applied).cache()
-        far = false_alarm_rate(days, policy.alert_threshold)
-        uncertain = days.where(
-            (F.col("probability") >= policy.review_threshold) & (F.col("probability") < policy.alert_threshold)
-        ).count()
-        leads = collect_lead_times(applied, failures) if failures is not None else []
-        summary = summarize([r["lead_time_days"] for r in leads]) if failures is not None else summarize([])
-        confusion = confusion_matrix_at(applied, policy.alert_threshold, score_col="probability")
-        raw_reliability = reliability(applied, prob_col=score_col, bins=bins)
-        calibrated_reliability = reliability(applied, prob_col="probability", bins=bins)
-        profiles = {
-            "raw": log_profile(applied, prob_col=score_col),
-            "calibrated": log_profile(applied, prob_col="probability"),
-        }
-        points = operating_points(days, failures, applied)
+        points_at = thresholds_for_false_alarm_rates(days, targets)
+        thresholds = [policy.alert_threshold, policy.review_threshold, *points_at]
+        rates = false_alarm_rates(days, thresholds)
         days.unpersist()
+        alerted = F.col("probability") >= policy.alert_threshold
+        curves, profiles, extra = reliability_profiles(
+            applied, [score_col, "probability"], bins=bins, extra={"alert": alerted.cast("int")}
+        )
+        alerting = [alerted, *(F.col("probability") >= t for t in points_at)]
+        firsts = first_alerts(applied, failures, alerting) if failures is not None else None
     finally:
         applied.unpersist()
+    far, at_review = rates[0], rates[1]
+    leads = lead_time_records(firsts, 0) if firsts is not None else []
+    summary = summarize([r["lead_time_days"] for r in leads])
+    uncertain = sum(at_review[k] - far[k] for k in ("false_alarm_device_days", "alerted_positive_device_days"))
+    by_alert = {int(r["bin"]): (int(r["n"]), int(r["pos"])) for r in extra["alert"]}
+    (n0, pos0), (n1, pos1) = by_alert.get(0, (0, 0)), by_alert.get(1, (0, 0))
+    confusion = {"tn": n0 - pos0, "fp": n1 - pos1, "fn": pos0, "tp": pos1}
+    points = []
+    for i, (target, t) in enumerate(zip(targets, points_at)):
+        point = {"target_false_alarm_rate": target, "threshold": t, **rates[2 + i]}
+        if firsts is not None:
+            point.update(summarize([r["lead_time_days"] for r in lead_time_records(firsts, 1 + i)]))
+        points.append(point)
     tp, fp, fn = confusion["tp"], confusion["fp"], confusion["fn"]
     block = {
         "policy": policy.policy,
@@ -468,8 +454,8 @@ def evaluate_policy(
         "window_precision": tp / (tp + fp) if tp + fp else None,
         "confusion_matrix": confusion,
         "validation": policy.validation,
-        "reliability": {"raw": raw_reliability, "calibrated": calibrated_reliability},
-        "log_profile": profiles,
+        "reliability": {"raw": curves[score_col], "calibrated": curves["probability"]},
+        "log_profile": {"raw": profiles[score_col], "calibrated": profiles["probability"]},
         "operating_points": points,
     }
     log.info(
@@ -512,9 +498,9 @@ def policy_points(
         rates = _grouped_rates(device_days(applied, by=[MODEL]), [by_model(thresholds)], by=[MODEL])
         leads: dict[str, list[float | None]] = {name: [] for name in policies}
         if failures is not None:
-            alerts = applied.withColumn("alert", F.col("probability") >= by_model(thresholds))
-            for row in lead_times(alerts, failures, by=[MODEL]).select(MODEL, "lead_time_days").collect():
-                leads[row[MODEL]].append(row["lead_time_days"])
+            rows = first_alerts(applied, failures, [F.col("probability") >= by_model(thresholds)], by=[MODEL])
+            for row, record in zip(rows, lead_time_records(rows)):
+                leads[row[MODEL]].append(record["lead_time_days"])
     finally:
         applied.unpersist()
     empty = _rate_record(0, 0, 0, 0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasLabelCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
@@ -181,10 +182,12 @@ def _fit_platt(data: DataFrame, counts: dict[str, tuple[int, int]]) -> dict[str,
     The rounding moves a logit by at most half a step, far below what the fit resolves."""
     clipped = F.least(F.greatest(F.col("score"), F.lit(_EPS)), F.lit(1 - _EPS))
     logit = F.round(F.log(clipped / (F.lit(1.0) - clipped)) / F.lit(PLATT_GRID)).cast("long")
-    rows = data.groupBy("g", "label", logit.alias("x")).agg(F.count(F.lit(1)).alias("n")).collect()
+    by_group: dict[str, list[Row]] = {name: [] for name in counts}
+    for r in data.groupBy("g", "label", logit.alias("x")).agg(F.count(F.lit(1)).alias("n")).collect():
+        by_group[r["g"]].append(r)
     out = {}
     for name, (n, p) in counts.items():
-        mine = [r for r in rows if r["g"] == name]
+        mine = by_group[name]
         x = np.array([r["x"] * PLATT_GRID for r in mine])
         weight = np.array([r["n"] for r in mine], dtype=np.float64)
         target = np.where(np.array([r["label"] for r in mine]) == 1, (p + 1.0) / (p + 2.0), 1.0 / (n - p + 2.0))
@@ -252,30 +255,63 @@ def calibrated_column(
     return probability
 
 
-def reliability(predictions: DataFrame, *, prob_col: str, label_col: str = "label", bins: int = 10) -> dict[str, Any]:
-    """Reliability curve on `bins` equal-width bins of [0, 1], expected calibration error and Brier score.
+LOG_BINS, LOG_LOW = 24, 1e-6  # the log profile's bins of [LOG_LOW, 1]
 
-    `curve`: per non-empty bin {bin, lower, upper, count, mean_predicted, observed_rate}. `ece` is the count-
-    weighted mean |observed - predicted| over bins (0 for a curve on the diagonal). One row per bin reaches the driver.
-    """
-    if bins < 1:
+
+def reliability_profiles(
+    predictions: DataFrame,
+    prob_cols: Sequence[str],
+    *,
+    label_col: str = "label",
+    bins: int = 10,
+    log_bins: int = LOG_BINS,
+    low: float = LOG_LOW,
+    extra: dict[str, Column] | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, list[Row]]]:
+    """Per column of `prob_cols`, in one Spark job: its reliability curve on `bins` equal-width bins of [0, 1]
+    (`curve`: per non-empty bin {bin, lower, upper, count, mean_predicted, observed_rate}), the expected calibration
+    error (`ece`: the count-weighted mean |observed - predicted|, 0 on the diagonal) and Brier score; and its log
+    profile: counts, positives and mean probability on `log_bins` log-spaced bins of [low, 1] (probabilities below
+    `low` in the first), where rare events live. For each of `extra` (name: an integer column), the rows' count and
+    positives per value of that column (rows with `bin`, `n`, `pos`): a threshold's confusion matrix from a 0/1
+    column, say. One row per bin reaches the driver."""
+    if bins < 1 or log_bins < 1:
         raise ValueError("bins must be at least 1")
-    p = F.col(prob_col).cast("double")
+    width = -math.log10(low) / log_bins
     y = F.col(label_col).cast("double")
-    binned = predictions.select(
-        p.alias("p"), y.alias("y"), F.least(F.floor(p * bins), F.lit(bins - 1)).cast("int").alias("bin")
+    binnings: dict[str, tuple[Column, Column]] = {}
+    for col in prob_cols:
+        p = F.col(col).cast("double")
+        binnings[f"equal:{col}"] = (p, F.least(F.floor(p * bins), F.lit(bins - 1)))
+        position = (F.log10(F.greatest(p, F.lit(low))) - F.lit(math.log10(low))) / F.lit(width)
+        binnings[f"log:{col}"] = (p, F.least(F.floor(position), F.lit(log_bins - 1)))
+    for name, column in (extra or {}).items():
+        binnings[f"extra:{name}"] = (F.col(prob_cols[0]).cast("double"), column)
+    entries = F.array(
+        *[F.struct(F.lit(k).alias("k"), b.cast("int").alias("bin"), p.alias("p")) for k, (p, b) in binnings.items()]
     )
     rows = (
-        binned.groupBy("bin")
+        predictions.select(F.explode(entries).alias("e"), y.alias("y"))
+        .select("e.*", "y")
+        .where(F.col("bin").isNotNull())
+        .groupBy("k", "bin")
         .agg(
             F.count(F.lit(1)).alias("n"),
+            F.sum("y").alias("pos"),
             F.avg("p").alias("mp"),
-            F.avg("y").alias("my"),
             F.sum((F.col("p") - F.col("y")) ** 2).alias("se"),
         )
-        .orderBy("bin")
         .collect()
     )
+    grouped: dict[str, list[Row]] = {k: [] for k in binnings}
+    for r in sorted(rows, key=lambda r: r["bin"]):
+        grouped[r["k"]].append(r)
+    curves = {col: _reliability_curve(grouped[f"equal:{col}"], bins) for col in prob_cols}
+    profiles = {col: _log_profile_rows(grouped[f"log:{col}"], low, width) for col in prob_cols}
+    return curves, profiles, {name: grouped[f"extra:{name}"] for name in extra or {}}
+
+
+def _reliability_curve(rows: list[Row], bins: int) -> dict[str, Any]:
     n = sum(int(r["n"]) for r in rows)
     if n == 0:
         raise ValueError("reliability: the predictions are empty")
@@ -286,7 +322,7 @@ def reliability(predictions: DataFrame, *, prob_col: str, label_col: str = "labe
             "upper": (r["bin"] + 1) / bins,
             "count": int(r["n"]),
             "mean_predicted": float(r["mp"]),
-            "observed_rate": float(r["my"]),
+            "observed_rate": float(r["pos"]) / int(r["n"]),
         }
         for r in rows
     ]
@@ -307,25 +343,7 @@ def expected_calibration_error(curve: list[dict[str, Any]]) -> float:
     return sum(c["count"] * abs(c["observed_rate"] - c["mean_predicted"]) for c in curve) / total
 
 
-def log_profile(
-    predictions: DataFrame, *, prob_col: str, label_col: str = "label", bins: int = 24, low: float = 1e-6
-) -> list[dict[str, Any]]:
-    """Counts, positives and mean probability on `bins` log-spaced bins of [low, 1] (probabilities below `low` go to
-    the first bin): the reliability and the score distribution where rare events live. One row per bin to the driver."""
-    width = -math.log10(low) / bins
-    p = F.col(prob_col).cast("double")
-    position = (F.log10(F.greatest(p, F.lit(low))) - F.lit(math.log10(low))) / F.lit(width)
-    binned = predictions.select(
-        p.alias("p"),
-        F.col(label_col).cast("int").alias("y"),
-        F.least(F.floor(position), F.lit(bins - 1)).cast("int").alias("bin"),
-    )
-    rows = (
-        binned.groupBy("bin")
-        .agg(F.count(F.lit(1)).alias("n"), F.sum("y").alias("pos"), F.avg("p").alias("mp"))
-        .orderBy("bin")
-        .collect()
-    )
+def _log_profile_rows(rows: list[Row], low: float, width: float) -> list[dict[str, Any]]:
     return [
         {
             "lower": 10 ** (math.log10(low) + r["bin"] * width),

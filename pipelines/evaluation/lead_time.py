@@ -14,31 +14,10 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 SECONDS_PER_DAY = 86400.0
-
-
-def lead_times(
-    alerts: DataFrame, failures: DataFrame, *, alert_col: str = "alert", by: Sequence[str] = ()
-) -> DataFrame:
-    """`*by, device_id, failure_time, windows, first_alert, lead_time_days` for the failed devices present in
-    `alerts` (per value of the `by` columns, a model's name).
-
-    `alerts` has `device_id, window_end` and a boolean `alert_col`; `failures` has `device_id, failure_time`
-    (the first failure of a device counts).
-    """
-    failed = failures.groupBy("device_id").agg(F.min("failure_time").alias("failure_time"))
-    columns = [*(F.col(c) for c in by), F.col("device_id"), F.col("window_end"), F.col(alert_col).alias("_alert")]
-    joined = alerts.select(*columns).join(failed, "device_id")
-    early = F.col("_alert") & (F.col("window_end") < F.col("failure_time"))
-    per_device = joined.groupBy(*by, "device_id", "failure_time").agg(
-        F.count(F.lit(1)).alias("windows"),
-        F.min(F.when(early, F.col("window_end"))).alias("first_alert"),
-    )
-    lead = (F.col("failure_time").cast("long") - F.col("first_alert").cast("long")) / F.lit(SECONDS_PER_DAY)
-    return per_device.withColumn("lead_time_days", F.when(F.col("first_alert").isNotNull(), lead))
 
 
 def summarize(lead_days: Sequence[float | None], *, not_evaluable: int = 0) -> dict[str, Any]:
@@ -61,43 +40,45 @@ def summarize(lead_days: Sequence[float | None], *, not_evaluable: int = 0) -> d
     }
 
 
-def collect_lead_times(alerts: DataFrame, failures: DataFrame, *, alert_col: str = "alert") -> list[dict[str, Any]]:
-    """`lead_times` on the driver, one JSON-ready dict per failed device, ordered by device."""
-    rows = lead_times(alerts, failures, alert_col=alert_col).orderBy("device_id").collect()
-    return [
-        {
-            "device_id": r["device_id"],
-            "failure_time": r["failure_time"].isoformat(sep=" "),
-            "first_alert": r["first_alert"].isoformat(sep=" ") if r["first_alert"] is not None else None,
-            "lead_time_days": float(r["lead_time_days"]) if r["lead_time_days"] is not None else None,
-            "windows": int(r["windows"]),
-        }
-        for r in rows
-    ]
-
-
-def lead_days_at(
-    scored: DataFrame, failures: DataFrame, thresholds: Sequence[float], *, prob_col: str = "probability"
-) -> list[list[float | None]]:
-    """For each threshold, the lead time in days (or None) of every failed device present in `scored`, alerting when
-    `prob_col` >= the threshold: `lead_times` at several thresholds in one Spark job."""
+def first_alerts(
+    alerts: DataFrame, failures: DataFrame, conditions: Sequence[Column], *, by: Sequence[str] = ()
+) -> list[Row]:
+    """Per failed device present in `alerts` (`*by, device_id, window_end, ...`; per value of the `by` columns, a
+    model's name), ordered by device: its failure time, its number of windows and, for each alert condition (a
+    boolean column of `alerts`), the end of its first window alerting before the failure (`first_<i>`, None when
+    missed). `failures` has `device_id, failure_time` (the first failure of a device counts). One Spark job."""
     failed = failures.groupBy("device_id").agg(F.min("failure_time").alias("failure_time"))
-    joined = scored.select("device_id", "window_end", F.col(prob_col).alias("_p")).join(failed, "device_id")
+    alerted = [F.coalesce(c, F.lit(False)).alias(f"_alert{i}") for i, c in enumerate(conditions)]
+    joined = alerts.select(*by, "device_id", "window_end", *alerted).join(failed, "device_id")
     early = F.col("window_end") < F.col("failure_time")
-    rows = (
-        joined.groupBy("device_id", "failure_time")
+    return (
+        joined.groupBy(*by, "device_id", "failure_time")
         .agg(
+            F.count(F.lit(1)).alias("windows"),
             *[
-                F.min(F.when(early & (F.col("_p") >= t), F.col("window_end"))).alias(f"a{i}")
-                for i, t in enumerate(thresholds)
-            ]
+                F.min(F.when(early & F.col(f"_alert{i}"), F.col("window_end"))).alias(f"first_{i}")
+                for i in range(len(conditions))
+            ],
         )
+        .orderBy(*by, "device_id")
         .collect()
     )
-    return [
-        [
-            (r["failure_time"] - r[f"a{i}"]).total_seconds() / SECONDS_PER_DAY if r[f"a{i}"] is not None else None
-            for r in rows
-        ]
-        for i in range(len(thresholds))
-    ]
+
+
+def lead_time_records(rows: Sequence[Row], condition: int = 0) -> list[dict[str, Any]]:
+    """`first_alerts`' rows at one of its conditions: one JSON-ready dict per failed device, with its lead time in
+    days (None when missed)."""
+    records = []
+    for r in rows:
+        first = r[f"first_{condition}"]
+        lead = (r["failure_time"] - first).total_seconds() / SECONDS_PER_DAY if first is not None else None
+        records.append(
+            {
+                "device_id": r["device_id"],
+                "failure_time": r["failure_time"].isoformat(sep=" "),
+                "first_alert": first.isoformat(sep=" ") if first is not None else None,
+                "lead_time_days": lead,
+                "windows": int(r["windows"]),
+            }
+        )
+    return records

@@ -41,25 +41,6 @@ def _check(row: Any, label_col: str, score_col: str) -> None:
         raise ValueError(f"binary_metrics: {row['bad_scores']} rows have a null or NaN {score_col!r}")
 
 
-def confusion_matrix_at(
-    predictions: DataFrame, threshold: float = 0.5, *, label_col: str = "label", score_col: str = "score"
-) -> dict[str, int]:
-    """Counts {"tn", "fp", "fn", "tp"} with prediction = score >= threshold (positive class 1)."""
-    label, predicted = F.col(label_col), F.col(score_col) >= threshold
-    row = predictions.agg(
-        *(
-            F.coalesce(F.sum(F.when(cond, 1).otherwise(0)), F.lit(0)).cast("long").alias(name)
-            for name, cond in (
-                ("tn", (label == 0) & ~predicted),
-                ("fp", (label == 0) & predicted),
-                ("fn", (label == 1) & ~predicted),
-                ("tp", (label == 1) & predicted),
-            )
-        )
-    ).collect()[0]
-    return {k: int(row[k]) for k in ("tn", "fp", "fn", "tp")}
-
-
 def binary_metrics(
     predictions: DataFrame, *, label_col: str = "label", score_col: str = "score", threshold: float = 0.5
 ) -> dict[str, Any]:

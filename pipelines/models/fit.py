@@ -86,6 +86,7 @@ def fit(
     clip_value: float = 0.0,
     clip_norm: float = 0.0,
     around: Callable[[Fitting], AbstractContextManager] | None = None,
+    samples: tuple[Any, Any, int] | None = None,
 ) -> Fitting:
     """Train `model` on the rows' `features` (`shape`) and `label` until epoch `epochs` (counted by the optimiser's
     state, so a resumed one goes on where it stopped).
@@ -93,14 +94,17 @@ def fit(
     `optim_method`: a BigDL OptimMethod, {submodule: OptimMethod}, or a function of (batch size, iterations per
     epoch) that gives one (for schedules). With `validation`, `methods` run after every epoch; with `summary_dir`,
     BigDL's Train/ValidationSummary go to `summary_dir/app_name`; with `checkpoint_dir`, a snapshot every epoch.
-    `around` makes a context to run `optimize()` in (progress logging, say).
+    `around` makes a context to run `optimize()` in (progress logging, say). `samples`: what `cached_samples` gives
+    for `train` and `validation`, cached once for several fits (released by the caller), instead of a cache of this
+    fit's own.
     """
     from bigdl.dllib.optim.optimizer import EveryEpoch, MaxEpoch, SeveralIteration, TrainSummary, ValidationSummary
     from bigdl.dllib.utils.common import callBigDlFunc
 
     cores = total_cores(spark)
     batch = round_batch_size(batch_size, cores)
-    with cached_samples(train, validation, shape=shape, cores=cores) as (train_samples, val_samples, n_train):
+    prepared = nullcontext(samples) if samples else cached_samples(train, validation, shape=shape, cores=cores)
+    with prepared as (train_samples, val_samples, n_train):
         if n_train < batch:
             raise ValueError(f"batch size {batch} is larger than the {n_train} training rows")
         fitting = Fitting(batch_size=batch, n_train=n_train, iterations_per_epoch=max(math.ceil(n_train / batch), 1))

@@ -123,9 +123,10 @@ def train_lstm(
     n_features: int,
     run_dir: str,
     resume: bool = False,
+    samples: tuple[Any, Any, int] | None = None,
 ) -> TrainResult:
     """Train the LSTM with one optimize() run (`config.engine`), validating, summarising and checkpointing every
-    epoch.
+    epoch; `samples`: the rows already cached as Samples (`fit.cached_samples`), shared by several trainings.
 
     Validation after each epoch, by BigDL on the executors: Top1Accuracy, Loss, and the project's ROC-AUC and
     PR-AUC; each epoch is logged as BigDL's summaries record it. With `resume`, training continues from the
@@ -214,6 +215,7 @@ def train_lstm(
         clip_value=config.clip_value,
         clip_norm=config.clip_norm,
         around=logged,
+        samples=samples,
     )
     # From the newest checkpoint: when BigDL recovers from a lost executor it replaces the optimisers by ones
     # loaded from the snapshot, and the objects held here stop counting.

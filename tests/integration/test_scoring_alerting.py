@@ -11,8 +11,8 @@ from pyspark.sql import functions as F
 from pipelines.config import AlertingConfig, defaults
 from pipelines.evaluation import alerting, scoring
 from pipelines.evaluation.alerting import AlertPolicy, device_days, fit_policy, threshold_for_false_alarm_rate
-from pipelines.evaluation.calibration import Calibrator, fit_calibrator, reliability
-from pipelines.evaluation.lead_time import collect_lead_times, lead_days_at, summarize
+from pipelines.evaluation.calibration import Calibrator, fit_calibrator, reliability_profiles
+from pipelines.evaluation.lead_time import first_alerts, lead_time_records, summarize
 
 T0 = datetime(2026, 1, 1)
 
@@ -32,8 +32,9 @@ def test_calibration_brings_the_reliability_curve_closer_to_the_diagonal(spark, 
     calibrator = fit_calibrator(val, method=method)
     assert calibrator.fitted_on["rows"] == 3000
     calibrated = test.withColumn("probability", calibrator.column("score"))
-    raw = reliability(calibrated, prob_col="score")
-    fixed = reliability(calibrated, prob_col="probability")
+    curves, profiles, _ = reliability_profiles(calibrated, ["score", "probability"])
+    raw, fixed = curves["score"], curves["probability"]
+    assert raw["count"] == sum(b["count"] for b in profiles["score"]) == 3000
     assert raw["ece"] > 0.2
     assert fixed["ece"] < 0.05 and fixed["ece"] < raw["ece"] / 4
     assert fixed["brier"] < raw["brier"]
@@ -195,7 +196,7 @@ def test_lead_time_edges(spark):
         [("early", day(10)), ("late", day(10)), ("silent", day(10, 12)), ("no_windows", day(2)), ("early", day(20))],
         "device_id string, failure_time timestamp",
     )
-    leads = {r["device_id"]: r for r in collect_lead_times(alerts, failures)}
+    leads = {r["device_id"]: r for r in lead_time_records(first_alerts(alerts, failures, [F.col("alert")]))}
     assert set(leads) == {"early", "late", "silent"}  # "healthy" never failed, "no_windows" has nothing evaluated
     assert leads["early"]["lead_time_days"] == 4.0 and leads["early"]["first_alert"] == "2026-01-07 00:00:00"
     assert leads["late"]["lead_time_days"] is None and leads["silent"]["lead_time_days"] is None
@@ -203,9 +204,9 @@ def test_lead_time_edges(spark):
     assert (summary["detected"], summary["missed"], summary["mean_lead_time_days"]) == (1, 2, 4.0)
     # Several thresholds at once (operating points) give the same answer.
     scored = alerts.withColumn("probability", F.col("alert").cast("double"))
-    at_half, at_two = lead_days_at(scored, failures, [0.5, 2.0])
-    assert sorted(at_half, key=str) == sorted((r["lead_time_days"] for r in leads.values()), key=str)
-    assert at_two == [None, None, None]
+    rows = first_alerts(scored, failures, [F.col("probability") >= 0.5, F.col("probability") >= 2.0])
+    assert lead_time_records(rows, 0) == list(leads.values())
+    assert [r["lead_time_days"] for r in lead_time_records(rows, 1)] == [None, None, None]
 
 
 def first_feature_scorer(windows):
