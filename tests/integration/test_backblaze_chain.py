@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ pytestmark = [
 ]
 
 
-def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
+def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path, caplog):
     from jobs import score_fleet
     from jobs.backblaze_demo import run_backblaze
 
@@ -47,7 +48,8 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
     out = tmp_path / "run"
     # The stack's policy in force: the fleet is scored by every model, each calibrated, and their mean.
     config = load_config(env="ci", overrides=["backblaze.train.epochs=1", "alerting.model=stack"])
-    metrics = run_backblaze(spark, str(data), str(out), config)
+    with caplog.at_level(logging.INFO, logger="pipelines.models.fit"):
+        metrics = run_backblaze(spark, str(data), str(out), config)
 
     # Every record of the real files is accounted for.
     ingest = metrics["counts"]["ingest"]
@@ -116,6 +118,7 @@ def test_backblaze_chain_alerts_scores_and_reports(spark, tmp_path):
 
     training = json.loads((out / "training.json").read_text())
     assert [m["seed"] for m in training["members"]] == [0, 100]
+    assert sum("cached as Samples" in r.getMessage() for r in caplog.records) == 1  # one cache for both members
     test_windows = sources.read_windows(spark, str(out / "windows"), "test").limit(200)
 
     def scores(model_path) -> dict:
