@@ -45,6 +45,7 @@ FAR_TARGETS = (0.001, 0.005, 0.01, 0.02, 0.05)
 WEIGHT, REPLICATE, MODEL = "weight", "replicate", "model"
 INTERVAL = (0.05, 0.95)  # the validation estimate's bootstrap interval
 BOOTSTRAP_SEED = 0
+BOOTSTRAP_TAIL = 5.0  # the replicates' thresholds are sought above the point threshold for this many times the target
 # P(N <= k) for N ~ Poisson(1), k = 0..7: a device's count in a bootstrap replicate (P(N > 7) < 1e-5).
 _POISSON_CDF = tuple(sum(math.exp(-1) / math.factorial(j) for j in range(k + 1)) for k in range(8))
 
@@ -176,12 +177,21 @@ _ALL = "_all"  # a constant grouping column: the whole frame as one group
 
 
 def _grouped_thresholds(
-    days: DataFrame, targets: Sequence[float], *, by: Sequence[str], prob_col: str = "probability"
+    days: DataFrame,
+    targets: Sequence[float],
+    *,
+    by: Sequence[str],
+    prob_col: str = "probability",
+    exact_col: str | None = None,
 ) -> dict[tuple, tuple[list[float], float]]:
     """Per group of the `by` columns: the thresholds for `targets` on `days`' negatives counted `weight` times each,
-    and that group's weighted number of negatives. One Spark job; one row per group reaches the driver."""
+    and that group's weighted number of negatives. `exact_col`: the highest probability of the row when `prob_col`
+    holds a value below it (several days as one row), so that a threshold above every negative is above that. One
+    Spark job; one row per group reaches the driver."""
+    negative = F.col("label") == 0
     grouped = days.groupBy(*by, F.col(prob_col).cast("double").alias("t")).agg(
-        F.sum(F.when(F.col("label") == 0, F.col(WEIGHT)).otherwise(0)).cast("long").alias("neg")
+        F.sum(F.when(negative, F.col(WEIGHT)).otherwise(0)).cast("long").alias("neg"),
+        F.max(F.when(negative, F.col(exact_col or prob_col))).cast("double").alias("top"),
     )
     # Thresholds from high to low only add false alarms: the valid ones are a prefix, its end is the answer.
     above = Window.partitionBy(*by).orderBy(F.col("t").desc()).rowsBetween(Window.unboundedPreceding, 0)
@@ -195,7 +205,7 @@ def _grouped_thresholds(
                 F.min(F.when(F.col("fp") <= F.lit(float(target)) * F.col("n_neg"), F.col("t"))).alias(f"ok{i}")
                 for i, target in enumerate(targets)
             ],
-            F.max(F.when(F.col("neg") > 0, F.col("t"))).alias("max_negative"),
+            F.max(F.when(F.col("neg") > 0, F.col("top"))).alias("max_negative"),
             F.max("n_neg").alias("n_neg"),
         )
         .collect()
@@ -304,14 +314,27 @@ def fit_policies(
     probability = calibrated_column(calibrators, score_col=score_col, model_col=MODEL)
     days = device_days(val_predictions.withColumn("probability", probability), by=[MODEL]).cache()
     targets = [config.target_false_alarm_rate, config.review_false_alarm_rate]
-    replicated = None
+    bootstrap = config.threshold_confidence > 0
     try:
         weighted = days.withColumn(WEIGHT, F.lit(1))
-        point = {key[0]: t for key, (t, _) in _grouped_thresholds(weighted, targets, by=[MODEL]).items()}
+        tail = min(BOOTSTRAP_TAIL * max(targets), 1.0)
+        found_point = _grouped_thresholds(weighted, [*targets, tail], by=[MODEL])
+        point = {key[0]: t[:2] for key, (t, _) in found_point.items()}
         chosen = dict(point)
-        if config.threshold_confidence > 0:
-            replicated = bootstrap_replicates(days, config.bootstrap_replicates).cache()
-            per_replicate = _grouped_thresholds(replicated, targets, by=[MODEL, REPLICATE])
+        if bootstrap:
+            # A replicate's thresholds lie in the tail of its model's probabilities (a replicate whose false alarms
+            # would be BOOTSTRAP_TAIL times fewer there than in the sample does not occur): the tail's device-days
+            # stay as they are, the rest of a device's days are one row of their count, each weighted by the draw.
+            cutoff = by_model({key[0]: t[2] for key, (t, _) in found_point.items()})
+            in_tail = F.when(F.col("probability") >= cutoff, F.col("probability")).otherwise(F.lit(-1.0))
+            rows = days.groupBy(MODEL, "device_id", "label", in_tail.alias("t")).agg(
+                F.count(F.lit(1)).alias("days"), F.max("probability").alias("top")
+            )
+            replicated = bootstrap_replicates(rows, config.bootstrap_replicates)
+            replicated = replicated.withColumn(WEIGHT, F.col(WEIGHT) * F.col("days"))
+            per_replicate = _grouped_thresholds(
+                replicated, targets, by=[MODEL, REPLICATE], prob_col="t", exact_col="top"
+            )
             for name in calibrators:
                 found = [t for (model, _), (t, n_neg) in per_replicate.items() if model == name and n_neg]
                 if found:
@@ -325,18 +348,18 @@ def fit_policies(
         }
         review = {name: min(chosen[name][1], alert[name]) for name in calibrators}
         rates = _grouped_rates(days, [by_model(alert), by_model(review)], by=[MODEL])
-        intervals = replicate_false_alarm_rates(replicated, alert) if replicated is not None else {}
+        intervals = {}
+        if bootstrap:
+            intervals = replicate_false_alarm_rates(bootstrap_replicates(days, config.bootstrap_replicates), alert)
     finally:
         days.unpersist()
-        if replicated is not None:
-            replicated.unpersist()
     policies = {}
     for name, calibrator in calibrators.items():
         validation, at_review = rates[(name,)]
         validation["review_false_alarm_rate_per_device_day"] = at_review["false_alarm_rate_per_device_day"]
         validation["point_threshold"] = point[name][0]
         validation["threshold_confidence"] = config.threshold_confidence
-        if replicated is not None:
+        if bootstrap:
             validation["bootstrap_replicates"] = config.bootstrap_replicates
             validation["false_alarm_rate_interval"] = _interval(intervals.get(name, []))
         policies[name] = AlertPolicy(
