@@ -325,8 +325,8 @@ def fit_policies(
             # A replicate's thresholds lie in the tail of its model's probabilities (a replicate whose false alarms
             # would be BOOTSTRAP_TAIL times fewer there than in the sample does not occur): the tail's device-days
             # stay as they are, the rest of a device's days are one row of their count, each weighted by the draw.
-            cutoff = by_model({key[0]: t[2] for key, (t, _) in found_point.items()})
-            in_tail = F.when(F.col("probability") >= cutoff, F.col("probability")).otherwise(F.lit(-1.0))
+            cutoffs = {key[0]: t[2] for key, (t, _) in found_point.items()}
+            in_tail = F.when(F.col("probability") >= by_model(cutoffs), F.col("probability")).otherwise(F.lit(-1.0))
             rows = days.groupBy(MODEL, "device_id", "label", in_tail.alias("t")).agg(
                 F.count(F.lit(1)).alias("days"), F.max("probability").alias("top")
             )
@@ -349,8 +349,12 @@ def fit_policies(
         review = {name: min(chosen[name][1], alert[name]) for name in calibrators}
         rates = _grouped_rates(days, [by_model(alert), by_model(review)], by=[MODEL])
         intervals = {}
-        if bootstrap:
-            intervals = replicate_false_alarm_rates(bootstrap_replicates(days, config.bootstrap_replicates), alert)
+        if bootstrap:  # from the tail's rows when no alert threshold is below it
+            if all(alert[name] >= cutoffs[name] for name in alert):
+                source = replicated.withColumn("probability", F.col("t"))
+            else:
+                source = bootstrap_replicates(days, config.bootstrap_replicates)
+            intervals = replicate_false_alarm_rates(source, alert)
     finally:
         days.unpersist()
     policies = {}

@@ -137,6 +137,34 @@ def test_a_conservative_threshold_keeps_the_false_alarm_target_on_unseen_devices
         fit_policy(val, defaults(AlertingConfig, threshold_confidence=1.0))
 
 
+def test_bootstrap_in_the_tail_equals_every_device_day_replicated(spark):
+    """The replicates' thresholds and interval, sought in the tail of the probabilities, equal those of the whole
+    validation split replicated day by day; for a false-alarm target and for a cost ratio below the tail."""
+    scores = heterogeneous_devices(np.random.default_rng(7), 60)
+    rows = [(f"d{d}", T0 + timedelta(days=k), 0, float(s)) for d in range(60) for k, s in enumerate(scores[d])]
+    rows += [(f"f{d}", T0, 1, 0.9) for d in range(3)]
+    val = spark.createDataFrame(rows, "device_id string, window_end timestamp, label int, score double")
+    days = device_days(val.withColumn("probability", F.col("score"))).withColumn(alerting.MODEL, F.lit(""))
+    replicated = alerting.bootstrap_replicates(days, 200)
+    for config in (
+        defaults(AlertingConfig, calibration="none", target_false_alarm_rate=0.02),
+        defaults(AlertingConfig, calibration="none", policy="cost", cost_ratio=99.0),  # alerts at p >= 0.01
+    ):
+        policy = fit_policy(val, config)
+        targets = [config.target_false_alarm_rate, config.review_false_alarm_rate]
+        found = alerting._grouped_thresholds(replicated, targets, by=[alerting.MODEL, alerting.REPLICATE])
+        review = float(np.quantile([t[1] for t, n in found.values() if n], 0.9, method="higher"))
+        assert policy.review_threshold == min(review, policy.alert_threshold)
+        if config.policy == "false_alarm_rate":
+            assert policy.alert_threshold == float(
+                np.quantile([t[0] for t, n in found.values() if n], 0.9, method="higher")
+            )
+        rates = alerting.replicate_false_alarm_rates(replicated, {"": policy.alert_threshold})[""]
+        assert policy.validation["false_alarm_rate_interval"] == pytest.approx(
+            list(np.quantile(rates, alerting.INTERVAL))
+        )
+
+
 def test_policies_fitted_together_equal_each_models_own(spark):
     """Every model's policy and operating point come from the same Spark jobs; grouping must not mix them up."""
     config = defaults(AlertingConfig, calibration="platt", target_false_alarm_rate=0.02, bootstrap_replicates=20)
