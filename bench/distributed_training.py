@@ -2,6 +2,7 @@
 
     make bench-deps        # torch, once (requirements-bench.txt)
     .venv/bin/python -m bench.distributed_training [--train 6144] [--target-loss 0.35] [--max-epochs 12]
+        [--conf spark.executor.extraJavaOptions=...]   # a setting for both peers' applications, e.g. a JIT trial
 
 On the loopback standalone cluster of `infra/cluster.sh` (two workers of one core each; started here and
 stopped afterwards when it is not already running), the same LSTM (`--length` x `--features` windows,
@@ -226,6 +227,7 @@ def cluster_conf(args) -> dict[str, str]:
         "spark.ui.enabled": "false",
         # The executors import this checkout's `pipelines` and `bench` (the cluster's workers start them).
         "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
+        **dict(setting.split("=", 1) for setting in args.conf),
     }
 
 
@@ -251,8 +253,9 @@ def cluster_running() -> bool:
     return subprocess.run([CLUSTER, "status"], capture_output=True).returncode == 0
 
 
-def run_worker(kind: str, executors: int, args) -> dict:
-    command = [
+def worker_command(kind: str, executors: int, args) -> list[str]:
+    """The command line of one peer's application: the shared settings and every --conf."""
+    return [
         sys.executable,
         "-m",
         "bench.distributed_training",
@@ -265,7 +268,12 @@ def run_worker(kind: str, executors: int, args) -> dict:
             for k, v in vars(args).items()
             if k in (*SHARED_SETTINGS, "master", "lstm", "engine", "bigdl_batch_size", "lr_scaling")
         ),
+        *(f"--conf={setting}" for setting in args.conf),
     ]
+
+
+def run_worker(kind: str, executors: int, args) -> dict:
+    command = worker_command(kind, executors, args)
     log = f"/tmp/bench-dist-{kind}-{executors}.log"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     with open(log, "w") as err:
@@ -368,6 +376,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--executors-list", nargs="+", type=int, default=[1, 2])
     parser.add_argument(
         "--data", default=None, help="where the windows are written (default /tmp/bench-dist-windows-SEED)"
+    )
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for both peers' applications (Java options are added to the project's own)",
     )
     parser.add_argument("--json", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)

@@ -204,6 +204,8 @@ def test_seeds_run_once_each_on_one_ingest_and_report_mean_and_spread(spark, tmp
     argv = ["--env", "ci", "--set", "backblaze.train.epochs=1", "--set", "backblaze.train.members=1"]
     argv += ["--set", "evaluate.peers=[gbt_window]"]
     argv += ["--set", "alerting.model=gbt_window"]  # a Spark ML model's policy in force, scoring the fleet
+    # The stack and the bootstrap's full size are the chain test's; here only their cost would be.
+    argv += ["--set", "alerting.stack=false", "--set", "alerting.bootstrap_replicates=20"]
     code = run(
         backblaze_demo.main, backblaze_demo.parser, [*argv, "--input", str(data), "--out", str(out), "--seeds", "2"]
     )
