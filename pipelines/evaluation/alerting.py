@@ -317,8 +317,8 @@ def fit_policies(
     bootstrap = config.threshold_confidence > 0
     try:
         weighted = days.withColumn(WEIGHT, F.lit(1))
-        tail = min(BOOTSTRAP_TAIL * max(targets), 1.0)
-        found_point = _grouped_thresholds(weighted, [*targets, tail], by=[MODEL])
+        tail = [min(BOOTSTRAP_TAIL * max(targets), 1.0)] if bootstrap else []
+        found_point = _grouped_thresholds(weighted, [*targets, *tail], by=[MODEL])
         point = {key[0]: t[:2] for key, (t, _) in found_point.items()}
         chosen = dict(point)
         if bootstrap:
@@ -436,10 +436,12 @@ def evaluate_policy(
     applied = policy.apply(test_predictions, score_col=score_col).cache()
     try:
         days = device_days(applied).cache()
-        points_at = thresholds_for_false_alarm_rates(days, targets)
-        thresholds = [policy.alert_threshold, policy.review_threshold, *points_at]
-        rates = false_alarm_rates(days, thresholds)
-        days.unpersist()
+        try:
+            points_at = thresholds_for_false_alarm_rates(days, targets)
+            thresholds = [policy.alert_threshold, policy.review_threshold, *points_at]
+            rates = false_alarm_rates(days, thresholds)
+        finally:
+            days.unpersist()
         alerted = F.col("probability") >= policy.alert_threshold
         curves, profiles, extra = reliability_profiles(
             applied, [score_col, "probability"], bins=bins, extra={"alert": alerted.cast("int")}

@@ -286,7 +286,7 @@ def reliability_profiles(
         position = (F.log10(F.greatest(p, F.lit(low))) - F.lit(math.log10(low))) / F.lit(width)
         binnings[f"log:{col}"] = (p, F.least(F.floor(position), F.lit(log_bins - 1)))
     for name, column in (extra or {}).items():
-        binnings[f"extra:{name}"] = (F.col(prob_cols[0]).cast("double"), column)
+        binnings[f"extra:{name}"] = (F.lit(None).cast("double"), column)  # counts only
     entries = F.array(
         *[F.struct(F.lit(k).alias("k"), b.cast("int").alias("bin"), p.alias("p")) for k, (p, b) in binnings.items()]
     )

@@ -94,6 +94,16 @@ def test_policy_from_a_false_alarm_target_or_a_cost_ratio(spark):
     assert cost.alert_threshold == pytest.approx(0.1) and cost.cost_ratio == 9.0
     bands = {r["band"] for r in policy.apply(val).select("band").distinct().collect()}
     assert bands == {"alert", "uncertain", "ok"}
+    block, leads = alerting.evaluate_policy(policy, val, failures=None)
+    counts = policy.apply(val).groupBy("label", (F.col("probability") >= policy.alert_threshold).alias("a")).count()
+    cells = {(r["label"], r["a"]): r["count"] for r in counts.collect()}
+    assert block["confusion_matrix"] == {
+        "tn": cells.get((0, False), 0),
+        "fp": cells.get((0, True), 0),
+        "fn": cells.get((1, False), 0),
+        "tp": cells.get((1, True), 0),
+    }
+    assert block["recall"] is None and leads == []  # no failures given: no lead times
     with pytest.raises(ValueError, match="alerting.policy"):
         fit_policy(val, defaults(AlertingConfig, policy="gut_feeling"))
 
