@@ -78,7 +78,8 @@ def test_dag_file_imports_cleanly_with_the_chain_in_order(airflow):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A tiny generated fleet and a conf/ copy whose `tiny` overlay trains one small epoch."""
+    """A tiny generated fleet and a conf/ copy whose `tiny` overlay trains one small epoch and evaluates it beside
+    the last-reading baseline only (the Spark ML peers and the stack are other tests')."""
     root = tmp_path_factory.mktemp("airflow-data")
     generated = subprocess.run(
         [
@@ -101,7 +102,9 @@ def tiny(tmp_path_factory):
     assert generated.returncode == 0, generated.stderr[-3000:]
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf")
     shutil.copytree(PROJECT_ROOT / "conf" / "ci", root / "conf" / "tiny")
-    (root / "conf" / "tiny" / "zz-tiny.yml").write_text("train:\n  epochs: 1\n  hidden_size: 8\n")
+    (root / "conf" / "tiny" / "zz-tiny.yml").write_text(
+        "train:\n  epochs: 1\n  hidden_size: 8\nevaluate:\n  peers: []\nalerting:\n  stack: false\n"
+    )
     return root
 
 
