@@ -22,6 +22,7 @@ from pipelines.telemetry.generate import generate_fleet
 from pipelines.telemetry.ingest import ingest
 from pipelines.telemetry.schema import WindowSpec
 from pipelines.telemetry.windows import build_window_dataset
+from tests.fixtures.settings import BASELINE_ONLY
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -36,12 +37,7 @@ SETTINGS = [
     "train.epochs=4",
     "--set",
     "train.seed=5",
-    # Evaluated beside the last-reading baseline only: the Spark ML peers and the stack cost a minute or more of
-    # each evaluation, and what is tested here is the LSTM's training on two executors.
-    "--set",
-    "evaluate.peers=[]",
-    "--set",
-    "alerting.stack=false",
+    *BASELINE_ONLY,
 ]
 BIN = os.path.dirname(sys.executable)
 

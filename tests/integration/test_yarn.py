@@ -26,6 +26,7 @@ from pipelines.context import bigdl_jars
 from pipelines.io import fs
 from pipelines.models.train import latest_checkpoint
 from pipelines.telemetry.generate import generate_fleet
+from tests.fixtures.settings import BASELINE_ONLY
 
 HDFS = "hdfs://127.0.0.1:19000"
 APP = f"{HDFS}/apps/telemetry"  # job.properties' appPath
@@ -33,9 +34,8 @@ SPARK_ARCHIVE = f"{HDFS}/apps/spark/spark-jars.zip"
 DIST = PROJECT_ROOT / "dist"
 BIN = os.path.dirname(sys.executable)
 SETTINGS = ["--env", "ci", "--set", "generate.devices=80", "--set", "train.hidden_size=16", "--set", "train.seed=5"]
-# Trained long enough (about 2 s an epoch here) that a kill lands while training runs; evaluated beside the
-# last-reading baseline only (the Spark ML peers and the stack cost a minute or two of each evaluation).
-SETTINGS += ["--set", "train.epochs=12", "--set", "evaluate.peers=[]", "--set", "alerting.stack=false"]
+# Trained long enough (about 2 s an epoch here) that a kill lands while training runs.
+SETTINGS += ["--set", "train.epochs=12", *BASELINE_ONLY]
 
 
 def jars() -> list[str]:
